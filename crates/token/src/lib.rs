@@ -1,0 +1,18 @@
+//! The registry token protocol core: scope grammar, access sets, claims, signing keys, key IDs,
+//! JWKS and token minting.
+//!
+//! This crate is pure: it knows nothing of HTTP, databases or async runtimes. Time, token IDs and
+//! key material are passed in, so every function here is deterministic apart from the ECDSA
+//! signature itself.
+
+mod access;
+mod keygen;
+mod keys;
+mod mint;
+mod scope;
+
+pub use access::{Action, ActionSet};
+pub use keygen::{GeneratedKey, generate};
+pub use keys::{KeyError, KeyId, KeyInput, SigningAlgorithm, SigningKey};
+pub use mint::{AccessEntry, Claims, IssuedToken, MintError, Minter, TokenId, TokenRequest};
+pub use scope::{ResourceName, ResourceType, Scope, ScopeError, parse_scopes};
