@@ -1,0 +1,335 @@
+//! The static ACL: ordered rules, the first whose match fields all match decides.
+
+use async_trait::async_trait;
+use cardgate_authz::{Authorizer, Decision, Identity, PluginError};
+use cardgate_token::{Action, ActionSet, Scope};
+use globset::{GlobBuilder, GlobMatcher};
+use serde::Deserialize;
+
+use crate::ConfigError;
+
+const NAME: &str = "static";
+const ACCOUNT_PLACEHOLDER: &str = "${account}";
+
+/// `[authz.static]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AclConfig {
+    #[serde(default)]
+    pub acl: Vec<RuleConfig>,
+}
+
+/// One `[[authz.static.acl]]` rule. Absent match fields match anything.
+///
+/// Globs: `*` matches within one path component, `**` across components, `?` one character,
+/// `{a,b}` alternatives. `name` may contain `${account}`, replaced by the requesting account.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Glob on the account. `""` matches only the anonymous identity; `"?*"` any named account.
+    #[serde(default)]
+    pub account: Option<String>,
+    /// Glob on the scope type (`repository`, `registry`...).
+    #[serde(default, rename = "type")]
+    pub resource_type: Option<String>,
+    /// Glob on the resource name, with `${account}` placeholders.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What the rule allows: `pull`, `push`, `delete`, `*`. Empty: explicitly nothing.
+    pub actions: Vec<String>,
+    /// Free text, for people reading the configuration.
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+#[derive(Debug)]
+enum Pattern {
+    Any,
+    Glob(GlobMatcher),
+    /// Contains `${account}`: compiled per request with the account escaped.
+    Template(String),
+}
+
+fn glob(pattern: &str) -> Result<GlobMatcher, globset::Error> {
+    Ok(GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()?
+        .compile_matcher())
+}
+
+impl Pattern {
+    fn new(pattern: Option<&str>, allow_placeholder: bool) -> Result<Self, String> {
+        match pattern {
+            None => Ok(Pattern::Any),
+            Some(p) if allow_placeholder && p.contains(ACCOUNT_PLACEHOLDER) => {
+                // Check that the template is a valid glob for some account.
+                glob(&p.replace(ACCOUNT_PLACEHOLDER, "x")).map_err(|e| e.to_string())?;
+                Ok(Pattern::Template(p.to_owned()))
+            }
+            Some(p) => glob(p).map(Pattern::Glob).map_err(|e| e.to_string()),
+        }
+    }
+
+    fn matches(&self, value: &str, account: &str) -> bool {
+        match self {
+            Pattern::Any => true,
+            Pattern::Glob(g) => g.is_match(value),
+            Pattern::Template(t) => {
+                // An anonymous request has no account to put in its place.
+                !account.is_empty()
+                    && glob(&t.replace(ACCOUNT_PLACEHOLDER, &globset::escape(account)))
+                        .is_ok_and(|g| g.is_match(value))
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+enum AccountPattern {
+    Any,
+    Anonymous,
+    Glob(GlobMatcher),
+}
+
+#[derive(Debug)]
+struct Rule {
+    account: AccountPattern,
+    resource_type: Pattern,
+    name: Pattern,
+    actions: ActionSet,
+}
+
+/// Ordered first-match ACL.
+#[derive(Debug)]
+pub struct StaticAcl {
+    rules: Vec<Rule>,
+}
+
+impl StaticAcl {
+    pub fn new(config: &AclConfig) -> Result<Self, ConfigError> {
+        let rules = config
+            .acl
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| {
+                let bad = |what: &str, why: String| {
+                    ConfigError(format!("authz.static.acl rule {}: {what}: {why}", i + 1))
+                };
+                let account = match rule.account.as_deref() {
+                    None => AccountPattern::Any,
+                    Some("") => AccountPattern::Anonymous,
+                    Some(p) => {
+                        AccountPattern::Glob(glob(p).map_err(|e| bad("account", e.to_string()))?)
+                    }
+                };
+                let actions = rule
+                    .actions
+                    .iter()
+                    .map(|a| {
+                        a.parse::<Action>()
+                            .map_err(|e| bad("actions", e.to_string()))
+                    })
+                    .collect::<Result<ActionSet, _>>()?;
+                Ok(Rule {
+                    account,
+                    resource_type: Pattern::new(rule.resource_type.as_deref(), false)
+                        .map_err(|e| bad("type", e))?,
+                    name: Pattern::new(rule.name.as_deref(), true).map_err(|e| bad("name", e))?,
+                    actions,
+                })
+            })
+            .collect::<Result<_, ConfigError>>()?;
+        Ok(StaticAcl { rules })
+    }
+}
+
+impl Rule {
+    fn matches(&self, identity: &Identity, scope: &Scope) -> bool {
+        let account = identity.account.as_str();
+        let account_matches = match &self.account {
+            AccountPattern::Any => true,
+            AccountPattern::Anonymous => identity.is_anonymous(),
+            AccountPattern::Glob(g) => !identity.is_anonymous() && g.is_match(account),
+        };
+        account_matches
+            && self
+                .resource_type
+                .matches(scope.resource_type.as_str(), account)
+            && self.name.matches(scope.name.as_str(), account)
+    }
+}
+
+#[async_trait]
+impl Authorizer for StaticAcl {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn authorize(&self, identity: &Identity, scope: &Scope) -> Result<Decision, PluginError> {
+        Ok(self
+            .rules
+            .iter()
+            .find(|rule| rule.matches(identity, scope))
+            .map_or(Decision::NoMatch, |rule| Decision::Allowed(rule.actions)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ACL: &str = r#"
+        [[acl]]
+        account = "admin"
+        actions = ["*"]
+        comment = "admin may do anything"
+
+        [[acl]]
+        account = "mallory"
+        actions = []
+        comment = "explicitly nothing"
+
+        [[acl]]
+        account = "?*"
+        type = "repository"
+        name = "${account}/**"
+        actions = ["pull", "push", "delete"]
+
+        [[acl]]
+        account = "ci-*"
+        type = "repository"
+        name = "acme/*"
+        actions = ["pull", "push"]
+
+        [[acl]]
+        type = "repository"
+        name = "public/*"
+        actions = ["pull"]
+
+        [[acl]]
+        account = ""
+        type = "repository"
+        name = "anon-only/*"
+        actions = ["pull"]
+
+        [[acl]]
+        account = "?*"
+        type = "registry"
+        name = "catalog"
+        actions = ["*"]
+    "#;
+
+    fn acl() -> StaticAcl {
+        StaticAcl::new(&toml::from_str::<AclConfig>(ACL).unwrap()).unwrap()
+    }
+
+    fn who(account: &str) -> Identity {
+        Identity {
+            account: account.into(),
+            authenticator: "static",
+        }
+    }
+
+    #[tokio::test]
+    async fn rules_decide_first_match_wins() {
+        let acl = acl();
+        let pull = ActionSet::of(&[Action::Pull]);
+        let pull_push = ActionSet::of(&[Action::Pull, Action::Push]);
+        let all = ActionSet::of(&[Action::All]);
+        let own = ActionSet::of(&[Action::Pull, Action::Push, Action::Delete]);
+        // (account, scope, expected decision)
+        let table: &[(&str, &str, Decision)] = &[
+            (
+                "admin",
+                "repository:anything/at/all:push",
+                Decision::Allowed(all),
+            ),
+            ("admin", "registry:catalog:*", Decision::Allowed(all)),
+            (
+                "mallory",
+                "repository:public/web:pull",
+                Decision::Allowed(ActionSet::EMPTY),
+            ),
+            ("alice", "repository:alice/web:push", Decision::Allowed(own)),
+            (
+                "alice",
+                "repository:alice/team/web:push",
+                Decision::Allowed(own),
+            ),
+            ("alice", "repository:bob/web:pull", Decision::NoMatch),
+            (
+                "ci-build",
+                "repository:acme/web:push",
+                Decision::Allowed(pull_push),
+            ),
+            (
+                "ci-build",
+                "repository:acme/team/web:push",
+                Decision::NoMatch,
+            ),
+            (
+                "alice",
+                "repository:public/web:push",
+                Decision::Allowed(pull),
+            ),
+            ("", "repository:public/web:pull", Decision::Allowed(pull)),
+            ("", "repository:anon-only/x:pull", Decision::Allowed(pull)),
+            ("alice", "repository:anon-only/x:pull", Decision::NoMatch),
+            ("", "registry:catalog:*", Decision::NoMatch),
+            ("alice", "registry:catalog:*", Decision::Allowed(all)),
+        ];
+        for (account, scope, expected) in table {
+            let parsed: Scope = scope.parse().unwrap();
+            let got = acl.authorize(&who(account), &parsed).await.unwrap();
+            assert_eq!(got, *expected, "{account:?} asking {scope}");
+        }
+    }
+
+    #[tokio::test]
+    async fn glob_characters_in_an_account_are_literal_in_placeholders() {
+        let acl = acl();
+        // An account named `a*` must not reach `ab/...` through `${account}/**`.
+        let scope: Scope = "repository:ab/web:pull".parse().unwrap();
+        assert_eq!(
+            acl.authorize(&who("a*"), &scope).await.unwrap(),
+            Decision::NoMatch
+        );
+    }
+
+    #[tokio::test]
+    async fn account_placeholders_never_match_anonymous_requests() {
+        let config: AclConfig =
+            toml::from_str("[[acl]]\nname = \"${account}*\"\nactions = [\"pull\"]").unwrap();
+        let acl = StaticAcl::new(&config).unwrap();
+        let scope: Scope = "repository:web:pull".parse().unwrap();
+        assert_eq!(
+            acl.authorize(&who(""), &scope).await.unwrap(),
+            Decision::NoMatch
+        );
+        assert_eq!(
+            acl.authorize(&who("web"), &scope).await.unwrap(),
+            Decision::Allowed(ActionSet::of(&[Action::Pull]))
+        );
+    }
+
+    #[test]
+    fn invalid_rules_are_refused_with_their_position() {
+        for (text, expected) in [
+            ("[[acl]]\nactions = [\"fly\"]", "rule 1: actions"),
+            (
+                "[[acl]]\nactions = []\n[[acl]]\nname = \"a[\"\nactions = []",
+                "rule 2: name",
+            ),
+            ("[[acl]]\naccount = \"{\"\nactions = []", "rule 1: account"),
+        ] {
+            let config: AclConfig = toml::from_str(text).unwrap();
+            let err = StaticAcl::new(&config).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err} should mention {expected}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        assert!(toml::from_str::<AclConfig>("[[acl]]\nacount = \"x\"\nactions = []").is_err());
+    }
+}

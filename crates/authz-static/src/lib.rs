@@ -1,0 +1,16 @@
+//! Static plugins configured from the configuration file, in the spirit of docker_auth's static
+//! users and ACL: [`StaticUsers`] authenticates accounts with argon2id (or, for imported
+//! htpasswd files, bcrypt) hashes; [`StaticAcl`] decides scopes with ordered first-match rules.
+//!
+//! Depends on the plugin seam and the token core only; knows nothing of HTTP or databases.
+
+mod acl;
+mod users;
+
+pub use acl::{AclConfig, RuleConfig, StaticAcl};
+pub use users::{StaticUsers, UserConfig, UsersConfig, hash_password};
+
+/// A static plugin's configuration is invalid. The message names the entry at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
