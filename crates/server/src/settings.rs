@@ -1,0 +1,476 @@
+//! Settings: `config/default.toml` → `config/<profile>.toml` → the seed's `REGISTRY_*`
+//! variables → `CARDGATE__SECTION__KEY` variables, each layer overriding the ones before.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use cardgate_authz::{Authenticator, AuthnChain, Authorizer, AuthzChain};
+use cardgate_authz_static::{AclConfig, StaticAcl, StaticUsers, UsersConfig};
+use cardgate_token::{KeyError, KeyInput, Minter, SigningAlgorithm, SigningKey};
+use config::{Config, Environment, File, FileFormat, Map, Source, Value};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// The defaults, compiled in so that the binary runs from any directory.
+const DEFAULTS: &str = include_str!("../../../config/default.toml");
+
+/// The seed document's variables and the settings they set.
+pub const SEED_VARIABLES: [(&str, &str); 7] = [
+    ("REGISTRY_HOST", "token.service"),
+    ("REGISTRY_TOKEN_AUTH_CERT_ISSUER", "token.issuer"),
+    ("REGISTRY_TOKEN_AUTH_JWT_ALGO", "token.algorithm"),
+    ("REGISTRY_TOKEN_AUTH_REALM", "server.realm"),
+    ("REGISTRY_TOKEN_AUTH_CERT", "token.certificate"),
+    ("REGISTRY_TOKEN_AUTH_CERT_KEY", "token.key"),
+    ("REGISTRY_TOKEN_AUTH_CERT_KID", "token.kid"),
+];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub token: TokenSettings,
+    pub authn: AuthnSettings,
+    pub authz: AuthzSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// `host:port` to listen on.
+    pub listen: String,
+    /// The realm: a URL or a path. Its path is the token route.
+    pub realm: String,
+    /// HTTP worker threads; 0 = one per core.
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSettings {
+    /// `iss` of every token; the registry's `auth.token.issuer`.
+    pub issuer: String,
+    /// The registry's `auth.token.service`: the only `service` accepted, and `aud`.
+    pub service: String,
+    /// `ES256` or `RS256`; when empty, taken from the key.
+    pub algorithm: String,
+    pub lifetime_seconds: u64,
+    /// The private key: PEM text, a file path, or base64 of the PEM.
+    pub key: Option<SecretString>,
+    /// The certificate the registry trusts (PEM text, path or base64), checked against the key.
+    pub certificate: Option<String>,
+    /// The libtrust key ID (or base64 of it), checked against the key.
+    pub kid: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthnSettings {
+    /// Authenticators, in the order they are asked.
+    pub chain: Vec<String>,
+    #[serde(rename = "static", default)]
+    pub static_users: Option<UsersConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthzSettings {
+    /// Authorizers, in the order they are asked.
+    pub chain: Vec<String>,
+    #[serde(rename = "static", default)]
+    pub static_acl: Option<AclConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// A tracing filter (`info`, `cardgate_server=debug,info`...); `RUST_LOG` wins when set.
+    pub filter: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+/// A setting is missing or wrong. The message names the setting (and its variables).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SettingsError(String);
+
+impl SettingsError {
+    fn new(message: impl Into<String>) -> Self {
+        SettingsError(message.into())
+    }
+
+    pub(crate) fn from_message(message: String) -> Self {
+        SettingsError(message)
+    }
+}
+
+/// Where settings come from.
+#[derive(Debug, Clone)]
+pub struct SettingsSource {
+    /// Folder holding `default.toml` and `<profile>.toml`.
+    pub config_dir: PathBuf,
+    /// `dev`, `test`, `staging`...; `None` for the defaults alone.
+    pub profile: Option<String>,
+    /// The environment (variables are read from here, not from the process).
+    pub env: HashMap<String, String>,
+}
+
+/// The seed's variables as a configuration layer.
+#[derive(Debug, Clone)]
+struct SeedVariables(HashMap<String, String>);
+
+impl Source for SeedVariables {
+    fn clone_into_box(&self) -> Box<dyn Source + Send + Sync> {
+        Box::new(self.clone())
+    }
+
+    fn collect(&self) -> Result<Map<String, Value>, config::ConfigError> {
+        let origin = "seed environment".to_owned();
+        Ok(SEED_VARIABLES
+            .iter()
+            .filter_map(|(var, key)| {
+                let value = self.0.get(*var)?.trim();
+                (!value.is_empty()).then(|| {
+                    (
+                        (*key).to_owned(),
+                        Value::new(Some(&origin), value.to_owned()),
+                    )
+                })
+            })
+            .collect())
+    }
+}
+
+/// The variables that can set `key`, for error messages.
+fn variables_for(key: &str) -> String {
+    let mut names: Vec<String> = SEED_VARIABLES
+        .iter()
+        .filter(|(_, k)| *k == key)
+        .map(|(v, _)| (*v).to_owned())
+        .collect();
+    names.push(format!(
+        "CARDGATE__{}",
+        key.replace('.', "__").to_uppercase()
+    ));
+    names.join(" or ")
+}
+
+fn setting(key: &str) -> String {
+    format!("`{key}` ({})", variables_for(key))
+}
+
+impl Settings {
+    pub fn load(source: &SettingsSource) -> Result<Self, SettingsError> {
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        let defaults_file = source.config_dir.join("default.toml");
+        if defaults_file.exists() {
+            builder = builder.add_source(File::from(defaults_file).format(FileFormat::Toml));
+        }
+        if let Some(profile) = &source.profile {
+            let path = source.config_dir.join(format!("{profile}.toml"));
+            if !path.exists() {
+                return Err(SettingsError::new(format!(
+                    "profile `{profile}`: {} does not exist",
+                    path.display()
+                )));
+            }
+            builder = builder.add_source(File::from(path).format(FileFormat::Toml));
+        }
+        let config = builder
+            .add_source(SeedVariables(source.env.clone()))
+            .add_source(
+                Environment::with_prefix("CARDGATE")
+                    .separator("__")
+                    .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("authn.chain")
+                    .with_list_parse_key("authz.chain")
+                    .source(Some(source.env.clone().into_iter().collect())),
+            )
+            .build()
+            .map_err(|e| SettingsError::new(format!("configuration: {e}")))?;
+        config
+            .try_deserialize()
+            .map_err(|e| SettingsError::new(format!("configuration: {e}")))
+    }
+
+    /// The route the token endpoint answers on: the realm's path.
+    pub fn realm_path(&self) -> Result<String, SettingsError> {
+        let realm = self.server.realm.trim();
+        let path = match realm.split_once("://") {
+            Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+            None => realm,
+        };
+        let path = path.split(['?', '#']).next().unwrap_or_default();
+        if !path.starts_with('/') || path.len() < 2 {
+            return Err(SettingsError::new(format!(
+                "{}: `{realm}` has no path to serve tokens on (e.g. http://auth.example.com/v1/registry)",
+                setting("server.realm")
+            )));
+        }
+        Ok(path.to_owned())
+    }
+
+    /// Loads and checks the signing key and builds the token minter.
+    pub fn minter(&self) -> Result<Minter, SettingsError> {
+        let token = &self.token;
+        let key = token
+            .key
+            .as_ref()
+            .ok_or_else(|| SettingsError::new(format!("{} is required", setting("token.key"))))?;
+        let key_pem = read_pem("token.key", key.expose_secret())?;
+        let certificate = token
+            .certificate
+            .as_deref()
+            .filter(|c| !c.trim().is_empty())
+            .map(|c| read_pem("token.certificate", c))
+            .transpose()?;
+        let kid = token
+            .kid
+            .as_deref()
+            .filter(|k| !k.trim().is_empty())
+            .map(decode_kid)
+            .transpose()?;
+        let algorithm = match token.algorithm.trim() {
+            "" => None,
+            a => Some(a.parse::<SigningAlgorithm>().map_err(key_error)?),
+        };
+        let signing_key =
+            SigningKey::from_pem(&key_pem, algorithm, certificate.as_deref(), kid.as_deref())
+                .map_err(key_error)?;
+        for (name, value) in [
+            ("token.issuer", &token.issuer),
+            ("token.service", &token.service),
+        ] {
+            if value.trim().is_empty() {
+                return Err(SettingsError::new(format!("{} is required", setting(name))));
+            }
+        }
+        Minter::new(
+            token.issuer.clone(),
+            signing_key,
+            Duration::from_secs(token.lifetime_seconds),
+        )
+        .map_err(|e| SettingsError::new(format!("{}: {e}", setting("token.lifetime_seconds"))))
+    }
+
+    /// Builds the authenticator chain in configured order.
+    pub fn authn_chain(&self) -> Result<AuthnChain, SettingsError> {
+        let mut chain: Vec<Arc<dyn Authenticator>> = Vec::new();
+        for name in &self.authn.chain {
+            match name.as_str() {
+                "static" => {
+                    let config = self.authn.static_users.as_ref().ok_or_else(|| {
+                        SettingsError::new(
+                            "`authn.chain` lists `static` but [authn.static] is missing",
+                        )
+                    })?;
+                    let users = StaticUsers::new(config)
+                        .map_err(|e| SettingsError::new(format!("authn.static: {e}")))?;
+                    chain.push(Arc::new(users));
+                }
+                other => {
+                    return Err(SettingsError::new(format!(
+                        "`authn.chain`: unknown authenticator `{other}` (known: static)"
+                    )));
+                }
+            }
+        }
+        Ok(AuthnChain::new(chain))
+    }
+
+    /// Builds the authorizer chain in configured order.
+    pub fn authz_chain(&self) -> Result<AuthzChain, SettingsError> {
+        let mut chain: Vec<Arc<dyn Authorizer>> = Vec::new();
+        for name in &self.authz.chain {
+            match name.as_str() {
+                "static" => {
+                    let config = self.authz.static_acl.as_ref().ok_or_else(|| {
+                        SettingsError::new(
+                            "`authz.chain` lists `static` but [authz.static] is missing",
+                        )
+                    })?;
+                    let acl =
+                        StaticAcl::new(config).map_err(|e| SettingsError::new(e.to_string()))?;
+                    chain.push(Arc::new(acl));
+                }
+                other => {
+                    return Err(SettingsError::new(format!(
+                        "`authz.chain`: unknown authorizer `{other}` (known: static)"
+                    )));
+                }
+            }
+        }
+        Ok(AuthzChain::new(chain))
+    }
+}
+
+fn key_error(e: KeyError) -> SettingsError {
+    let key = match e.input() {
+        KeyInput::Algorithm => "token.algorithm",
+        KeyInput::Key => "token.key",
+        KeyInput::Certificate => "token.certificate",
+        KeyInput::Kid => "token.kid",
+    };
+    SettingsError::new(format!("{}: {e}", setting(key)))
+}
+
+/// A PEM setting holds PEM text, a path to a PEM file, or base64 of the PEM (as in the seed's
+/// `.env`).
+fn read_pem(key: &str, value: &str) -> Result<String, SettingsError> {
+    let value = value.trim();
+    if value.starts_with("-----BEGIN") {
+        return Ok(value.to_owned());
+    }
+    let path = Path::new(value);
+    if !value.is_empty() && value.len() < 4096 && path.is_file() {
+        return std::fs::read_to_string(path).map_err(|e| {
+            SettingsError::new(format!(
+                "{}: cannot read {}: {e}",
+                setting(key),
+                path.display()
+            ))
+        });
+    }
+    let compact: String = value.split_whitespace().collect();
+    STANDARD
+        .decode(compact)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .filter(|text| text.trim_start().starts_with("-----BEGIN"))
+        .ok_or_else(|| {
+            SettingsError::new(format!(
+                "{}: neither PEM text, nor an existing file, nor base64 of a PEM block",
+                setting(key)
+            ))
+        })
+}
+
+/// The key ID is given as is or base64-encoded (as the seed's `REGISTRY_TOKEN_AUTH_CERT_KID`).
+fn decode_kid(value: &str) -> Result<String, SettingsError> {
+    let value = value.trim();
+    if value.contains(':') {
+        return Ok(value.to_owned());
+    }
+    STANDARD
+        .decode(value)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| s.contains(':'))
+        .ok_or_else(|| {
+            SettingsError::new(format!(
+                "{}: expected a libtrust key ID (ABCD:EFGH:...) or base64 of one",
+                setting("token.kid")
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(env: &[(&str, &str)]) -> SettingsSource {
+        SettingsSource {
+            config_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config")),
+            profile: None,
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn realm_urls_and_paths_give_the_route() {
+        let mut settings = Settings::load(&source(&[])).unwrap();
+        for (realm, path) in [
+            ("http://api.ly.fish.local/v1/registry", "/v1/registry"),
+            ("https://auth.example.com:8443/token?x=1", "/token"),
+            ("/v1/registry", "/v1/registry"),
+        ] {
+            settings.server.realm = realm.into();
+            assert_eq!(settings.realm_path().unwrap(), path);
+        }
+        settings.server.realm = "http://auth.example.com".into();
+        let err = settings.realm_path().unwrap_err().to_string();
+        assert!(err.contains("REGISTRY_TOKEN_AUTH_REALM"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_files_and_seed_variables() {
+        let settings = Settings::load(&source(&[
+            ("REGISTRY_HOST", "registry.seed"),
+            ("REGISTRY_TOKEN_AUTH_CERT_ISSUER", "issuer.seed"),
+            ("CARDGATE__TOKEN__ISSUER", "issuer.env"),
+            ("CARDGATE__TOKEN__LIFETIME_SECONDS", "600"),
+            ("CARDGATE__AUTHZ__CHAIN", "static"),
+        ]))
+        .unwrap();
+        assert_eq!(settings.token.service, "registry.seed");
+        assert_eq!(settings.token.issuer, "issuer.env");
+        assert_eq!(settings.token.lifetime_seconds, 600);
+        assert_eq!(settings.authz.chain, ["static"]);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = Settings::load(&source(&[("CARDGATE__TOKEN__ISUER", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("isuer"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_profile_is_named() {
+        let mut s = source(&[]);
+        s.profile = Some("nope".into());
+        let err = Settings::load(&s).unwrap_err().to_string();
+        assert!(err.contains("nope.toml"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_key_names_the_setting_and_its_variables() {
+        let settings = Settings::load(&source(&[])).unwrap();
+        let err = settings.minter().unwrap_err().to_string();
+        assert!(err.contains("token.key"), "{err}");
+        assert!(err.contains("REGISTRY_TOKEN_AUTH_CERT_KEY"), "{err}");
+    }
+
+    #[test]
+    fn the_key_is_not_in_debug_output() {
+        let settings = Settings::load(&source(&[(
+            "CARDGATE__TOKEN__KEY",
+            "-----BEGIN EC PRIVATE KEY-----\nc2VjcmV0\n-----END EC PRIVATE KEY-----",
+        )]))
+        .unwrap();
+        let debug = format!("{settings:?}");
+        assert!(!debug.contains("c2VjcmV0"), "{debug}");
+        assert!(debug.contains("REDACTED"), "{debug}");
+    }
+
+    #[test]
+    fn kids_are_taken_plain_or_base64() {
+        let kid = "PF3H:26FR:LYS3:TIYU:2JUI:A2HE:7ZXT:G3B5:HX74:5UEB:SNU2:B5JL";
+        assert_eq!(decode_kid(kid).unwrap(), kid);
+        assert_eq!(
+            decode_kid(
+                "UEYzSDoyNkZSOkxZUzM6VElZVToySlVJOkEySEU6N1pYVDpHM0I1OkhYNzQ6NVVFQjpTTlUyOkI1Skw="
+            )
+            .unwrap(),
+            kid
+        );
+        assert!(
+            decode_kid("garbage")
+                .unwrap_err()
+                .to_string()
+                .contains("REGISTRY_TOKEN_AUTH_CERT_KID")
+        );
+    }
+}

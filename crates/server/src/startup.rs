@@ -1,0 +1,117 @@
+//! Building and running the application.
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use cardgate_token::SigningKey;
+use serde_json::json;
+use tracing_actix_web::TracingLogger;
+
+use crate::routes::{self, AppState};
+use crate::settings::{Settings, SettingsError};
+
+/// Jellyfish's token path, always served besides the realm's.
+pub const JELLYFISH_REALM_PATH: &str = "/api/v2/registry";
+
+/// A bound, not yet running, server.
+pub struct Application {
+    port: u16,
+    realm_path: String,
+    server: Server,
+}
+
+/// Start-up failed; the message names the setting at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("cannot listen on `{address}` (`server.listen`): {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .field("realm_path", &self.realm_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Checks the settings, loads keys and plugins, and binds the listener.
+    pub fn build(settings: &Settings) -> Result<Self, StartupError> {
+        let realm_path = settings.realm_path()?;
+        let minter = settings.minter()?;
+        let jwks = serde_json::to_string(&SigningKey::jwks([minter.key()]))
+            .map_err(|e| SettingsError::from_message(format!("JWKS: {e}")))?;
+        let state = web::Data::new(AppState {
+            minter,
+            service: settings.token.service.clone(),
+            authn: settings.authn_chain()?,
+            authz: settings.authz_chain()?,
+            jwks,
+        });
+        let address = settings.server.listen.clone();
+        let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
+            address: address.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                address: address.clone(),
+                source,
+            })?
+            .port();
+        let route = realm_path.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(TracingLogger::default())
+                .app_data(state.clone())
+                .app_data(web::QueryConfig::default())
+                .route(&route, web::get().to(routes::token))
+                .route(JELLYFISH_REALM_PATH, web::get().to(routes::token))
+                .route("/.well-known/jwks.json", web::get().to(routes::jwks))
+                .route("/healthz", web::get().to(routes::healthz))
+                .route("/readyz", web::get().to(routes::readyz))
+                .default_service(web::to(|| async {
+                    HttpResponse::NotFound().json(json!({
+                        "error": "not_found",
+                        "error_description": "no such endpoint",
+                    }))
+                }))
+        })
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            address: address.clone(),
+            source,
+        })?;
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        Ok(Application {
+            port,
+            realm_path,
+            server: server.run(),
+        })
+    }
+
+    /// The port actually bound (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The path tokens are served on.
+    pub fn realm_path(&self) -> &str {
+        &self.realm_path
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
