@@ -1,6 +1,9 @@
 //! HTTP tests: the application on port 0 with `config/test.toml`, tokens decoded and verified
 //! against the certificate.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -152,8 +155,10 @@ fn entry(t: &str, n: &str, actions: &[&str]) -> (String, String, Vec<String>) {
     )
 }
 
-const ALICE: Option<(&str, &str)> = Some(("alice", "alice-test-password"));
-const BOB: Option<(&str, &str)> = Some(("bob", "bob-test-password"));
+type User = Option<(&'static str, &'static str)>;
+
+const ALICE: User = Some(("alice", "alice-test-password"));
+const BOB: User = Some(("bob", "bob-test-password"));
 
 async fn error_body(response: reqwest::Response, status: StatusCode) -> Value {
     assert_eq!(response.status(), status);
@@ -327,7 +332,7 @@ async fn wrong_passwords_and_unknown_users_get_401_never_a_token() {
 #[tokio::test]
 async fn malformed_requests_get_400_naming_the_problem() {
     let app = spawn_app().await;
-    let cases: [(&str, Option<(&str, &str)>, &str); 6] = [
+    let cases: [(&str, User, &str); 6] = [
         (
             "service=other.registry",
             ALICE,

@@ -1,0 +1,32 @@
+//! End-to-end: the real `cardgate` binary, the real `docker-registry` (distribution 2.8) and
+//! real `skopeo`, wired exactly as the seed document's `.env` says.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod keygen;
+mod registry;
+
+use std::path::{Path, PathBuf};
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+/// The seed document's `.env` block, parsed (`KEY=value` or `KEY="value"`).
+pub fn seed_env() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(workspace().join("config/seed.env")).unwrap();
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap();
+            (k.trim().to_owned(), v.trim().trim_matches('"').to_owned())
+        })
+        .collect()
+}
+
+/// The `cardgate` binary under test.
+pub fn cardgate() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_cardgate"))
+}

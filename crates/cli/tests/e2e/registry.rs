@@ -1,0 +1,470 @@
+//! `docker-registry` configured for token auth against `cardgate serve` started from the seed's
+//! `.env`, driven by `skopeo`.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tokio::process::{Child, Command};
+
+use crate::{cardgate, seed_env, workspace};
+
+const TOOLS: [(&str, &str); 2] = [
+    ("/usr/bin/docker-registry", "docker-registry"),
+    ("/usr/bin/skopeo", "skopeo"),
+];
+
+/// Installs the registry and skopeo from Debian's packages when missing and we are root;
+/// otherwise fails saying what to install.
+async fn ensure_tools() {
+    let missing: Vec<&str> = TOOLS
+        .iter()
+        .filter(|(binary, _)| !Path::new(binary).exists())
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let uid = Command::new("id").arg("-u").output().await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&uid.stdout).trim() == "0",
+        "the end-to-end test needs {missing:?}: install them with `sudo apt-get install -y {}`",
+        missing.join(" ")
+    );
+    let update = Command::new("apt-get")
+        .args(["update", "-qq"])
+        .status()
+        .await
+        .unwrap();
+    assert!(update.success(), "apt-get update failed");
+    let install = Command::new("apt-get")
+        .args(["install", "-y", "-qq"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .await
+        .unwrap();
+    assert!(install.success(), "apt-get install {missing:?} failed");
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Writes a one-layer OCI image layout under `dir`, tagged `tag`; returns the layer digest.
+fn write_oci_image(dir: &Path, tag: &str, content: &str) -> String {
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |data: &[u8]| -> (String, usize) {
+        let hex = sha256_hex(data);
+        std::fs::write(blobs.join(&hex), data).unwrap();
+        (format!("sha256:{hex}"), data.len())
+    };
+
+    let mut layer = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(content.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    header.set_cksum();
+    layer
+        .append_data(&mut header, "hello.txt", content.as_bytes())
+        .unwrap();
+    let layer = layer.into_inner().unwrap();
+    let (layer_digest, layer_size) = put(&layer);
+
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+    }))
+    .unwrap();
+    let (config_digest, config_size) = put(&config);
+
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_digest,
+            "size": config_size,
+        },
+        "layers": [{
+            "mediaType": "application/vnd.oci.image.layer.v1.tar",
+            "digest": layer_digest,
+            "size": layer_size,
+        }],
+    }))
+    .unwrap();
+    let (manifest_digest, manifest_size) = put(&manifest);
+
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "manifests": [{
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": manifest_digest,
+                "size": manifest_size,
+                "annotations": {"org.opencontainers.image.ref.name": tag},
+            }],
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    layer_digest
+}
+
+/// The `rootfs.diff_ids` of the single image in an OCI layout: layer digests independent of
+/// the compression the registry transfer used.
+fn diff_ids(dir: &Path) -> Vec<String> {
+    let read = |digest: &str| -> serde_json::Value {
+        let hex = digest.trim_start_matches("sha256:");
+        serde_json::from_slice(&std::fs::read(dir.join("blobs/sha256").join(hex)).unwrap()).unwrap()
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let manifest = read(index["manifests"][0]["digest"].as_str().unwrap());
+    let config = read(manifest["config"]["digest"].as_str().unwrap());
+    config["rootfs"]["diff_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// cardgate and the registry, running until dropped.
+struct Stack {
+    dir: tempfile::TempDir,
+    registry: String,
+    _cardgate: Child,
+    _docker_registry: Child,
+}
+
+impl Stack {
+    async fn start() -> Stack {
+        ensure_tools().await;
+        let dir = tempfile::tempdir().unwrap();
+        let env = seed_env();
+        let seed = |name: &str| {
+            env.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+
+        let auth_port = free_port();
+        let cardgate_log = std::fs::File::create(dir.path().join("cardgate.log")).unwrap();
+        let cardgate = Command::new(cardgate())
+            .arg("serve")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("CARDGATE_CONFIG_DIR", workspace().join("config"))
+            .env("CARDGATE_PROFILE", "test")
+            .env("CARDGATE__SERVER__LISTEN", format!("127.0.0.1:{auth_port}"))
+            .env("CARDGATE__LOG__FILTER", "debug")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(cardgate_log)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+
+        // The registry trusts the seed's certificate, with the seed's issuer and service.
+        let cert = STANDARD.decode(seed("REGISTRY_TOKEN_AUTH_CERT")).unwrap();
+        std::fs::write(dir.path().join("token.crt"), cert).unwrap();
+        let realm_path = seed("REGISTRY_TOKEN_AUTH_REALM")
+            .split_once("://")
+            .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned()))
+            .unwrap();
+        let registry_port = free_port();
+        let config = format!(
+            "version: 0.1\n\
+             log: {{level: info}}\n\
+             storage: {{filesystem: {{rootdirectory: {data}}}, delete: {{enabled: true}}}}\n\
+             http: {{addr: 127.0.0.1:{registry_port}, secret: {secret}}}\n\
+             auth:\n  token: {{realm: \"http://127.0.0.1:{auth_port}{realm_path}\", service: {service}, issuer: {issuer}, rootcertbundle: {cert}}}\n",
+            data = dir.path().join("data").display(),
+            secret = seed("REGISTRY_SECRETKEY"),
+            service = seed("REGISTRY_HOST"),
+            issuer = seed("REGISTRY_TOKEN_AUTH_CERT_ISSUER"),
+            cert = dir.path().join("token.crt").display(),
+        );
+        std::fs::write(dir.path().join("config.yml"), config).unwrap();
+        let registry_log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+        let docker_registry = Command::new("/usr/bin/docker-registry")
+            .arg("serve")
+            .arg(dir.path().join("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(registry_log)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+
+        std::fs::write(
+            dir.path().join("policy.json"),
+            r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+        )
+        .unwrap();
+        let stack = Stack {
+            registry: format!("127.0.0.1:{registry_port}"),
+            dir,
+            _cardgate: cardgate,
+            _docker_registry: docker_registry,
+        };
+        stack
+            .wait_for(&format!("http://127.0.0.1:{auth_port}/readyz"), 200)
+            .await;
+        stack
+            .wait_for(&format!("http://{}/v2/", stack.registry), 401)
+            .await;
+        stack
+    }
+
+    async fn wait_for(&self, url: &str, status: u16) {
+        let client = reqwest::Client::new();
+        for _ in 0..150 {
+            if let Ok(r) = client.get(url).send().await
+                && r.status().as_u16() == status
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{url} never answered {status}\n{}", self.logs());
+    }
+
+    fn logs(&self) -> String {
+        let read =
+            |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+        format!(
+            "--- cardgate log ---\n{}\n--- registry log ---\n{}",
+            read("cardgate.log"),
+            read("registry.log")
+        )
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn image(&self, repository: &str) -> String {
+        format!("docker://{}/{repository}", self.registry)
+    }
+
+    async fn skopeo(&self, args: &[&str]) -> Output {
+        let policy = self.path("policy.json");
+        let mut command = Command::new("skopeo");
+        command
+            .arg("--policy")
+            .arg(&policy)
+            .args(args)
+            .env("REGISTRY_AUTH_FILE", self.path("auth.json"))
+            .kill_on_drop(true);
+        tokio::time::timeout(Duration::from_secs(120), command.output())
+            .await
+            .unwrap_or_else(|_| panic!("skopeo {args:?} timed out\n{}", self.logs()))
+            .unwrap()
+    }
+
+    async fn succeeds(&self, args: &[&str]) -> Output {
+        let output = self.skopeo(args).await;
+        assert!(
+            output.status.success(),
+            "skopeo {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            self.logs()
+        );
+        output
+    }
+
+    /// Runs skopeo, expects failure, and returns its error output.
+    async fn fails(&self, args: &[&str]) -> String {
+        let output = self.skopeo(args).await;
+        assert!(
+            !output.status.success(),
+            "skopeo {args:?} should have failed\n{}",
+            self.logs()
+        );
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+}
+
+const ALICE: &str = "alice:alice-test-password";
+const BOB: &str = "bob:bob-test-password";
+
+#[tokio::test]
+async fn skopeo_pushes_and_pulls_through_a_registry_trusting_the_seed_certificate() {
+    let stack = Stack::start().await;
+    let image = stack.path("image");
+    let layer = write_oci_image(&image, "v1", "cardgate end-to-end\n");
+    let source = format!("oci:{}:v1", image.display());
+    let web = stack.image("acme/web:v1");
+
+    // A user with push rights pushes, and pulls the same layer back.
+    stack
+        .succeeds(&[
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            ALICE,
+            &source,
+            &web,
+        ])
+        .await;
+    let pulled = stack.path("pulled");
+    let pulled_ref = format!("oci:{}:v1", pulled.display());
+    stack
+        .succeeds(&[
+            "copy",
+            "--src-tls-verify=false",
+            "--src-creds",
+            ALICE,
+            &web,
+            &pulled_ref,
+        ])
+        .await;
+    assert_eq!(
+        diff_ids(&pulled),
+        [layer],
+        "the pulled image does not hold the pushed layer"
+    );
+
+    // A pull-only user can pull but not push: the registry refuses the push.
+    stack
+        .succeeds(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            "--creds",
+            BOB,
+            &web,
+        ])
+        .await;
+    let web_v2 = stack.image("acme/web:v2");
+    let refused = stack
+        .fails(&[
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            BOB,
+            &source,
+            &web_v2,
+        ])
+        .await;
+    assert!(
+        ["denied", "unauthorized", "insufficient_scope"]
+            .iter()
+            .any(|w| refused.to_lowercase().contains(w)),
+        "unexpected refusal: {refused}"
+    );
+    let missing = stack
+        .fails(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            "--creds",
+            ALICE,
+            &web_v2,
+        ])
+        .await;
+    assert!(missing.contains("manifest unknown"), "{missing}");
+
+    // A wrong password is refused by cardgate.
+    let wrong = stack
+        .fails(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            "--creds",
+            "alice:not-the-password",
+            &web,
+        ])
+        .await;
+    assert!(
+        wrong.contains("401") || wrong.to_lowercase().contains("unauthorized"),
+        "{wrong}"
+    );
+
+    // Anonymous clients cannot pull a private repository...
+    let anonymous = stack
+        .fails(&["inspect", "--raw", "--tls-verify=false", "--no-creds", &web])
+        .await;
+    assert!(
+        ["denied", "unauthorized", "authentication required"]
+            .iter()
+            .any(|w| anonymous.to_lowercase().contains(w)),
+        "{anonymous}"
+    );
+
+    // ...but can pull one the ACL makes public.
+    let public = stack.image("public/base:v1");
+    stack
+        .succeeds(&[
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            ALICE,
+            &source,
+            &public,
+        ])
+        .await;
+    let anonymous_pull = format!("oci:{}:v1", stack.path("anonymous").display());
+    stack
+        .succeeds(&[
+            "copy",
+            "--src-tls-verify=false",
+            "--src-no-creds",
+            &public,
+            &anonymous_pull,
+        ])
+        .await;
+
+    // Deleting asks for `*`: refused to the pull-only user, granted to the owner.
+    stack
+        .fails(&["delete", "--tls-verify=false", "--creds", BOB, &web])
+        .await;
+    stack
+        .succeeds(&["delete", "--tls-verify=false", "--creds", ALICE, &web])
+        .await;
+    let gone = stack
+        .fails(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            "--creds",
+            ALICE,
+            &web,
+        ])
+        .await;
+    assert!(gone.contains("manifest unknown"), "{gone}");
+
+    // Nothing secret reached cardgate's debug-level log.
+    let logs = std::fs::read_to_string(stack.path("cardgate.log")).unwrap();
+    for secret in [
+        "alice-test-password",
+        "bob-test-password",
+        "not-the-password",
+    ] {
+        assert!(!logs.contains(secret), "the log contains a password");
+    }
+    assert!(logs.contains("token issued"), "{logs}");
+}
