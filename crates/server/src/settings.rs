@@ -456,6 +456,27 @@ mod tests {
     }
 
     #[test]
+    fn pem_settings_take_text_a_path_or_base64() {
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        let path = std::env::temp_dir().join(format!("cardgate-pem-{}", std::process::id()));
+        std::fs::write(&path, pem).unwrap();
+        assert_eq!(read_pem("token.certificate", pem).unwrap(), pem.trim());
+        assert_eq!(
+            read_pem("token.certificate", path.to_str().unwrap()).unwrap(),
+            pem
+        );
+        assert_eq!(
+            read_pem("token.certificate", &STANDARD.encode(pem)).unwrap(),
+            pem
+        );
+        std::fs::remove_file(&path).unwrap();
+        for bad in ["", "/no/such/file.pem", "bm90IGEgcGVt"] {
+            let err = read_pem("token.certificate", bad).unwrap_err().to_string();
+            assert!(err.contains("REGISTRY_TOKEN_AUTH_CERT"), "{err}");
+        }
+    }
+
+    #[test]
     fn kids_are_taken_plain_or_base64() {
         let kid = "PF3H:26FR:LYS3:TIYU:2JUI:A2HE:7ZXT:G3B5:HX74:5UEB:SNU2:B5JL";
         assert_eq!(decode_kid(kid).unwrap(), kid);
