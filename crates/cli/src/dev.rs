@@ -2,6 +2,7 @@
 //! first run under a data directory, a registry `config.yml` snippet and the demo credentials
 //! printed, served on 127.0.0.1.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -32,6 +33,16 @@ const DEMO_CREDENTIALS: [(&str, &str, &str); 2] = [
 ];
 
 pub async fn prepare(mut settings: Settings, args: &DevArgs) -> anyhow::Result<Settings> {
+    let listen: SocketAddr = settings.server.listen.parse().with_context(|| {
+        format!(
+            "`server.listen` = `{}` is not an IP:port",
+            settings.server.listen
+        )
+    })?;
+    anyhow::ensure!(
+        listen.ip().is_loopback(),
+        "cardgate dev serves on loopback only; `server.listen` is {listen}"
+    );
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
     let data_dir = std::fs::canonicalize(&args.data_dir)?;
