@@ -1,0 +1,230 @@
+//! A private PostgreSQL server started from the machine's own binaries, for `cardgate dev` and
+//! the test harness. PostgreSQL refuses to run as root, so as root it runs as the `postgres`
+//! system user, which is given the data directory.
+
+use std::net::TcpListener;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// A private PostgreSQL server could not be started.
+#[derive(Debug, thiserror::Error)]
+#[error("private PostgreSQL: {0}")]
+pub struct EmbeddedError(String);
+
+fn fail(message: impl Into<String>) -> EmbeddedError {
+    EmbeddedError(message.into())
+}
+
+/// A running private PostgreSQL cluster. Stopped by [`EmbeddedPostgres::stop`], and in any
+/// case when the process that started it exits (a watchdog sees to that).
+#[derive(Debug)]
+pub struct EmbeddedPostgres {
+    data_dir: PathBuf,
+    bin_dir: PathBuf,
+    port: u16,
+    run_as: Option<String>,
+}
+
+/// The folder holding `initdb` and `pg_ctl`: `pg_config --bindir`, else the newest
+/// `/usr/lib/postgresql/*/bin`.
+fn bin_dir() -> Result<PathBuf, EmbeddedError> {
+    if let Ok(output) = Command::new("pg_config").arg("--bindir").output()
+        && output.status.success()
+    {
+        let dir = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+        if dir.join("initdb").exists() {
+            return Ok(dir);
+        }
+    }
+    let mut candidates: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .map_err(|_| fail("no PostgreSQL server binaries: install the `postgresql` package"))?
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .collect();
+    candidates.sort();
+    candidates
+        .pop()
+        .map(|(_, bin)| bin)
+        .ok_or_else(|| fail("no initdb under /usr/lib/postgresql/*/bin: install `postgresql`"))
+}
+
+fn free_port() -> Result<u16, EmbeddedError> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| fail(format!("no free port: {e}")))
+}
+
+fn id_of(flag: &str, user: &str) -> Result<u32, EmbeddedError> {
+    let output = Command::new("id")
+        .args([flag, user])
+        .output()
+        .map_err(|e| fail(format!("id {flag} {user}: {e}")))?;
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .map_err(|_| fail(format!("user `{user}` does not exist")))
+}
+
+impl EmbeddedPostgres {
+    /// Starts (creating it on first use) a cluster in `data_dir`, listening on 127.0.0.1 only.
+    /// `fast` turns durability off: for throwaway test clusters.
+    pub fn start(data_dir: &Path, fast: bool) -> Result<Self, EmbeddedError> {
+        let bin_dir = bin_dir()?;
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| fail(format!("cannot create {}: {e}", data_dir.display())))?;
+        let data_dir = std::fs::canonicalize(data_dir)
+            .map_err(|e| fail(format!("{}: {e}", data_dir.display())))?;
+        let is_root = std::fs::metadata("/proc/self")
+            .map(|m| m.uid() == 0)
+            .unwrap_or(false);
+        let run_as = if is_root {
+            let (uid, gid) = (id_of("-u", "postgres")?, id_of("-g", "postgres")?);
+            std::os::unix::fs::chown(&data_dir, Some(uid), Some(gid)).map_err(|e| {
+                fail(format!(
+                    "cannot give {} to postgres: {e}",
+                    data_dir.display()
+                ))
+            })?;
+            Some("postgres".to_owned())
+        } else {
+            None
+        };
+        let cluster = EmbeddedPostgres {
+            data_dir,
+            bin_dir,
+            port: free_port()?,
+            run_as,
+        };
+        if !cluster.data_dir.join("PG_VERSION").exists() {
+            cluster.run(
+                "initdb",
+                &[
+                    "-D",
+                    &cluster.data_dir.display().to_string(),
+                    "-A",
+                    "trust",
+                    "-U",
+                    "cardgate",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ],
+            )?;
+        }
+        let mut options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories=/tmp -c max_connections=200",
+            cluster.port
+        );
+        if fast {
+            options.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
+        }
+        cluster.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &cluster.data_dir.display().to_string(),
+                "-l",
+                &cluster.data_dir.join("server.log").display().to_string(),
+                "-o",
+                &options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        )?;
+        cluster.watch_parent(fast);
+        Ok(cluster)
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let path = self.bin_dir.join(program);
+        match &self.run_as {
+            Some(user) => {
+                let mut command = Command::new("runuser");
+                command.args(["-u", user, "--"]).arg(path);
+                command
+            }
+            None => Command::new(path),
+        }
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> Result<(), EmbeddedError> {
+        let output = self
+            .command(program)
+            .args(args)
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| fail(format!("{program}: {e}")))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(fail(format!(
+                "{program} failed: {}{}",
+                String::from_utf8_lossy(&output.stderr),
+                String::from_utf8_lossy(&output.stdout)
+            )))
+        }
+    }
+
+    /// Stops the cluster when this process exits, however it exits. `remove` also deletes the
+    /// data directory (for throwaway clusters).
+    fn watch_parent(&self, remove: bool) {
+        let stop = format!(
+            "{} {} -D '{}' -m immediate stop",
+            self.run_as
+                .as_ref()
+                .map(|u| format!("runuser -u {u} --"))
+                .unwrap_or_default(),
+            self.bin_dir.join("pg_ctl").display(),
+            self.data_dir.display()
+        );
+        let cleanup = if remove {
+            format!("rm -rf '{}'", self.data_dir.display())
+        } else {
+            String::new()
+        };
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; {cleanup}",
+            pid = std::process::id()
+        );
+        // Best effort: without the watchdog the cluster outlives a crashed process.
+        let _ = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The URL of `database` on this cluster.
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://cardgate@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Stops the cluster (fast shutdown), keeping its data.
+    pub fn stop(&self) -> Result<(), EmbeddedError> {
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data_dir.display().to_string(),
+                "-m",
+                "fast",
+                "-w",
+                "stop",
+            ],
+        )
+    }
+}

@@ -1,0 +1,477 @@
+//! The card store on PostgreSQL: cards, links, their schemas and the queries the card plugins
+//! need. Also a private PostgreSQL starter for `cardgate dev` and tests.
+//!
+//! Knows nothing of HTTP or of the token protocol; the plugins in `cardgate-authz-cards` turn
+//! what it returns into decisions.
+
+pub mod embedded;
+mod model;
+mod schema;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgConnection, PgPool};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub use model::{Card, CardType, LinkVerb, Membership, MembershipRole, NewCard, markers_allow};
+pub use schema::{check_card, check_link};
+
+/// The built-in actors and roles.
+pub const ADMIN_SLUG: &str = "user-admin";
+pub const GUEST_SLUG: &str = "user-guest";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached (or answers too slowly); nothing was decided.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// The input breaks a schema or a rule; the message names the field.
+    #[error("{0}")]
+    Invalid(String),
+    /// A unique constraint was hit (slug, repository...).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
+                StoreError::Conflict(db.message().to_owned())
+            }
+            // 57P01 admin shutdown, 57P03 cannot connect now, 08*: connection exceptions,
+            // 57014: statement timeout.
+            sqlx::Error::Database(db)
+                if db
+                    .code()
+                    .is_some_and(|c| c.starts_with("08") || c.starts_with("57")) =>
+            {
+                StoreError::Unavailable(e)
+            }
+            _ => StoreError::Database(e),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    /// How long a request waits for a connection before failing as unavailable.
+    pub acquire_timeout: Duration,
+    /// Statement timeout set on every connection.
+    pub statement_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(2),
+            statement_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+const CARD_COLUMNS: &str =
+    "id, slug, type, name, tags, markers, data, active, created_at, updated_at";
+
+/// The card store. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: PgPool,
+}
+
+/// A session token as handed to its holder: `<session id>.<secret>`. Only the SHA-256 of the
+/// secret is stored.
+pub struct IssuedSession {
+    pub card: Card,
+    pub token: secrecy::SecretString,
+}
+
+impl std::fmt::Debug for IssuedSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedSession")
+            .field("id", &self.card.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// SHA-256 of a session secret, hex: what `data.token.authentication` holds.
+pub fn hash_session_secret(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+async fn insert_card(conn: &mut PgConnection, new: &NewCard) -> Result<Card> {
+    check_card(new.card_type, &new.data).map_err(|e| {
+        StoreError::Invalid(format!("{} `{}`: {e}", new.card_type.name(), new.slug))
+    })?;
+    let query = format!(
+        "INSERT INTO cards (id, slug, type, name, markers, data) VALUES ($1, $2, $3, $4, $5, $6) \
+         RETURNING {CARD_COLUMNS}"
+    );
+    sqlx::query_as::<_, Card>(sqlx::AssertSqlSafe(query))
+        .bind(Uuid::new_v4())
+        .bind(&new.slug)
+        .bind(new.card_type.versioned())
+        .bind(&new.name)
+        .bind(&new.markers)
+        .bind(&new.data)
+        .fetch_one(conn)
+        .await
+        .map_err(|e| match StoreError::from(e) {
+            StoreError::Conflict(_) if new.card_type == CardType::Image => {
+                StoreError::Conflict(format!(
+                    "an active image for repository {} already exists",
+                    new.data["repository"]
+                ))
+            }
+            StoreError::Conflict(_) => {
+                StoreError::Conflict(format!("a card with slug `{}` already exists", new.slug))
+            }
+            StoreError::Database(e) => StoreError::Invalid(format!("card `{}`: {e}", new.slug)),
+            other => other,
+        })
+}
+
+impl Store {
+    /// A pool that connects on demand: the server starts (and answers 503) while the database
+    /// is away, and recovers by itself when it returns.
+    pub fn connect_lazy(url: &str, settings: &PoolSettings) -> Result<Self> {
+        let statement_timeout = format!("{}", settings.statement_timeout.as_millis());
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .after_connect(move |conn, _| {
+                let statement_timeout = statement_timeout.clone();
+                Box::pin(async move {
+                    sqlx::query("SELECT set_config('statement_timeout', $1, false)")
+                        .bind(statement_timeout)
+                        .execute(conn)
+                        .await?;
+                    Ok(())
+                })
+            })
+            .connect_lazy(url)
+            .map_err(|e| StoreError::Invalid(format!("database URL: {e}")))?;
+        Ok(Store { pool })
+    }
+
+    /// Applies the migrations in `migrations/`.
+    pub async fn migrate(&self) -> Result<()> {
+        sqlx::migrate!("../../migrations").run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Creates a card after checking its `data` against its type's schema.
+    pub async fn create_card(&self, new: NewCard) -> Result<Card> {
+        let mut conn = self.pool.acquire().await?;
+        insert_card(&mut conn, &new).await
+    }
+
+    /// Links `from` to `to` with `verb` (and the inverse), after checking the types and data.
+    pub async fn link(&self, from: &Card, verb: LinkVerb, to: &Card, data: Value) -> Result<()> {
+        let (from_type, to_type) = (
+            from.card_type
+                .parse::<CardType>()
+                .map_err(StoreError::Invalid)?,
+            to.card_type
+                .parse::<CardType>()
+                .map_err(StoreError::Invalid)?,
+        );
+        if !verb.allowed().contains(&(from_type, to_type)) {
+            return Err(StoreError::Invalid(format!(
+                "`{}` cannot link a {} to a {}",
+                verb.name(),
+                from_type.name(),
+                to_type.name()
+            )));
+        }
+        check_link(verb, &data)
+            .map_err(|e| StoreError::Invalid(format!("link `{}`: {e}", verb.name())))?;
+        let mut tx = self.pool.begin().await?;
+        for (name, a, b) in [
+            (verb.name(), from.id, to.id),
+            (verb.inverse(), to.id, from.id),
+        ] {
+            sqlx::query(
+                "INSERT INTO links (id, name, from_id, to_id, data) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(Uuid::new_v4())
+            .bind(name)
+            .bind(a)
+            .bind(b)
+            .bind(&data)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The active card with `slug` (highest version).
+    pub async fn card_by_slug(&self, slug: &str) -> Result<Option<Card>> {
+        let query = format!(
+            "SELECT {CARD_COLUMNS} FROM cards WHERE slug = $1 AND active \
+             ORDER BY version_major DESC, version_minor DESC, version_patch DESC LIMIT 1"
+        );
+        Ok(sqlx::query_as::<_, Card>(sqlx::AssertSqlSafe(query))
+            .bind(slug)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// The card with `id`, active or not.
+    pub async fn card_by_id(&self, id: Uuid) -> Result<Option<Card>> {
+        let query = format!("SELECT {CARD_COLUMNS} FROM cards WHERE id = $1");
+        Ok(sqlx::query_as::<_, Card>(sqlx::AssertSqlSafe(query))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// The active cards with these slugs.
+    pub async fn cards_by_slugs(&self, slugs: &[String]) -> Result<Vec<Card>> {
+        let query = format!("SELECT {CARD_COLUMNS} FROM cards WHERE slug = ANY($1) AND active");
+        Ok(sqlx::query_as::<_, Card>(sqlx::AssertSqlSafe(query))
+            .bind(slugs)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Activates or deactivates a card.
+    pub async fn set_active(&self, id: Uuid, active: bool) -> Result<()> {
+        sqlx::query("UPDATE cards SET active = $2, updated_at = now() WHERE id = $1")
+            .bind(id)
+            .bind(active)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The active image card for a registry repository name.
+    pub async fn image_by_repository(&self, repository: &str) -> Result<Option<Card>> {
+        let query = format!(
+            "SELECT {CARD_COLUMNS} FROM cards \
+             WHERE (data ->> 'repository') = $1 AND split_part(type, '@', 1) = 'image' AND active"
+        );
+        Ok(sqlx::query_as::<_, Card>(sqlx::AssertSqlSafe(query))
+            .bind(repository)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// The active orgs `user_id` is a member of, with the membership role.
+    pub async fn memberships(&self, user_id: Uuid) -> Result<Vec<Membership>> {
+        let rows: Vec<(Uuid, String, Value)> = sqlx::query_as(
+            "SELECT o.id, o.slug, l.data FROM links l JOIN cards o ON o.id = l.to_id \
+             WHERE l.from_id = $1 AND l.name = 'is member of' AND l.active AND o.active",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(org_id, org_slug, data)| {
+                let role = data.get("role")?.as_str()?.parse().ok()?;
+                Some(Membership {
+                    org_id,
+                    org_slug,
+                    role,
+                })
+            })
+            .collect())
+    }
+
+    /// The union of the actions that `holders` (a user and its orgs) are granted on `image_id`.
+    pub async fn granted_actions(&self, image_id: Uuid, holders: &[Uuid]) -> Result<Vec<String>> {
+        let rows: Vec<(Value,)> = sqlx::query_as(
+            "SELECT data FROM links WHERE to_id = $1 AND from_id = ANY($2) \
+             AND name = 'has access to' AND active",
+        )
+        .bind(image_id)
+        .bind(holders)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut actions: Vec<String> = rows
+            .iter()
+            .filter_map(|(data,)| data.get("actions")?.as_array().cloned())
+            .flatten()
+            .filter_map(|a| a.as_str().map(str::to_owned))
+            .collect();
+        actions.sort();
+        actions.dedup();
+        Ok(actions)
+    }
+
+    /// The image card for `repository`, created (private, marked with `org_slug`) when absent.
+    pub async fn ensure_image(&self, repository: &str, org_slug: &str) -> Result<Card> {
+        if let Some(card) = self.image_by_repository(repository).await? {
+            return Ok(card);
+        }
+        let slug = format!("image-{}", Uuid::new_v4().simple());
+        match self
+            .create_card(
+                NewCard::new(
+                    CardType::Image,
+                    slug,
+                    json!({"repository": repository, "public": false}),
+                )
+                .with_name(repository)
+                .with_markers(vec![org_slug.to_owned()]),
+            )
+            .await
+        {
+            Ok(card) => Ok(card),
+            // Another request created it first.
+            Err(StoreError::Conflict(_)) => self
+                .image_by_repository(repository)
+                .await?
+                .ok_or_else(|| StoreError::Conflict(format!("image {repository} vanished"))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The argon2id hash in the active password card of `user_id`.
+    pub async fn password_hash(&self, user_id: Uuid) -> Result<Option<String>> {
+        let row: Option<(Value,)> = sqlx::query_as(
+            "SELECT data FROM cards WHERE (data ->> 'actor') = $1 \
+             AND split_part(type, '@', 1) = 'authentication-password' AND active \
+             ORDER BY updated_at DESC LIMIT 1",
+        )
+        .bind(user_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.and_then(|(data,)| data.get("hash")?.as_str().map(str::to_owned)))
+    }
+
+    /// Gives `user` the password whose argon2id hash is `hash`, replacing any previous one.
+    pub async fn set_password(&self, user: &Card, hash: &str) -> Result<Card> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE cards SET active = false, updated_at = now() WHERE (data ->> 'actor') = $1 \
+             AND split_part(type, '@', 1) = 'authentication-password' AND active",
+        )
+        .bind(user.id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        let card = insert_card(
+            &mut tx,
+            &NewCard::new(
+                CardType::AuthenticationPassword,
+                format!("authentication-password-{}", Uuid::new_v4().simple()),
+                json!({"actor": user.id, "hash": hash}),
+            )
+            .with_markers(vec![user.slug.clone()]),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(card)
+    }
+
+    /// Opens a session for `user` until `expiration`, optionally narrowed by `scope` (a JSON
+    /// Schema cards must also satisfy). The secret has 256 bits from the OS CSPRNG.
+    pub async fn create_session(
+        &self,
+        user: &Card,
+        expiration: OffsetDateTime,
+        scope: Option<Value>,
+    ) -> Result<IssuedSession> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| StoreError::Invalid(format!("randomness: {e}")))?;
+        let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let expiration = expiration
+            .format(&time::format_description::well_known::Rfc3339)
+            .map_err(|e| StoreError::Invalid(format!("expiration: {e}")))?;
+        let mut data = json!({
+            "actor": user.id,
+            "expiration": expiration,
+            "token": {"authentication": hash_session_secret(&secret)},
+        });
+        if let Some(scope) = scope {
+            jsonschema::validator_for(&scope).map_err(|e| {
+                StoreError::Invalid(format!("data/scope: not a valid JSON Schema: {e}"))
+            })?;
+            data["scope"] = scope;
+        }
+        let card = self
+            .create_card(
+                NewCard::new(
+                    CardType::Session,
+                    format!("session-{}", Uuid::new_v4().simple()),
+                    data,
+                )
+                .with_markers(vec![user.slug.clone()]),
+            )
+            .await?;
+        let token = format!("{}.{secret}", card.id);
+        Ok(IssuedSession {
+            card,
+            token: secrecy::SecretString::from(token),
+        })
+    }
+
+    /// Creates the built-in cards when missing: `user-admin`, `user-guest`, and the roles
+    /// `role-user-default` (reads every card the markers allow) and `role-user-guest` (reads
+    /// only public images).
+    pub async fn bootstrap(&self) -> Result<()> {
+        let builtins = [
+            NewCard::new(CardType::Role, "role-user-default", json!({"read": true})),
+            NewCard::new(
+                CardType::Role,
+                "role-user-guest",
+                json!({"read": {
+                    "type": "object",
+                    "required": ["data"],
+                    "properties": {"data": {"type": "object", "required": ["public"], "properties": {"public": {"const": true}}}},
+                }}),
+            ),
+            NewCard::new(
+                CardType::User,
+                ADMIN_SLUG,
+                json!({"roles": ["user-default"]}),
+            ),
+            NewCard::new(CardType::User, GUEST_SLUG, json!({"roles": ["user-guest"]})),
+        ];
+        for card in builtins {
+            if self.card_by_slug(&card.slug).await?.is_none() {
+                match self.create_card(card).await {
+                    Ok(_) | Err(StoreError::Conflict(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The underlying pool (for the plugins' own queries and tests).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}

@@ -1,0 +1,240 @@
+//! JSON Schemas for each card type's `data` and each link verb's `data`, evaluated with the
+//! `jsonschema` crate.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use jsonschema::Validator;
+use serde_json::{Value, json};
+
+use crate::model::{CardType, LinkVerb};
+
+const REPOSITORY_PATTERN: &str =
+    r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$";
+const NAME_PATTERN: &str = "^[a-z0-9-]+$";
+
+fn card_schema(card_type: CardType) -> Value {
+    match card_type {
+        CardType::User => json!({
+            "type": "object",
+            "required": ["roles"],
+            "properties": {
+                "roles": {"type": "array", "items": {"type": "string", "pattern": NAME_PATTERN}},
+                "email": {"type": "string"},
+                "robot": {"type": "boolean"},
+            },
+        }),
+        CardType::Org => json!({"type": "object"}),
+        CardType::Role => json!({
+            "type": "object",
+            "required": ["read"],
+            "properties": {
+                "read": {"type": ["object", "boolean"]},
+                "catalog": {"type": "boolean"},
+            },
+            "additionalProperties": false,
+        }),
+        CardType::Session => json!({
+            "type": "object",
+            "required": ["actor", "expiration", "token"],
+            "properties": {
+                "actor": {"type": "string", "format": "uuid"},
+                "expiration": {"type": "string", "format": "date-time"},
+                "scope": {"type": ["object", "boolean"]},
+                "client_id": {"type": "string"},
+                "token": {
+                    "type": "object",
+                    "required": ["authentication"],
+                    "properties": {
+                        "authentication": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                    },
+                    "additionalProperties": false,
+                },
+            },
+        }),
+        CardType::AuthenticationPassword => json!({
+            "type": "object",
+            "required": ["actor", "hash"],
+            "properties": {
+                "actor": {"type": "string", "format": "uuid"},
+                "hash": {"type": "string", "pattern": r"^\$argon2id\$"},
+            },
+            "additionalProperties": false,
+        }),
+        CardType::Image => json!({
+            "type": "object",
+            "required": ["repository", "public"],
+            "properties": {
+                "repository": {"type": "string", "pattern": REPOSITORY_PATTERN, "maxLength": 255},
+                "public": {"type": "boolean"},
+            },
+        }),
+    }
+}
+
+fn link_schema(verb: LinkVerb) -> Value {
+    match verb {
+        LinkVerb::HasMember => json!({
+            "type": "object",
+            "required": ["role"],
+            "properties": {
+                "role": {"enum": ["owner", "maintainer", "developer", "viewer"]},
+            },
+            "additionalProperties": false,
+        }),
+        LinkVerb::HasAccessTo => json!({
+            "type": "object",
+            "required": ["actions"],
+            "properties": {
+                "actions": {
+                    "type": "array",
+                    "items": {"enum": ["pull", "push", "delete"]},
+                    "uniqueItems": true,
+                },
+            },
+            "additionalProperties": false,
+        }),
+    }
+}
+
+fn compile(schema: &Value) -> Validator {
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(schema)
+        .unwrap_or_else(|e| unreachable!("built-in schema is invalid: {e}"))
+}
+
+static CARD_VALIDATORS: LazyLock<HashMap<CardType, Validator>> = LazyLock::new(|| {
+    CardType::ALL
+        .into_iter()
+        .map(|t| (t, compile(&card_schema(t))))
+        .collect()
+});
+
+static LINK_VALIDATORS: LazyLock<HashMap<&'static str, Validator>> = LazyLock::new(|| {
+    [LinkVerb::HasMember, LinkVerb::HasAccessTo]
+        .into_iter()
+        .map(|v| (v.name(), compile(&link_schema(v))))
+        .collect()
+});
+
+/// The first violation of `validator` by `data`, as `data/<path>: <message>`.
+fn first_error(validator: &Validator, data: &Value) -> Option<String> {
+    validator.iter_errors(data).next().map(|e| {
+        let path = e.instance_path().to_string();
+        format!("data{path}: {e}")
+    })
+}
+
+/// Checks a card's `data` against its type's schema. Role cards' `read` must itself be a
+/// valid JSON Schema.
+pub fn check_card(card_type: CardType, data: &Value) -> Result<(), String> {
+    let validator = CARD_VALIDATORS
+        .get(&card_type)
+        .ok_or_else(|| format!("no schema for {}", card_type.name()))?;
+    if let Some(error) = first_error(validator, data) {
+        return Err(error);
+    }
+    if card_type == CardType::Role
+        && let Some(read) = data.get("read")
+    {
+        jsonschema::validator_for(read)
+            .map_err(|e| format!("data/read: not a valid JSON Schema: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Checks a link's `data` against its verb's schema.
+pub fn check_link(verb: LinkVerb, data: &Value) -> Result<(), String> {
+    let validator = LINK_VALIDATORS
+        .get(verb.name())
+        .ok_or_else(|| format!("no schema for `{}`", verb.name()))?;
+    first_error(validator, data).map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_data_passes() {
+        for (t, data) in [
+            (
+                CardType::User,
+                json!({"roles": ["user-default"], "robot": true}),
+            ),
+            (CardType::Org, json!({})),
+            (
+                CardType::Role,
+                json!({"read": {"type": "object"}, "catalog": true}),
+            ),
+            (
+                CardType::Image,
+                json!({"repository": "acme/team/web", "public": false}),
+            ),
+            (
+                CardType::Session,
+                json!({
+                    "actor": "5f0c6a48-4d8e-4f9a-9a55-2f4b0e1f8c11",
+                    "expiration": "2030-01-01T00:00:00Z",
+                    "token": {"authentication": "a".repeat(64)},
+                }),
+            ),
+        ] {
+            assert_eq!(check_card(t, &data), Ok(()), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        for (t, data, field) in [
+            (CardType::User, json!({"roles": ["Admin"]}), "data/roles/0"),
+            (CardType::User, json!({}), "roles"),
+            (
+                CardType::Image,
+                json!({"repository": "Acme/Web", "public": false}),
+                "data/repository",
+            ),
+            (
+                CardType::Image,
+                json!({"repository": "acme/web", "public": "yes"}),
+                "data/public",
+            ),
+            (CardType::Role, json!({"read": 3}), "data/read"),
+            (
+                CardType::Role,
+                json!({"read": {"type": "nonsense"}}),
+                "data/read",
+            ),
+            (
+                CardType::Session,
+                json!({"actor": "not-a-uuid", "expiration": "2030-01-01T00:00:00Z", "token": {"authentication": "a".repeat(64)}}),
+                "data/actor",
+            ),
+            (
+                CardType::AuthenticationPassword,
+                json!({"actor": "5f0c6a48-4d8e-4f9a-9a55-2f4b0e1f8c11", "hash": "plaintext"}),
+                "data/hash",
+            ),
+        ] {
+            let err = check_card(t, &data).unwrap_err();
+            assert!(err.contains(field), "{t:?}: {err} should name {field}");
+        }
+    }
+
+    #[test]
+    fn link_data_is_checked() {
+        assert!(check_link(LinkVerb::HasMember, &json!({"role": "owner"})).is_ok());
+        assert!(
+            check_link(LinkVerb::HasMember, &json!({"role": "emperor"}))
+                .unwrap_err()
+                .contains("data/role")
+        );
+        assert!(check_link(LinkVerb::HasAccessTo, &json!({"actions": ["push"]})).is_ok());
+        assert!(
+            check_link(LinkVerb::HasAccessTo, &json!({"actions": ["*"]}))
+                .unwrap_err()
+                .contains("data/actions/0")
+        );
+    }
+}
