@@ -224,10 +224,7 @@ mod tests {
     }
 
     fn who(account: &str) -> Identity {
-        Identity {
-            account: account.into(),
-            authenticator: "static",
-        }
+        Identity::new(account, "static")
     }
 
     #[tokio::test]

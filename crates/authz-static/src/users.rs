@@ -180,10 +180,7 @@ impl Authenticator for StaticUsers {
                 .map_err(|e| PluginError::internal(NAME, format!("password check failed: {e}")))?;
         Ok(match (known, matches) {
             (None, _) => Authentication::NotMine,
-            (Some(_), true) => Authentication::Authenticated(Identity {
-                account: username.clone(),
-                authenticator: NAME,
-            }),
+            (Some(_), true) => Authentication::Authenticated(Identity::new(username.clone(), NAME)),
             (Some(_), false) => Authentication::Rejected,
         })
     }
@@ -221,10 +218,7 @@ mod tests {
                 .authenticate(&password("alice", "wonderland"))
                 .await
                 .unwrap(),
-            Authentication::Authenticated(Identity {
-                account: "alice".into(),
-                authenticator: "static"
-            })
+            Authentication::Authenticated(Identity::new("alice", "static"))
         );
         assert_eq!(
             users

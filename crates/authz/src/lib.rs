@@ -42,14 +42,23 @@ pub struct Identity {
     pub account: String,
     /// The authenticator that vouched for this identity.
     pub authenticator: &'static str,
+    /// The session the credentials were, when they were one: authorizers may narrow what it
+    /// reaches.
+    pub session: Option<String>,
 }
 
 impl Identity {
-    pub fn anonymous(authenticator: &'static str) -> Self {
+    /// An identity vouched for by `authenticator`, not bound to a session.
+    pub fn new(account: impl Into<String>, authenticator: &'static str) -> Self {
         Identity {
-            account: String::new(),
+            account: account.into(),
             authenticator,
+            session: None,
         }
+    }
+
+    pub fn anonymous(authenticator: &'static str) -> Self {
+        Identity::new("", authenticator)
     }
 
     pub fn is_anonymous(&self) -> bool {
@@ -269,10 +278,7 @@ mod tests {
                 }
                 Credentials::Password { password, .. } => {
                     if password.expose_secret() == self.password {
-                        Authentication::Authenticated(Identity {
-                            account: username_of(c),
-                            authenticator: self.name,
-                        })
+                        Authentication::Authenticated(Identity::new(username_of(c), self.name))
                     } else {
                         Authentication::Rejected
                     }

@@ -1,0 +1,174 @@
+//! Authentication against the card store.
+
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use async_trait::async_trait;
+use cardgate_authz::{Authentication, Authenticator, Credentials, Identity, PluginError};
+use cardgate_store::{CardType, GUEST_SLUG, Store, hash_session_secret};
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use crate::{NAME, plugin_error, user_slug};
+
+/// Authenticates users of the card store.
+///
+/// - Basic `alice` (or `user-alice`) with a session token `<session id>.<secret>`: the session
+///   must be active, the user's, unexpired, and the SHA-256 of the secret must match (compared
+///   in constant time).
+/// - Basic `alice` with a password: the argon2id hash of the user's password card. Unknown
+///   users are checked against a dummy hash, so they cost what a wrong password costs.
+/// - No credentials: the `user-guest` actor (account `""`).
+#[derive(Debug, Clone)]
+pub struct CardAuthenticator {
+    store: Store,
+    dummy_hash: String,
+}
+
+impl CardAuthenticator {
+    pub fn new(store: Store) -> Result<Self, PluginError> {
+        let dummy_hash = Argon2::default()
+            .hash_password(b"cardgate-dummy-password")
+            .map_err(|e| PluginError::internal(NAME, format!("dummy hash: {e}")))?
+            .to_string();
+        Ok(CardAuthenticator { store, dummy_hash })
+    }
+}
+
+/// `<uuid>.<64 hex>`: the shape of a session token.
+fn parse_session_token(password: &str) -> Option<(Uuid, &str)> {
+    let (id, secret) = password.split_once('.')?;
+    let id = Uuid::parse_str(id).ok()?;
+    (secret.len() == 64 && secret.bytes().all(|b| b.is_ascii_hexdigit())).then_some((id, secret))
+}
+
+fn verify_password(hash: String, password: SecretString) -> bool {
+    Argon2::default()
+        .verify_password(password.expose_secret().as_bytes(), hash.as_str())
+        .is_ok()
+}
+
+impl CardAuthenticator {
+    async fn check_password(
+        &self,
+        hash: Option<String>,
+        password: &SecretString,
+    ) -> Result<bool, PluginError> {
+        let known = hash.is_some();
+        let hash = hash.unwrap_or_else(|| self.dummy_hash.clone());
+        let password = password.clone();
+        let matches = tokio::task::spawn_blocking(move || verify_password(hash, password))
+            .await
+            .map_err(|e| PluginError::internal(NAME, format!("password check: {e}")))?;
+        Ok(known && matches)
+    }
+
+    async fn check_session(
+        &self,
+        user_id: Uuid,
+        id: Uuid,
+        secret: &str,
+    ) -> Result<bool, PluginError> {
+        let Some(session) = self.store.card_by_id(id).await.map_err(plugin_error)? else {
+            return Ok(false);
+        };
+        let stored = session.data["token"]["authentication"]
+            .as_str()
+            .unwrap_or_default();
+        let secret_matches: bool = hash_session_secret(secret)
+            .as_bytes()
+            .ct_eq(stored.as_bytes())
+            .into();
+        let unexpired = session
+            .data
+            .get("expiration")
+            .and_then(|e| e.as_str())
+            .and_then(|e| OffsetDateTime::parse(e, &Rfc3339).ok())
+            .is_some_and(|expiration| expiration > OffsetDateTime::now_utc());
+        Ok(secret_matches
+            && unexpired
+            && session.active
+            && session.base_type() == CardType::Session.name()
+            && session.data["actor"].as_str() == Some(user_id.to_string().as_str()))
+    }
+}
+
+#[async_trait]
+impl Authenticator for CardAuthenticator {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn authenticate(&self, credentials: &Credentials) -> Result<Authentication, PluginError> {
+        let (username, password) = match credentials {
+            Credentials::Anonymous => {
+                return Ok(Authentication::Authenticated(Identity::anonymous(NAME)));
+            }
+            Credentials::Password { username, password } => (username, password),
+        };
+        let slug = user_slug(username);
+        let user = if slug == GUEST_SLUG {
+            None
+        } else {
+            self.store
+                .card_by_slug(&slug)
+                .await
+                .map_err(plugin_error)?
+                .filter(|card| card.base_type() == CardType::User.name())
+        };
+        let account = slug.trim_start_matches("user-").to_owned();
+
+        if let Some((session_id, secret)) = parse_session_token(password.expose_secret()) {
+            return Ok(match user {
+                None => Authentication::NotMine,
+                Some(user) if self.check_session(user.id, session_id, secret).await? => {
+                    Authentication::Authenticated(Identity {
+                        session: Some(session_id.to_string()),
+                        ..Identity::new(account, NAME)
+                    })
+                }
+                Some(_) => Authentication::Rejected,
+            });
+        }
+
+        let hash = match &user {
+            Some(user) => self
+                .store
+                .password_hash(user.id)
+                .await
+                .map_err(plugin_error)?,
+            None => None,
+        };
+        let matches = self.check_password(hash, password).await?;
+        Ok(match (user, matches) {
+            (None, _) => Authentication::NotMine,
+            (Some(_), true) => Authentication::Authenticated(Identity::new(account, NAME)),
+            (Some(_), false) => Authentication::Rejected,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_tokens_have_a_uuid_and_64_hex_digits() {
+        let id = Uuid::new_v4();
+        let secret = "ab".repeat(32);
+        assert_eq!(
+            parse_session_token(&format!("{id}.{secret}")),
+            Some((id, secret.as_str()))
+        );
+        for bad in [
+            format!("{id}"),
+            format!("{id}.{}", "ab".repeat(31)),
+            format!("{id}.{}", "zz".repeat(32)),
+            format!("not-a-uuid.{secret}"),
+            "password".to_owned(),
+        ] {
+            assert_eq!(parse_session_token(&bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! Authorization against the card store.
+//!
+//! For a `repository` scope, the image card is found by `data.repository`; the org owning the
+//! namespace is the first path component (`acme/team/web` → `org-acme`). Then:
+//!
+//! - an admin (`user-admin`) is allowed everything;
+//! - a public image allows `pull` to anyone;
+//! - when the session's scope (if any) admits the image:
+//!   - if the image is visible to the actor (every marker matched by the actor's markers, and
+//!     at least one of the actor's role read schemas admits it): `pull`; with membership role
+//!     developer or higher in the owning org `push`, maintainer or higher `delete`, owner `*`;
+//!   - explicit `has access to` grants from the actor or its orgs add their actions.
+//!
+//! A push into a namespace where the actor may push creates the missing image card (private,
+//! marked with the org), so first pushes work. `registry:catalog` is allowed to admins and to
+//! actors holding a role card with `data.catalog = true`. Other scopes are not this plugin's.
+
+use async_trait::async_trait;
+use cardgate_authz::{Authorizer, Decision, Identity, PluginError};
+use cardgate_store::{
+    ADMIN_SLUG, Card, GUEST_SLUG, Membership, MembershipRole, Store, markers_allow,
+};
+use cardgate_token::{Action, ActionSet, Scope};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::{NAME, plugin_error, user_slug};
+
+/// Decides scopes from the card store.
+#[derive(Debug, Clone)]
+pub struct CardAuthorizer {
+    store: Store,
+}
+
+/// What the store says about the actor, loaded once per decision.
+struct Actor {
+    card: Card,
+    memberships: Vec<Membership>,
+    /// The actor's markers: its slug and its orgs' slugs.
+    markers: Vec<String>,
+    /// Compiled read schemas of the actor's roles.
+    read: Vec<jsonschema::Validator>,
+    catalog: bool,
+    /// The session's scope, when the request came with a scoped session.
+    session_scope: Option<jsonschema::Validator>,
+}
+
+impl Actor {
+    fn is_admin(&self) -> bool {
+        self.card.slug == ADMIN_SLUG
+    }
+
+    fn role_in(&self, org_slug: &str) -> Option<MembershipRole> {
+        self.memberships
+            .iter()
+            .filter(|m| m.org_slug == org_slug)
+            .map(|m| m.role)
+            .max()
+    }
+
+    fn in_session_scope(&self, card: &Value) -> bool {
+        self.session_scope.as_ref().is_none_or(|s| s.is_valid(card))
+    }
+
+    fn can_see(&self, card_markers: &[String], card: &Value) -> bool {
+        markers_allow(card_markers, &self.markers) && self.read.iter().any(|r| r.is_valid(card))
+    }
+}
+
+fn schema(value: &Value, what: &str) -> Result<jsonschema::Validator, PluginError> {
+    jsonschema::validator_for(value)
+        .map_err(|e| PluginError::internal(NAME, format!("{what} is not a valid JSON Schema: {e}")))
+}
+
+/// The actions a membership role brings on a visible image.
+fn role_actions(role: Option<MembershipRole>) -> ActionSet {
+    let mut set = ActionSet::of(&[Action::Pull]);
+    if role >= Some(MembershipRole::Developer) {
+        set = set.with(Action::Push);
+    }
+    if role >= Some(MembershipRole::Maintainer) {
+        set = set.with(Action::Delete);
+    }
+    if role >= Some(MembershipRole::Owner) {
+        set = set.with(Action::All);
+    }
+    set
+}
+
+impl CardAuthorizer {
+    pub fn new(store: Store) -> Self {
+        CardAuthorizer { store }
+    }
+
+    /// Loads the actor; `None` when it does not exist (or is deactivated).
+    async fn actor(&self, identity: &Identity) -> Result<Option<Actor>, PluginError> {
+        let slug = if identity.is_anonymous() {
+            GUEST_SLUG.to_owned()
+        } else {
+            user_slug(&identity.account)
+        };
+        let Some(card) = self.store.card_by_slug(&slug).await.map_err(plugin_error)? else {
+            return Ok(None);
+        };
+        let memberships = self
+            .store
+            .memberships(card.id)
+            .await
+            .map_err(plugin_error)?;
+        let mut markers = vec![card.slug.clone()];
+        markers.extend(memberships.iter().map(|m| m.org_slug.clone()));
+
+        let mut role_slugs = vec![format!("role-{}", card.slug)];
+        if let Some(roles) = card.data.get("roles").and_then(Value::as_array) {
+            role_slugs.extend(
+                roles
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(|r| format!("role-{r}")),
+            );
+        }
+        let roles = self
+            .store
+            .cards_by_slugs(&role_slugs)
+            .await
+            .map_err(plugin_error)?;
+        let read = roles
+            .iter()
+            .filter_map(|r| r.data.get("read").map(|read| (r, read)))
+            .map(|(r, read)| schema(read, &format!("{} data.read", r.slug)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let catalog = roles.iter().any(|r| r.data["catalog"] == json!(true));
+
+        let session_scope = match &identity.session {
+            None => None,
+            Some(id) => {
+                let id = Uuid::parse_str(id)
+                    .map_err(|e| PluginError::internal(NAME, format!("session id: {e}")))?;
+                let session = self.store.card_by_id(id).await.map_err(plugin_error)?;
+                match session.as_ref().and_then(|s| s.data.get("scope")) {
+                    Some(scope) => Some(schema(scope, "session data.scope")?),
+                    None => None,
+                }
+            }
+        };
+        Ok(Some(Actor {
+            card,
+            memberships,
+            markers,
+            read,
+            catalog,
+            session_scope,
+        }))
+    }
+
+    async fn repository(&self, actor: &Actor, scope: &Scope) -> Result<Decision, PluginError> {
+        let name = scope.name.as_str();
+        let org_slug = format!("org-{}", name.split('/').next().unwrap_or_default());
+        let role = actor.role_in(&org_slug);
+        let image = match self
+            .store
+            .image_by_repository(name)
+            .await
+            .map_err(plugin_error)?
+        {
+            Some(image) => image,
+            None => {
+                // A first push creates the image, when the actor could push to it once created.
+                let prospective = json!({
+                    "type": "image@1.0.0",
+                    "markers": [org_slug],
+                    "data": {"repository": name, "public": false},
+                });
+                let may_create = scope.actions.contains(Action::Push)
+                    && role >= Some(MembershipRole::Developer)
+                    && actor.in_session_scope(&prospective)
+                    && actor.can_see(std::slice::from_ref(&org_slug), &prospective);
+                if !may_create {
+                    return Ok(Decision::NoMatch);
+                }
+                let image = self
+                    .store
+                    .ensure_image(name, &org_slug)
+                    .await
+                    .map_err(plugin_error)?;
+                tracing::info!(repository = name, actor = %actor.card.slug, "image created on first push");
+                image
+            }
+        };
+        let card = image.to_json();
+        let mut allowed = ActionSet::EMPTY;
+        if image.data["public"] == json!(true) {
+            allowed = allowed.with(Action::Pull);
+        }
+        if actor.in_session_scope(&card) {
+            if actor.can_see(&image.markers, &card) {
+                allowed = allowed.union(role_actions(role));
+            }
+            let mut holders = vec![actor.card.id];
+            holders.extend(actor.memberships.iter().map(|m| m.org_id));
+            let granted = self
+                .store
+                .granted_actions(image.id, &holders)
+                .await
+                .map_err(plugin_error)?;
+            allowed = granted
+                .iter()
+                .filter_map(|a| a.parse::<Action>().ok())
+                .fold(allowed, ActionSet::with);
+        }
+        Ok(Decision::Allowed(allowed))
+    }
+}
+
+#[async_trait]
+impl Authorizer for CardAuthorizer {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn authorize(&self, identity: &Identity, scope: &Scope) -> Result<Decision, PluginError> {
+        let kind = scope.resource_type.as_str();
+        if kind != "repository" && kind != "registry" {
+            return Ok(Decision::NoMatch);
+        }
+        let Some(actor) = self.actor(identity).await? else {
+            return Ok(Decision::NoMatch);
+        };
+        if actor.is_admin() {
+            return Ok(Decision::Allowed(ActionSet::of(&[Action::All])));
+        }
+        match kind {
+            "repository" => self.repository(&actor, scope).await,
+            _ if scope.name.as_str() == "catalog" && actor.catalog => {
+                Ok(Decision::Allowed(ActionSet::of(&[Action::All])))
+            }
+            _ => Ok(Decision::Allowed(ActionSet::EMPTY)),
+        }
+    }
+}

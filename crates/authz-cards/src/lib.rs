@@ -1,0 +1,33 @@
+//! Plugins backed by the card store: [`CardAuthenticator`] (session tokens, argon2id passwords,
+//! the guest actor) and [`CardAuthorizer`] (images resolved by repository name, decided by
+//! markers, role read schemas, session scope, org membership roles, explicit grants and public
+//! flags).
+//!
+//! Depends on the plugin seam, the token core and the store; knows nothing of HTTP.
+
+mod authn;
+mod authz;
+
+pub use authn::CardAuthenticator;
+pub use authz::CardAuthorizer;
+
+use cardgate_authz::PluginError;
+use cardgate_store::StoreError;
+
+const NAME: &str = "cards";
+
+/// The slug of an account name: `alice` and `user-alice` both name `user-alice`.
+pub fn user_slug(account: &str) -> String {
+    if account.starts_with("user-") {
+        account.to_owned()
+    } else {
+        format!("user-{account}")
+    }
+}
+
+fn plugin_error(e: StoreError) -> PluginError {
+    match e {
+        StoreError::Unavailable(_) => PluginError::unavailable(NAME, e.to_string()),
+        other => PluginError::internal(NAME, other.to_string()),
+    }
+}

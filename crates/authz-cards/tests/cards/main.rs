@@ -1,0 +1,262 @@
+//! The card plugins against a real PostgreSQL.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod differential;
+mod rules;
+
+use argon2::{Argon2, PasswordHasher};
+use cardgate_authz::{
+    Authentication, Authenticator, Authorizer, AuthzChain, Credentials, Decision, Identity,
+};
+use cardgate_authz_cards::{CardAuthenticator, CardAuthorizer};
+use cardgate_store::testing::fresh_store;
+use cardgate_store::{Card, CardType, LinkVerb, NewCard, Store};
+use cardgate_token::{ActionSet, Scope};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use std::sync::Arc;
+
+/// Shortcuts for building a policy in a store.
+#[derive(Debug)]
+pub struct Fixture {
+    pub store: Store,
+}
+
+impl Fixture {
+    pub async fn new() -> Self {
+        Fixture {
+            store: fresh_store().await,
+        }
+    }
+
+    pub async fn org(&self, name: &str) -> Card {
+        self.store
+            .create_card(
+                NewCard::new(CardType::Org, format!("org-{name}"), json!({})).with_name(name),
+            )
+            .await
+            .unwrap()
+    }
+
+    pub async fn user(&self, name: &str, roles: &[&str]) -> Card {
+        self.store
+            .create_card(NewCard::new(
+                CardType::User,
+                format!("user-{name}"),
+                json!({"roles": roles}),
+            ))
+            .await
+            .unwrap()
+    }
+
+    pub async fn member(&self, org: &Card, user: &Card, role: &str) {
+        self.store
+            .link(org, LinkVerb::HasMember, user, json!({"role": role}))
+            .await
+            .unwrap();
+    }
+
+    pub async fn image(&self, repository: &str, markers: &[&str], public: bool) -> Card {
+        self.store
+            .create_card(
+                NewCard::new(
+                    CardType::Image,
+                    format!("image-{}", uuid_like(repository)),
+                    json!({"repository": repository, "public": public}),
+                )
+                .with_markers(markers.iter().map(|m| (*m).to_owned()).collect()),
+            )
+            .await
+            .unwrap()
+    }
+
+    pub async fn grant(&self, holder: &Card, image: &Card, actions: &[&str]) {
+        self.store
+            .link(
+                holder,
+                LinkVerb::HasAccessTo,
+                image,
+                json!({"actions": actions}),
+            )
+            .await
+            .unwrap();
+    }
+
+    pub async fn password(&self, user: &Card, password: &str) {
+        let hash = Argon2::default()
+            .hash_password(password.as_bytes())
+            .unwrap()
+            .to_string();
+        self.store.set_password(user, &hash).await.unwrap();
+    }
+
+    pub fn authorizer(&self) -> AuthzChain {
+        AuthzChain::new(vec![Arc::new(CardAuthorizer::new(self.store.clone()))])
+    }
+
+    /// The actions granted to `account` (optionally through `session`) for one scope text.
+    pub async fn granted(&self, account: &str, session: Option<&str>, scope: &str) -> ActionSet {
+        let scope: Scope = scope.parse().unwrap();
+        let identity = Identity {
+            session: session.map(str::to_owned),
+            ..Identity::new(account, "cards")
+        };
+        self.authorizer()
+            .authorize(&identity, &[scope])
+            .await
+            .unwrap()[0]
+            .granted
+    }
+}
+
+/// A slug-safe rendering of a repository name.
+pub fn uuid_like(repository: &str) -> String {
+    repository.replace(['/', '.', '_'], "-")
+}
+
+pub fn actions(s: &str) -> ActionSet {
+    format!("repository:x:{s}")
+        .parse::<Scope>()
+        .unwrap()
+        .actions
+}
+
+fn password(user: &str, secret: &str) -> Credentials {
+    Credentials::Password {
+        username: user.into(),
+        password: SecretString::from(secret),
+    }
+}
+
+#[tokio::test]
+async fn passwords_authenticate_by_name_or_slug_and_wrong_ones_are_rejected() {
+    let f = Fixture::new().await;
+    let alice = f.user("alice", &["user-default"]).await;
+    f.password(&alice, "correct horse").await;
+    let authn = CardAuthenticator::new(f.store.clone()).unwrap();
+    for name in ["alice", "user-alice"] {
+        assert_eq!(
+            authn
+                .authenticate(&password(name, "correct horse"))
+                .await
+                .unwrap(),
+            Authentication::Authenticated(Identity::new("alice", "cards"))
+        );
+    }
+    assert_eq!(
+        authn
+            .authenticate(&password("alice", "battery staple"))
+            .await
+            .unwrap(),
+        Authentication::Rejected
+    );
+    assert_eq!(
+        authn
+            .authenticate(&password("mallory", "correct horse"))
+            .await
+            .unwrap(),
+        Authentication::NotMine
+    );
+    // The guest cannot log in, and a deactivated user is unknown.
+    assert_eq!(
+        authn.authenticate(&password("guest", "")).await.unwrap(),
+        Authentication::NotMine
+    );
+    f.store.set_active(alice.id, false).await.unwrap();
+    assert_eq!(
+        authn
+            .authenticate(&password("alice", "correct horse"))
+            .await
+            .unwrap(),
+        Authentication::NotMine
+    );
+}
+
+#[tokio::test]
+async fn no_credentials_is_the_guest() {
+    let f = Fixture::new().await;
+    let authn = CardAuthenticator::new(f.store.clone()).unwrap();
+    assert_eq!(
+        authn.authenticate(&Credentials::Anonymous).await.unwrap(),
+        Authentication::Authenticated(Identity::anonymous("cards"))
+    );
+}
+
+#[tokio::test]
+async fn session_tokens_work_until_they_expire_or_are_deactivated() {
+    let f = Fixture::new().await;
+    let alice = f.user("alice", &["user-default"]).await;
+    let bob = f.user("bob", &["user-default"]).await;
+    let authn = CardAuthenticator::new(f.store.clone()).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let live = f
+        .store
+        .create_session(&alice, now + time::Duration::hours(1), None)
+        .await
+        .unwrap();
+    let expired = f
+        .store
+        .create_session(&alice, now - time::Duration::seconds(1), None)
+        .await
+        .unwrap();
+    let token = live.token.expose_secret().to_owned();
+
+    match authn
+        .authenticate(&password("alice", &token))
+        .await
+        .unwrap()
+    {
+        Authentication::Authenticated(identity) => {
+            assert_eq!(identity.account, "alice");
+            assert_eq!(identity.session, Some(live.card.id.to_string()));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Someone else's session, a wrong secret, an expired session: rejected.
+    assert_eq!(
+        authn.authenticate(&password("bob", &token)).await.unwrap(),
+        Authentication::Rejected
+    );
+    let (id, _) = token.split_once('.').unwrap();
+    let forged = format!("{id}.{}", "0".repeat(64));
+    assert_eq!(
+        authn
+            .authenticate(&password("alice", &forged))
+            .await
+            .unwrap(),
+        Authentication::Rejected
+    );
+    assert_eq!(
+        authn
+            .authenticate(&password("alice", expired.token.expose_secret()))
+            .await
+            .unwrap(),
+        Authentication::Rejected
+    );
+    f.store.set_active(live.card.id, false).await.unwrap();
+    assert_eq!(
+        authn
+            .authenticate(&password("alice", &token))
+            .await
+            .unwrap(),
+        Authentication::Rejected
+    );
+    let _ = bob;
+}
+
+#[tokio::test]
+async fn scopes_other_than_repository_and_catalog_are_not_decided() {
+    let f = Fixture::new().await;
+    f.user("alice", &["user-default"]).await;
+    let authz = CardAuthorizer::new(f.store.clone());
+    let scope: Scope = "plugin:thing:pull".parse().unwrap();
+    assert_eq!(
+        authz
+            .authorize(&Identity::new("alice", "cards"), &scope)
+            .await
+            .unwrap(),
+        Decision::NoMatch
+    );
+}
