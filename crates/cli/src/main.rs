@@ -40,6 +40,8 @@ struct Cli {
 enum Command {
     /// Run the token server from configuration.
     Serve,
+    /// Apply the database migrations and create the built-in cards, then exit.
+    Migrate,
     /// Run on the embedded dev defaults: dev keys, demo users, 127.0.0.1.
     Dev(dev::DevArgs),
     /// Generate a signing key, its certificate, key ID and JWKS.
@@ -72,7 +74,7 @@ fn init_tracing(settings: &Settings) {
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     init_tracing(&settings);
-    let app = Application::build(&settings)?;
+    let app = Application::build(&settings).await?;
     tracing::info!(
         listen = %settings.server.listen,
         port = app.port(),
@@ -109,8 +111,22 @@ async fn main() -> anyhow::Result<()> {
         Command::Dev(args) => {
             let profile = cli.profile.clone().unwrap_or_else(|| "dev".to_owned());
             let settings = Settings::load(&settings_source(&cli, Some(profile)))?;
-            let settings = dev::prepare(settings, args).await?;
-            serve(settings).await
+            let (settings, cluster) = dev::prepare(settings, args).await?;
+            let served = serve(settings).await;
+            if let Some(cluster) = cluster {
+                cluster.stop()?;
+            }
+            served
+        }
+        Command::Migrate => {
+            let settings = Settings::load(&settings_source(&cli, cli.profile.clone()))?;
+            let store = settings
+                .store()?
+                .context("`database.url` (DATABASE_URL or CARDGATE__DATABASE__URL) is not set")?;
+            store.migrate().await?;
+            store.bootstrap().await?;
+            eprintln!("migrations applied");
+            Ok(())
         }
         Command::Keygen(args) => keygen::run(args),
         Command::HashPassword => hash_password(),

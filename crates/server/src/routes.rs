@@ -6,6 +6,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_httpauth::headers::authorization::{Basic, ParseError, Scheme};
 use cardgate_authz::{AuthnChain, AuthnError, AuthzChain, Credentials};
+use cardgate_store::Store;
 use cardgate_token::{AccessEntry, Minter, TokenId, TokenRequest, parse_scopes};
 use secrecy::SecretString;
 use serde::Serialize;
@@ -21,6 +22,8 @@ pub struct AppState {
     pub service: String,
     pub authn: AuthnChain,
     pub authz: AuthzChain,
+    /// The card store, when configured: readiness includes reaching it.
+    pub store: Option<Store>,
     /// The JWKS document, serialised once at start-up.
     pub jwks: String,
 }
@@ -176,8 +179,15 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: a token can be signed right now.
+/// `GET /readyz`: a token can be signed right now, and the database (when configured) answers.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if let Some(store) = &state.store
+        && let Err(e) = store.ping().await
+    {
+        tracing::warn!(error = %e, "readiness probe: database unreachable");
+        return HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "unavailable", "reason": "database"}));
+    }
     let probe = token_id().map_err(|e| e.to_string()).and_then(|jti| {
         state
             .minter

@@ -9,7 +9,9 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use cardgate_authz::{Authenticator, AuthnChain, Authorizer, AuthzChain};
+use cardgate_authz_cards::{CardAuthenticator, CardAuthorizer};
 use cardgate_authz_static::{AclConfig, StaticAcl, StaticUsers, UsersConfig};
+use cardgate_store::{PoolSettings, Store};
 use cardgate_token::{KeyError, KeyInput, Minter, SigningAlgorithm, SigningKey};
 use config::{Config, Environment, File, FileFormat, Map, Source, Value};
 use secrecy::{ExposeSecret, SecretString};
@@ -18,8 +20,8 @@ use serde::Deserialize;
 /// The defaults, compiled in so that the binary runs from any directory.
 const DEFAULTS: &str = include_str!("../../../config/default.toml");
 
-/// The seed document's variables and the settings they set.
-pub const SEED_VARIABLES: [(&str, &str); 7] = [
+/// The seed document's variables (and `DATABASE_URL`) and the settings they set.
+pub const NAMED_VARIABLES: [(&str, &str); 8] = [
     ("REGISTRY_HOST", "token.service"),
     ("REGISTRY_TOKEN_AUTH_CERT_ISSUER", "token.issuer"),
     ("REGISTRY_TOKEN_AUTH_JWT_ALGO", "token.algorithm"),
@@ -27,6 +29,7 @@ pub const SEED_VARIABLES: [(&str, &str); 7] = [
     ("REGISTRY_TOKEN_AUTH_CERT", "token.certificate"),
     ("REGISTRY_TOKEN_AUTH_CERT_KEY", "token.key"),
     ("REGISTRY_TOKEN_AUTH_CERT_KID", "token.kid"),
+    ("DATABASE_URL", "database.url"),
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -36,7 +39,22 @@ pub struct Settings {
     pub token: TokenSettings,
     pub authn: AuthnSettings,
     pub authz: AuthzSettings,
+    pub database: DatabaseSettings,
     pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `postgres://user:password@host:port/db`; required by the `cards` plugins.
+    pub url: Option<SecretString>,
+    pub max_connections: u32,
+    /// How long a request waits for a connection before answering 503.
+    pub acquire_timeout_ms: u64,
+    /// Statement timeout on every connection.
+    pub statement_timeout_ms: u64,
+    /// Apply migrations (and create the built-in cards) at start-up.
+    pub migrate: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -123,16 +141,16 @@ pub struct SettingsSource {
 
 /// The seed's variables as a configuration layer.
 #[derive(Debug, Clone)]
-struct SeedVariables(HashMap<String, String>);
+struct NamedVariables(HashMap<String, String>);
 
-impl Source for SeedVariables {
+impl Source for NamedVariables {
     fn clone_into_box(&self) -> Box<dyn Source + Send + Sync> {
         Box::new(self.clone())
     }
 
     fn collect(&self) -> Result<Map<String, Value>, config::ConfigError> {
         let origin = "seed environment".to_owned();
-        Ok(SEED_VARIABLES
+        Ok(NAMED_VARIABLES
             .iter()
             .filter_map(|(var, key)| {
                 let value = self.0.get(*var)?.trim();
@@ -149,7 +167,7 @@ impl Source for SeedVariables {
 
 /// The variables that can set `key`, for error messages.
 fn variables_for(key: &str) -> String {
-    let mut names: Vec<String> = SEED_VARIABLES
+    let mut names: Vec<String> = NAMED_VARIABLES
         .iter()
         .filter(|(_, k)| *k == key)
         .map(|(v, _)| (*v).to_owned())
@@ -183,7 +201,7 @@ impl Settings {
             builder = builder.add_source(File::from(path).format(FileFormat::Toml));
         }
         let config = builder
-            .add_source(SeedVariables(source.env.clone()))
+            .add_source(NamedVariables(source.env.clone()))
             .add_source(
                 Environment::with_prefix("CARDGATE")
                     .separator("__")
@@ -260,11 +278,39 @@ impl Settings {
         .map_err(|e| SettingsError::new(format!("{}: {e}", setting("token.lifetime_seconds"))))
     }
 
-    /// Builds the authenticator chain in configured order.
-    pub fn authn_chain(&self) -> Result<AuthnChain, SettingsError> {
-        let mut chain: Vec<Arc<dyn Authenticator>> = Vec::new();
+    /// The card store, when `database.url` is set. Connects lazily: the server starts, and
+    /// answers 503, while the database is away.
+    pub fn store(&self) -> Result<Option<Store>, SettingsError> {
+        let Some(url) = self.database.url.as_ref() else {
+            return Ok(None);
+        };
+        let pool = PoolSettings {
+            max_connections: self.database.max_connections,
+            acquire_timeout: Duration::from_millis(self.database.acquire_timeout_ms),
+            statement_timeout: Duration::from_millis(self.database.statement_timeout_ms),
+        };
+        Store::connect_lazy(url.expose_secret(), &pool)
+            .map(Some)
+            .map_err(|e| SettingsError::new(format!("{}: {e}", setting("database.url"))))
+    }
+
+    /// Builds the authenticator and authorizer chains in configured order.
+    pub fn chains(&self, store: Option<&Store>) -> Result<(AuthnChain, AuthzChain), SettingsError> {
+        let need_store = |section: &str| {
+            store.cloned().ok_or_else(|| {
+                SettingsError::new(format!(
+                    "`{section}.chain` lists `cards`, which needs {}",
+                    setting("database.url")
+                ))
+            })
+        };
+        let mut authn: Vec<Arc<dyn Authenticator>> = Vec::new();
         for name in &self.authn.chain {
             match name.as_str() {
+                "cards" => authn.push(Arc::new(
+                    CardAuthenticator::new(need_store("authn")?)
+                        .map_err(|e| SettingsError::new(format!("authn.cards: {e}")))?,
+                )),
                 "static" => {
                     let config = self.authn.static_users.as_ref().ok_or_else(|| {
                         SettingsError::new(
@@ -273,23 +319,19 @@ impl Settings {
                     })?;
                     let users = StaticUsers::new(config)
                         .map_err(|e| SettingsError::new(format!("authn.static: {e}")))?;
-                    chain.push(Arc::new(users));
+                    authn.push(Arc::new(users));
                 }
                 other => {
                     return Err(SettingsError::new(format!(
-                        "`authn.chain`: unknown authenticator `{other}` (known: static)"
+                        "`authn.chain`: unknown authenticator `{other}` (known: cards, static)"
                     )));
                 }
             }
         }
-        Ok(AuthnChain::new(chain))
-    }
-
-    /// Builds the authorizer chain in configured order.
-    pub fn authz_chain(&self) -> Result<AuthzChain, SettingsError> {
-        let mut chain: Vec<Arc<dyn Authorizer>> = Vec::new();
+        let mut authz: Vec<Arc<dyn Authorizer>> = Vec::new();
         for name in &self.authz.chain {
             match name.as_str() {
+                "cards" => authz.push(Arc::new(CardAuthorizer::new(need_store("authz")?))),
                 "static" => {
                     let config = self.authz.static_acl.as_ref().ok_or_else(|| {
                         SettingsError::new(
@@ -298,16 +340,16 @@ impl Settings {
                     })?;
                     let acl =
                         StaticAcl::new(config).map_err(|e| SettingsError::new(e.to_string()))?;
-                    chain.push(Arc::new(acl));
+                    authz.push(Arc::new(acl));
                 }
                 other => {
                     return Err(SettingsError::new(format!(
-                        "`authz.chain`: unknown authorizer `{other}` (known: static)"
+                        "`authz.chain`: unknown authorizer `{other}` (known: cards, static)"
                     )));
                 }
             }
         }
-        Ok(AuthzChain::new(chain))
+        Ok((AuthnChain::new(authn), AuthzChain::new(authz)))
     }
 }
 

@@ -26,6 +26,8 @@ pub struct Application {
 pub enum StartupError {
     #[error(transparent)]
     Settings(#[from] SettingsError),
+    #[error("database (`database.url`): {0}")]
+    Database(#[from] cardgate_store::StoreError),
     #[error("cannot listen on `{address}` (`server.listen`): {source}")]
     Bind {
         address: String,
@@ -43,17 +45,27 @@ impl std::fmt::Debug for Application {
 }
 
 impl Application {
-    /// Checks the settings, loads keys and plugins, and binds the listener.
-    pub fn build(settings: &Settings) -> Result<Self, StartupError> {
+    /// Checks the settings, loads keys and plugins, migrates the database when configured,
+    /// and binds the listener.
+    pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
         let realm_path = settings.realm_path()?;
         let minter = settings.minter()?;
+        let store = settings.store()?;
+        if let Some(store) = &store
+            && settings.database.migrate
+        {
+            store.migrate().await?;
+            store.bootstrap().await?;
+        }
+        let (authn, authz) = settings.chains(store.as_ref())?;
         let jwks = serde_json::to_string(&SigningKey::jwks([minter.key()]))
             .map_err(|e| SettingsError::from_message(format!("JWKS: {e}")))?;
         let state = web::Data::new(AppState {
             minter,
             service: settings.token.service.clone(),
-            authn: settings.authn_chain()?,
-            authz: settings.authz_chain()?,
+            authn,
+            authz,
+            store,
             jwks,
         });
         let address = settings.server.listen.clone();

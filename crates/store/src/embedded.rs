@@ -24,6 +24,8 @@ pub struct EmbeddedPostgres {
     bin_dir: PathBuf,
     port: u16,
     run_as: Option<String>,
+    /// Server options (`pg_ctl -o`).
+    options: String,
 }
 
 /// The folder holding `initdb` and `pg_ctl`: `pg_config --bindir`, else the newest
@@ -71,6 +73,26 @@ fn id_of(flag: &str, user: &str) -> Result<u32, EmbeddedError> {
         .map_err(|_| fail(format!("user `{user}` does not exist")))
 }
 
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
+}
+
+/// Whether the user PostgreSQL will run as can reach (traverse into) `dir`. As root the
+/// server runs as `postgres`, which cannot enter, say, a folder under a 0700 home.
+pub fn reachable(dir: &Path) -> bool {
+    if !is_root() {
+        return true;
+    }
+    let probe = dir.parent().unwrap_or(dir);
+    Command::new("runuser")
+        .args(["-u", "postgres", "--", "test", "-x"])
+        .arg(probe)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 impl EmbeddedPostgres {
     /// Starts (creating it on first use) a cluster in `data_dir`, listening on 127.0.0.1 only.
     /// `fast` turns durability off: for throwaway test clusters.
@@ -95,11 +117,19 @@ impl EmbeddedPostgres {
         } else {
             None
         };
+        let port = free_port()?;
+        let mut options = format!(
+            "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=/tmp -c max_connections=200"
+        );
+        if fast {
+            options.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
+        }
         let cluster = EmbeddedPostgres {
             data_dir,
             bin_dir,
-            port: free_port()?,
+            port,
             run_as,
+            options,
         };
         if !cluster.data_dir.join("PG_VERSION").exists() {
             cluster.run(
@@ -117,28 +147,7 @@ impl EmbeddedPostgres {
                 ],
             )?;
         }
-        let mut options = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories=/tmp -c max_connections=200",
-            cluster.port
-        );
-        if fast {
-            options.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
-        }
-        cluster.run(
-            "pg_ctl",
-            &[
-                "-D",
-                &cluster.data_dir.display().to_string(),
-                "-l",
-                &cluster.data_dir.join("server.log").display().to_string(),
-                "-o",
-                &options,
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-        )?;
+        cluster.resume()?;
         cluster.watch_parent(fast);
         Ok(cluster)
     }
@@ -191,9 +200,12 @@ impl EmbeddedPostgres {
         } else {
             String::new()
         };
+        // Another process may have taken the cluster over since (a restarted `cardgate dev`).
         let script = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; {cleanup}",
-            pid = std::process::id()
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
+             if [ \"$(cat '{owner}' 2>/dev/null)\" = {pid} ]; then {stop} >/dev/null 2>&1; {cleanup}; fi",
+            pid = std::process::id(),
+            owner = self.owner_file().display(),
         );
         // Best effort: without the watchdog the cluster outlives a crashed process.
         let _ = Command::new("sh")
@@ -211,6 +223,45 @@ impl EmbeddedPostgres {
     /// The URL of `database` on this cluster.
     pub fn url(&self, database: &str) -> String {
         format!("postgres://cardgate@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// The file naming the process that owns the running server: a watchdog stops the server
+    /// only while its process is still the owner.
+    fn owner_file(&self) -> PathBuf {
+        self.data_dir.join("cardgate.owner")
+    }
+
+    /// Starts the server (again, after [`EmbeddedPostgres::stop`]) on the same port.
+    pub fn resume(&self) -> Result<(), EmbeddedError> {
+        std::fs::write(self.owner_file(), std::process::id().to_string())
+            .map_err(|e| fail(format!("{}: {e}", self.owner_file().display())))?;
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data_dir.display().to_string(),
+                "-l",
+                &self.data_dir.join("server.log").display().to_string(),
+                "-o",
+                &self.options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        )
+    }
+
+    /// Creates `database` unless it exists.
+    pub fn ensure_database(&self, database: &str) -> Result<(), EmbeddedError> {
+        let port = self.port.to_string();
+        match self.run(
+            "createdb",
+            &["-h", "127.0.0.1", "-p", &port, "-U", "cardgate", database],
+        ) {
+            Err(e) if e.0.contains("already exists") => Ok(()),
+            other => other,
+        }
     }
 
     /// Stops the cluster (fast shutdown), keeping its data.

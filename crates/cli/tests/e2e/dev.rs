@@ -38,7 +38,7 @@ async fn dev_prints_a_registry_snippet_and_working_demo_credentials() {
         .await
         .unwrap()
     {
-        let done = line.starts_with("  bob /");
+        let done = line.starts_with("  admin /");
         printed.push(line);
         if done {
             break;
@@ -84,9 +84,21 @@ async fn dev_prints_a_registry_snippet_and_working_demo_credentials() {
         claims["access"][0]["actions"],
         serde_json::json!(["pull", "push"])
     );
-    drop(child);
+    // Stopped as with Ctrl-C: the private PostgreSQL stops with it.
+    let pid = child.id().unwrap().to_string();
+    let killed = Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
 
-    // The keys are kept: a second start reuses them.
+    // The keys and the data are kept: a second start reuses them.
     let key_before = std::fs::read(data.path().join("cardgate-dev.pem")).unwrap();
     let mut again = start_dev(data.path(), &format!("127.0.0.1:{port}")).await;
     let mut lines = BufReader::new(again.stdout.take().unwrap()).lines();
@@ -96,6 +108,7 @@ async fn dev_prints_a_registry_snippet_and_working_demo_credentials() {
         .unwrap()
         .unwrap();
     assert!(first.contains("tokens at"), "{first}");
+    assert!(data.path().join("postgres/PG_VERSION").exists());
     assert_eq!(
         std::fs::read(data.path().join("cardgate-dev.pem")).unwrap(),
         key_before

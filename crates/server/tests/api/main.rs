@@ -4,6 +4,8 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod cards;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -15,7 +17,7 @@ use serde_json::Value;
 use x509_cert::Certificate;
 use x509_cert::der::DecodePem;
 
-const ISSUER: &str = "cardgate-test";
+pub const ISSUER: &str = "cardgate-test";
 const SERVICE: &str = "registry.test";
 
 struct TestApp {
@@ -29,7 +31,7 @@ fn config_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config"))
 }
 
-fn test_settings(extra_env: &[(&str, &str)]) -> (Settings, cardgate_token::GeneratedKey) {
+pub fn test_settings(extra_env: &[(&str, &str)]) -> (Settings, cardgate_token::GeneratedKey) {
     let generated = cardgate_token::generate(
         SigningAlgorithm::ES256,
         ISSUER,
@@ -56,7 +58,7 @@ fn test_settings(extra_env: &[(&str, &str)]) -> (Settings, cardgate_token::Gener
 
 async fn spawn_app() -> TestApp {
     let (settings, generated) = test_settings(&[]);
-    let app = Application::build(&settings).unwrap();
+    let app = Application::build(&settings).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     let cert = Certificate::from_pem(generated.certificate_pem.as_bytes()).unwrap();
@@ -418,19 +420,19 @@ async fn health_and_readiness_probes_answer() {
     error_body(unknown, StatusCode::NOT_FOUND).await;
 }
 
-#[test]
-fn start_up_fails_naming_the_setting_when_the_kid_is_wrong() {
+#[tokio::test]
+async fn start_up_fails_naming_the_setting_when_the_kid_is_wrong() {
     let (settings, _) = test_settings(&[(
         "CARDGATE__TOKEN__KID",
         "AAAA:AAAA:AAAA:AAAA:AAAA:AAAA:AAAA:AAAA:AAAA:AAAA:AAAA:AAAA",
     )]);
-    let err = Application::build(&settings).unwrap_err().to_string();
+    let err = Application::build(&settings).await.unwrap_err().to_string();
     assert!(err.contains("token.kid"), "{err}");
     assert!(err.contains("REGISTRY_TOKEN_AUTH_CERT_KID"), "{err}");
 }
 
-#[test]
-fn start_up_fails_naming_the_setting_when_the_certificate_is_not_the_keys() {
+#[tokio::test]
+async fn start_up_fails_naming_the_setting_when_the_certificate_is_not_the_keys() {
     let other = cardgate_token::generate(
         SigningAlgorithm::ES256,
         "other",
@@ -439,15 +441,15 @@ fn start_up_fails_naming_the_setting_when_the_certificate_is_not_the_keys() {
     )
     .unwrap();
     let (settings, _) = test_settings(&[("CARDGATE__TOKEN__CERTIFICATE", &other.certificate_pem)]);
-    let err = Application::build(&settings).unwrap_err().to_string();
+    let err = Application::build(&settings).await.unwrap_err().to_string();
     assert!(err.contains("token.certificate"), "{err}");
     assert!(err.contains("REGISTRY_TOKEN_AUTH_CERT"), "{err}");
 }
 
-#[test]
-fn start_up_fails_naming_the_setting_when_the_realm_has_no_path() {
+#[tokio::test]
+async fn start_up_fails_naming_the_setting_when_the_realm_has_no_path() {
     let (settings, _) = test_settings(&[("REGISTRY_TOKEN_AUTH_REALM", "http://auth.example.com")]);
-    let err = Application::build(&settings).unwrap_err().to_string();
+    let err = Application::build(&settings).await.unwrap_err().to_string();
     assert!(err.contains("server.realm"), "{err}");
 }
 
@@ -457,7 +459,7 @@ async fn the_realm_path_of_the_seed_variable_is_the_route() {
         "REGISTRY_TOKEN_AUTH_REALM",
         "http://api.ly.fish.local/auth/token",
     )]);
-    let app = Application::build(&settings).unwrap();
+    let app = Application::build(&settings).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::new();

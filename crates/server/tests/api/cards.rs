@@ -1,0 +1,266 @@
+//! The token endpoint on the card plugins, against a real PostgreSQL.
+
+use std::time::{Duration, Instant};
+
+use argon2::{Argon2, PasswordHasher};
+use cardgate_server::Application;
+use cardgate_store::embedded::EmbeddedPostgres;
+use cardgate_store::testing::fresh_database_url;
+use cardgate_store::{CardType, LinkVerb, NewCard, PoolSettings, Store};
+use reqwest::StatusCode;
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+use crate::test_settings;
+
+async fn spawn_on(database_url: &str, migrate: bool) -> String {
+    let migrate = migrate.to_string();
+    let (settings, _) = test_settings(&[
+        ("CARDGATE__AUTHN__CHAIN", "cards"),
+        ("CARDGATE__AUTHZ__CHAIN", "cards"),
+        ("CARDGATE__DATABASE__URL", database_url),
+        ("CARDGATE__DATABASE__MIGRATE", &migrate),
+    ]);
+    let app = Application::build(&settings).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    base
+}
+
+async fn seed(store: &Store) {
+    let acme = store
+        .create_card(NewCard::new(CardType::Org, "org-acme", json!({})))
+        .await
+        .unwrap();
+    let alice = store
+        .create_card(NewCard::new(
+            CardType::User,
+            "user-alice",
+            json!({"roles": ["user-default"]}),
+        ))
+        .await
+        .unwrap();
+    let hash = Argon2::default()
+        .hash_password(b"wonderland")
+        .unwrap()
+        .to_string();
+    store.set_password(&alice, &hash).await.unwrap();
+    store
+        .link(
+            &acme,
+            LinkVerb::HasMember,
+            &alice,
+            json!({"role": "developer"}),
+        )
+        .await
+        .unwrap();
+    for (repository, public) in [("acme/web", false), ("acme/base", true)] {
+        store
+            .create_card(
+                NewCard::new(
+                    CardType::Image,
+                    format!("image-{}", repository.replace('/', "-")),
+                    json!({"repository": repository, "public": public}),
+                )
+                .with_markers(vec!["org-acme".into()]),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+fn access(body: &Value) -> Value {
+    let payload = body["token"].as_str().unwrap().split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .unwrap(),
+    )
+    .unwrap();
+    claims["access"].clone()
+}
+
+async fn token(base: &str, user: Option<(&str, &str)>, scope: &str) -> reqwest::Response {
+    let mut request = reqwest::Client::new().get(format!(
+        "{base}/v1/registry?service=registry.test&scope={scope}"
+    ));
+    if let Some((u, p)) = user {
+        request = request.basic_auth(u, Some(p));
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn passwords_sessions_and_the_guest_are_decided_by_the_card_store() {
+    let url = fresh_database_url().await;
+    let store = Store::connect_lazy(&url, &PoolSettings::default()).unwrap();
+    seed(&store).await;
+    let base = spawn_on(&url, true).await;
+
+    let response = token(
+        &base,
+        Some(("alice", "wonderland")),
+        "repository:acme/web:pull,push,delete",
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        access(&response.json().await.unwrap()),
+        json!([{"type": "repository", "name": "acme/web", "actions": ["pull", "push"]}])
+    );
+
+    let alice = store.card_by_slug("user-alice").await.unwrap().unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let session = store
+        .create_session(&alice, now + time::Duration::hours(1), None)
+        .await
+        .unwrap();
+    let secret = session.token.expose_secret().to_owned();
+    let response = token(
+        &base,
+        Some(("user-alice", &secret)),
+        "repository:acme/web:push",
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // Expired and deactivated sessions, and wrong passwords, are 401, never the guest.
+    let expired = store
+        .create_session(&alice, now - time::Duration::seconds(5), None)
+        .await
+        .unwrap();
+    for password in [expired.token.expose_secret(), "not-wonderland"] {
+        let response = token(
+            &base,
+            Some(("alice", password)),
+            "repository:acme/base:pull",
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    store.set_active(session.card.id, false).await.unwrap();
+    let response = token(&base, Some(("alice", &secret)), "repository:acme/base:pull").await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    let response = token(
+        &base,
+        None,
+        "repository:acme/base:pull,push&scope=repository:acme/web:pull",
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        access(&body),
+        json!([
+            {"type": "repository", "name": "acme/base", "actions": ["pull"]},
+            {"type": "repository", "name": "acme/web", "actions": []},
+        ])
+    );
+}
+
+#[tokio::test]
+async fn a_database_outage_gives_503_quickly_and_the_server_recovers_by_itself() {
+    let dir = unique_dir();
+    let cluster = tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&dir, true))
+        .await
+        .unwrap()
+        .unwrap();
+    cluster.ensure_database("cardgate").unwrap();
+    let url = cluster.url("cardgate");
+    let store = Store::connect_lazy(&url, &PoolSettings::default()).unwrap();
+    store.migrate().await.unwrap();
+    store.bootstrap().await.unwrap();
+    seed(&store).await;
+    store.pool().close().await;
+    let base = spawn_on(&url, false).await;
+    let client = reqwest::Client::new();
+    let ok = token(
+        &base,
+        Some(("alice", "wonderland")),
+        "repository:acme/web:pull",
+    )
+    .await;
+    assert_eq!(ok.status(), StatusCode::OK);
+
+    cluster.stop().unwrap();
+    let started = Instant::now();
+    let down = token(
+        &base,
+        Some(("alice", "wonderland")),
+        "repository:acme/web:pull",
+    )
+    .await;
+    let waited = started.elapsed();
+    assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = down.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+    assert!(body.get("token").is_none());
+    assert!(
+        !body.to_string().contains("127.0.0.1"),
+        "error bodies do not echo internals: {body}"
+    );
+    assert!(waited < Duration::from_secs(4), "503 took {waited:?}");
+    let anonymous = token(&base, None, "repository:acme/base:pull").await;
+    assert_eq!(anonymous.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+
+    tokio::task::spawn_blocking(move || {
+        cluster.resume().unwrap();
+        cluster
+    })
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let response = token(
+            &base,
+            Some(("alice", "wonderland")),
+            "repository:acme/web:pull",
+        )
+        .await;
+        if response.status() == StatusCode::OK {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no recovery: {}",
+            response.status()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}
+
+/// A folder of its own for this test's cluster (removed with it when the process exits).
+fn unique_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "cardgate-outage-{}-{}",
+        std::process::id(),
+        time::OffsetDateTime::now_utc().unix_timestamp_nanos()
+    ))
+}
