@@ -7,6 +7,7 @@
 mod dev;
 mod keygen;
 mod registry;
+mod tenants;
 
 use std::path::{Path, PathBuf};
 

@@ -68,7 +68,7 @@ fn sha256_hex(data: &[u8]) -> String {
 }
 
 /// Writes a one-layer OCI image layout under `dir`, tagged `tag`; returns the layer digest.
-fn write_oci_image(dir: &Path, tag: &str, content: &str) -> String {
+pub fn write_oci_image(dir: &Path, tag: &str, content: &str) -> String {
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).unwrap();
     let put = |data: &[u8]| -> (String, usize) {
@@ -153,7 +153,7 @@ fn diff_ids(dir: &Path) -> Vec<String> {
 }
 
 /// cardgate and the registry, running until dropped.
-struct Stack {
+pub struct Stack {
     dir: tempfile::TempDir,
     registry: String,
     _cardgate: Child,
@@ -161,7 +161,9 @@ struct Stack {
 }
 
 impl Stack {
-    async fn start() -> Stack {
+    /// Starts cardgate from the seed's `.env` plus `env`, and a registry trusting the seed's
+    /// certificate.
+    pub async fn start(env_extra: &[(&str, &str)]) -> Stack {
         ensure_tools().await;
         let dir = tempfile::tempdir().unwrap();
         let env = seed_env();
@@ -178,7 +180,7 @@ impl Stack {
             .arg("serve")
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("CARDGATE_CONFIG_DIR", workspace().join("config"))
-            .env("CARDGATE_PROFILE", "test")
+            .envs(env_extra.iter().copied())
             .env("CARDGATE__SERVER__LISTEN", format!("127.0.0.1:{auth_port}"))
             .env("CARDGATE__LOG__FILTER", "debug")
             .env_remove("RUST_LOG")
@@ -252,7 +254,7 @@ impl Stack {
         panic!("{url} never answered {status}\n{}", self.logs());
     }
 
-    fn logs(&self) -> String {
+    pub fn logs(&self) -> String {
         let read =
             |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
         format!(
@@ -262,11 +264,11 @@ impl Stack {
         )
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    fn image(&self, repository: &str) -> String {
+    pub fn image(&self, repository: &str) -> String {
         format!("docker://{}/{repository}", self.registry)
     }
 
@@ -285,7 +287,7 @@ impl Stack {
             .unwrap()
     }
 
-    async fn succeeds(&self, args: &[&str]) -> Output {
+    pub async fn succeeds(&self, args: &[&str]) -> Output {
         let output = self.skopeo(args).await;
         assert!(
             output.status.success(),
@@ -296,8 +298,19 @@ impl Stack {
         output
     }
 
+    /// Whether skopeo succeeds.
+    pub async fn skopeo_ok(&self, args: &[&str]) -> bool {
+        self.skopeo(args).await.status.success()
+    }
+
+    /// `None` when skopeo succeeds, else its error output.
+    pub async fn fails_or_output(&self, args: &[&str]) -> Option<String> {
+        let output = self.skopeo(args).await;
+        (!output.status.success()).then(|| String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+
     /// Runs skopeo, expects failure, and returns its error output.
-    async fn fails(&self, args: &[&str]) -> String {
+    pub async fn fails(&self, args: &[&str]) -> String {
         let output = self.skopeo(args).await;
         assert!(
             !output.status.success(),
@@ -308,12 +321,12 @@ impl Stack {
     }
 }
 
-const ALICE: &str = "alice:alice-test-password";
+pub const ALICE: &str = "alice:alice-test-password";
 const BOB: &str = "bob:bob-test-password";
 
 #[tokio::test]
 async fn skopeo_pushes_and_pulls_through_a_registry_trusting_the_seed_certificate() {
-    let stack = Stack::start().await;
+    let stack = Stack::start(&[("CARDGATE_PROFILE", "test")]).await;
     let image = stack.path("image");
     let layer = write_oci_image(&image, "v1", "cardgate end-to-end\n");
     let source = format!("oci:{}:v1", image.display());
