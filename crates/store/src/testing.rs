@@ -7,12 +7,13 @@
 
 use std::sync::OnceLock;
 
+use serde_json::json;
 use sqlx::{Connection, Executor, PgConnection};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use crate::embedded::EmbeddedPostgres;
-use crate::{PoolSettings, Store};
+use crate::{Card, CardType, LinkVerb, NewCard, PoolSettings, Store};
 
 /// The server's base URL (without a database name) and the template database to copy.
 struct Server {
@@ -89,4 +90,79 @@ pub async fn fresh_database_url() -> String {
 pub async fn fresh_store() -> Store {
     Store::connect_lazy(&fresh_database_url().await, &PoolSettings::default())
         .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Shortcuts for writing a policy into a store.
+#[derive(Debug, Clone)]
+pub struct Fixture {
+    pub store: Store,
+}
+
+impl Fixture {
+    /// A fixture on a fresh database.
+    pub async fn new() -> Self {
+        Fixture::on(fresh_store().await)
+    }
+
+    pub fn on(store: Store) -> Self {
+        Fixture { store }
+    }
+
+    /// `org-<name>`.
+    pub async fn org(&self, name: &str) -> Card {
+        self.create(NewCard::new(CardType::Org, format!("org-{name}"), json!({})).with_name(name))
+            .await
+    }
+
+    /// `user-<name>` with `data.roles`.
+    pub async fn user(&self, name: &str, roles: &[&str]) -> Card {
+        self.create(NewCard::new(
+            CardType::User,
+            format!("user-{name}"),
+            json!({"roles": roles}),
+        ))
+        .await
+    }
+
+    /// An image for `repository` with `markers`.
+    pub async fn image(&self, repository: &str, markers: &[&str], public: bool) -> Card {
+        self.create(
+            NewCard::new(
+                CardType::Image,
+                format!("image-{}", repository.replace(['/', '.', '_'], "-")),
+                json!({"repository": repository, "public": public}),
+            )
+            .with_name(repository)
+            .with_markers(markers.iter().map(|m| (*m).to_owned()).collect()),
+        )
+        .await
+    }
+
+    /// `org` has member `user` with membership `role`.
+    pub async fn member(&self, org: &Card, user: &Card, role: &str) {
+        self.store
+            .link(org, LinkVerb::HasMember, user, json!({"role": role}))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// `holder` (a user or org) has access to `image` with `actions`.
+    pub async fn grant(&self, holder: &Card, image: &Card, actions: &[&str]) {
+        self.store
+            .link(
+                holder,
+                LinkVerb::HasAccessTo,
+                image,
+                json!({"actions": actions}),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    async fn create(&self, card: NewCard) -> Card {
+        self.store
+            .create_card(card)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
 }

@@ -14,7 +14,9 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
-use crate::Fixture;
+use cardgate_store::testing::Fixture;
+
+use crate::Decide;
 
 /// The reference model's view of one policy.
 #[derive(Debug, Default, Clone)]

@@ -11,93 +11,27 @@ use cardgate_authz::{
     Authentication, Authenticator, Authorizer, AuthzChain, Credentials, Decision, Identity,
 };
 use cardgate_authz_cards::{CardAuthenticator, CardAuthorizer};
-use cardgate_store::testing::fresh_store;
-use cardgate_store::{Card, CardType, LinkVerb, NewCard, Store};
+use cardgate_store::Card;
+use cardgate_store::testing::Fixture;
 use cardgate_token::{ActionSet, Scope};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::json;
 use std::sync::Arc;
 
-/// Shortcuts for building a policy in a store.
-#[derive(Debug)]
-pub struct Fixture {
-    pub store: Store,
+/// What the card plugins make of the fixture's policy.
+trait Decide {
+    fn authorizer(&self) -> AuthzChain;
+    /// The actions granted to `account` (optionally through `session`) for one scope text.
+    async fn granted(&self, account: &str, session: Option<&str>, scope: &str) -> ActionSet;
+    /// Gives `user` an argon2id password.
+    async fn password(&self, user: &Card, password: &str);
 }
 
-impl Fixture {
-    pub async fn new() -> Self {
-        Fixture {
-            store: fresh_store().await,
-        }
-    }
-
-    pub async fn org(&self, name: &str) -> Card {
-        self.store
-            .create_card(
-                NewCard::new(CardType::Org, format!("org-{name}"), json!({})).with_name(name),
-            )
-            .await
-            .unwrap()
-    }
-
-    pub async fn user(&self, name: &str, roles: &[&str]) -> Card {
-        self.store
-            .create_card(NewCard::new(
-                CardType::User,
-                format!("user-{name}"),
-                json!({"roles": roles}),
-            ))
-            .await
-            .unwrap()
-    }
-
-    pub async fn member(&self, org: &Card, user: &Card, role: &str) {
-        self.store
-            .link(org, LinkVerb::HasMember, user, json!({"role": role}))
-            .await
-            .unwrap();
-    }
-
-    pub async fn image(&self, repository: &str, markers: &[&str], public: bool) -> Card {
-        self.store
-            .create_card(
-                NewCard::new(
-                    CardType::Image,
-                    format!("image-{}", uuid_like(repository)),
-                    json!({"repository": repository, "public": public}),
-                )
-                .with_markers(markers.iter().map(|m| (*m).to_owned()).collect()),
-            )
-            .await
-            .unwrap()
-    }
-
-    pub async fn grant(&self, holder: &Card, image: &Card, actions: &[&str]) {
-        self.store
-            .link(
-                holder,
-                LinkVerb::HasAccessTo,
-                image,
-                json!({"actions": actions}),
-            )
-            .await
-            .unwrap();
-    }
-
-    pub async fn password(&self, user: &Card, password: &str) {
-        let hash = Argon2::default()
-            .hash_password(password.as_bytes())
-            .unwrap()
-            .to_string();
-        self.store.set_password(user, &hash).await.unwrap();
-    }
-
-    pub fn authorizer(&self) -> AuthzChain {
+impl Decide for Fixture {
+    fn authorizer(&self) -> AuthzChain {
         AuthzChain::new(vec![Arc::new(CardAuthorizer::new(self.store.clone()))])
     }
 
-    /// The actions granted to `account` (optionally through `session`) for one scope text.
-    pub async fn granted(&self, account: &str, session: Option<&str>, scope: &str) -> ActionSet {
+    async fn granted(&self, account: &str, session: Option<&str>, scope: &str) -> ActionSet {
         let scope: Scope = scope.parse().unwrap();
         let identity = Identity {
             session: session.map(str::to_owned),
@@ -109,11 +43,14 @@ impl Fixture {
             .unwrap()[0]
             .granted
     }
-}
 
-/// A slug-safe rendering of a repository name.
-pub fn uuid_like(repository: &str) -> String {
-    repository.replace(['/', '.', '_'], "-")
+    async fn password(&self, user: &Card, password: &str) {
+        let hash = Argon2::default()
+            .hash_password(password.as_bytes())
+            .unwrap()
+            .to_string();
+        self.store.set_password(user, &hash).await.unwrap();
+    }
 }
 
 pub fn actions(s: &str) -> ActionSet {

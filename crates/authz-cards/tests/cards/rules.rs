@@ -5,7 +5,9 @@ use cardgate_authz_cards::CardAuthorizer;
 use cardgate_token::{Action, Scope};
 use serde_json::json;
 
-use crate::{Fixture, actions};
+use cardgate_store::testing::Fixture;
+
+use crate::{Decide, actions};
 
 /// acme and globex, each with members of every role, and images.
 async fn two_tenants() -> Fixture {

@@ -1,67 +1,19 @@
 //! Two tenants on one registry, decided by the card store: each pushes and pulls its own
 //! images and reaches nothing of the other's.
 
-use cardgate_store::testing::fresh_database_url;
-use cardgate_store::{Card, CardType, LinkVerb, NewCard, PoolSettings, Store};
+use cardgate_store::testing::{Fixture, fresh_database_url};
+use cardgate_store::{Card, PoolSettings, Store};
 use secrecy::ExposeSecret;
-use serde_json::json;
 
 use crate::registry::{Stack, write_oci_image};
 
-struct Tenants {
-    store: Store,
-}
-
-impl Tenants {
-    async fn user(&self, name: &str, robot: bool) -> Card {
-        let user = self
-            .store
-            .create_card(NewCard::new(
-                CardType::User,
-                format!("user-{name}"),
-                json!({"roles": ["user-default"], "robot": robot}),
-            ))
-            .await
-            .unwrap();
-        let hash =
-            cardgate_authz_static::hash_password(&format!("{name}-e2e-password").into()).unwrap();
-        self.store.set_password(&user, &hash).await.unwrap();
-        user
-    }
-
-    async fn org(&self, name: &str, members: &[(&Card, &str)]) -> Card {
-        let org = self
-            .store
-            .create_card(NewCard::new(
-                CardType::Org,
-                format!("org-{name}"),
-                json!({}),
-            ))
-            .await
-            .unwrap();
-        for (user, role) in members {
-            self.store
-                .link(&org, LinkVerb::HasMember, user, json!({"role": role}))
-                .await
-                .unwrap();
-        }
-        org
-    }
-
-    async fn image(&self, repository: &str, public: bool) -> Card {
-        let org = format!("org-{}", repository.split('/').next().unwrap());
-        self.store
-            .create_card(
-                NewCard::new(
-                    CardType::Image,
-                    format!("image-{}", repository.replace('/', "-")),
-                    json!({"repository": repository, "public": public}),
-                )
-                .with_markers(vec![org]),
-            )
-            .await
-            .unwrap()
-    }
+/// A user with the password `<name>-e2e-password`.
+async fn user(f: &Fixture, name: &str) -> Card {
+    let user = f.user(name, &["user-default"]).await;
+    let hash =
+        cardgate_authz_static::hash_password(&format!("{name}-e2e-password").into()).unwrap();
+    f.store.set_password(&user, &hash).await.unwrap();
+    user
 }
 
 fn creds(name: &str) -> String {
@@ -71,26 +23,19 @@ fn creds(name: &str) -> String {
 #[tokio::test]
 async fn two_tenants_each_reach_only_their_own_images() {
     let url = fresh_database_url().await;
-    let t = Tenants {
-        store: Store::connect_lazy(&url, &PoolSettings::default()).unwrap(),
-    };
-    let alice = t.user("alice", false).await;
-    let vic = t.user("vic", false).await;
-    let gina = t.user("gina", false).await;
-    let robot = t.user("ci-robot", true).await;
-    t.org("acme", &[(&alice, "owner"), (&vic, "viewer")]).await;
-    t.org("globex", &[(&gina, "owner")]).await;
-    let web = t.image("acme/web", false).await;
-    t.image("acme/base", true).await;
-    t.store
-        .link(
-            &robot,
-            LinkVerb::HasAccessTo,
-            &web,
-            json!({"actions": ["pull", "push"]}),
-        )
-        .await
-        .unwrap();
+    let f = Fixture::on(Store::connect_lazy(&url, &PoolSettings::default()).unwrap());
+    let alice = user(&f, "alice").await;
+    let vic = user(&f, "vic").await;
+    let gina = user(&f, "gina").await;
+    let robot = user(&f, "ci-robot").await;
+    let acme = f.org("acme").await;
+    f.member(&acme, &alice, "owner").await;
+    f.member(&acme, &vic, "viewer").await;
+    let globex = f.org("globex").await;
+    f.member(&globex, &gina, "owner").await;
+    let web = f.image("acme/web", &["org-acme"], false).await;
+    f.image("acme/base", &["org-acme"], true).await;
+    f.grant(&robot, &web, &["pull", "push"]).await;
 
     let stack = &Stack::start(&[("CARDGATE__DATABASE__URL", url.as_str())]).await;
     let source_dir = stack.path("image");
@@ -139,7 +84,7 @@ async fn two_tenants_each_reach_only_their_own_images() {
     assert!(push("alice", "acme/web:v1").await);
     assert!(push("alice", "acme/app:v1").await);
     assert!(
-        t.store
+        f.store
             .image_by_repository("acme/app")
             .await
             .unwrap()
@@ -154,7 +99,7 @@ async fn two_tenants_each_reach_only_their_own_images() {
     assert!(!push("gina", "acme/web:v2").await);
     assert!(!push("gina", "acme/intruder:v1").await);
     assert!(
-        t.store
+        f.store
             .image_by_repository("acme/intruder")
             .await
             .unwrap()
@@ -195,12 +140,12 @@ async fn two_tenants_each_reach_only_their_own_images() {
 
     // Session tokens: a live one works; expired or deactivated ones are refused with 401.
     let now = time::OffsetDateTime::now_utc();
-    let live = t
+    let live = f
         .store
         .create_session(&alice, now + time::Duration::hours(1), None)
         .await
         .unwrap();
-    let expired = t
+    let expired = f
         .store
         .create_session(&alice, now - time::Duration::minutes(1), None)
         .await
@@ -232,7 +177,7 @@ async fn two_tenants_each_reach_only_their_own_images() {
         refused.contains("401") || refused.to_lowercase().contains("unauthorized"),
         "{refused}"
     );
-    t.store.set_active(live.card.id, false).await.unwrap();
+    f.store.set_active(live.card.id, false).await.unwrap();
     let refused = with_token(live.token.expose_secret().to_owned())
         .await
         .unwrap();

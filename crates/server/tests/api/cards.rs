@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use argon2::{Argon2, PasswordHasher};
 use cardgate_server::Application;
 use cardgate_store::embedded::EmbeddedPostgres;
-use cardgate_store::testing::fresh_database_url;
-use cardgate_store::{CardType, LinkVerb, NewCard, PoolSettings, Store};
+use cardgate_store::testing::{Fixture, fresh_database_url};
+use cardgate_store::{PoolSettings, Store};
 use reqwest::StatusCode;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -28,45 +28,17 @@ async fn spawn_on(database_url: &str, migrate: bool) -> String {
 }
 
 async fn seed(store: &Store) {
-    let acme = store
-        .create_card(NewCard::new(CardType::Org, "org-acme", json!({})))
-        .await
-        .unwrap();
-    let alice = store
-        .create_card(NewCard::new(
-            CardType::User,
-            "user-alice",
-            json!({"roles": ["user-default"]}),
-        ))
-        .await
-        .unwrap();
+    let f = Fixture::on(store.clone());
+    let acme = f.org("acme").await;
+    let alice = f.user("alice", &["user-default"]).await;
     let hash = Argon2::default()
         .hash_password(b"wonderland")
         .unwrap()
         .to_string();
     store.set_password(&alice, &hash).await.unwrap();
-    store
-        .link(
-            &acme,
-            LinkVerb::HasMember,
-            &alice,
-            json!({"role": "developer"}),
-        )
-        .await
-        .unwrap();
-    for (repository, public) in [("acme/web", false), ("acme/base", true)] {
-        store
-            .create_card(
-                NewCard::new(
-                    CardType::Image,
-                    format!("image-{}", repository.replace('/', "-")),
-                    json!({"repository": repository, "public": public}),
-                )
-                .with_markers(vec!["org-acme".into()]),
-            )
-            .await
-            .unwrap();
-    }
+    f.member(&acme, &alice, "developer").await;
+    f.image("acme/web", &["org-acme"], false).await;
+    f.image("acme/base", &["org-acme"], true).await;
 }
 
 fn access(body: &Value) -> Value {
