@@ -75,13 +75,22 @@ impl Pattern {
             Pattern::Any => true,
             Pattern::Glob(g) => g.is_match(value),
             Pattern::Template(t) => {
-                // An anonymous request has no account to put in its place.
-                !account.is_empty()
-                    && glob(&t.replace(ACCOUNT_PLACEHOLDER, &globset::escape(account)))
+                // An anonymous request has no account to put in its place, and an account with
+                // characters a glob could read as syntax (`*`, `\\`, `[`...) never matches.
+                is_plain(account)
+                    && glob(&t.replace(ACCOUNT_PLACEHOLDER, account))
                         .is_ok_and(|g| g.is_match(value))
             }
         }
     }
+}
+
+/// Whether an account name can stand in a glob as itself: letters, digits, `.`, `_`, `-`, `@`.
+fn is_plain(account: &str) -> bool {
+    !account.is_empty()
+        && account
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'))
 }
 
 #[derive(Debug)]
@@ -283,14 +292,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn glob_characters_in_an_account_are_literal_in_placeholders() {
+    async fn accounts_with_glob_syntax_never_match_placeholders() {
         let acl = acl();
-        // An account named `a*` must not reach `ab/...` through `${account}/**`.
-        let scope: Scope = "repository:ab/web:pull".parse().unwrap();
-        assert_eq!(
-            acl.authorize(&who("a*"), &scope).await.unwrap(),
-            Decision::NoMatch
-        );
+        // `a*` must not reach `ab/...`, nor `al\ice` reach `alice/...`, through `${account}/**`.
+        for (account, scope) in [
+            ("a*", "repository:ab/web:pull"),
+            ("al\\ice", "repository:alice/secret:pull,push,delete"),
+            ("[a]lice", "repository:alice/secret:pull"),
+            ("{alice,x}", "repository:alice/secret:pull"),
+        ] {
+            let scope: Scope = scope.parse().unwrap();
+            assert_eq!(
+                acl.authorize(&who(account), &scope).await.unwrap(),
+                Decision::NoMatch,
+                "{account}"
+            );
+        }
+        assert!(is_plain("ci-bot.1@acme_x"));
     }
 
     #[tokio::test]

@@ -28,7 +28,7 @@ pub struct UsersConfig {
 }
 
 /// One `[[authn.static.users]]` entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
     pub name: String,
@@ -37,10 +37,27 @@ pub struct UserConfig {
     pub password: Option<String>,
 }
 
+/// Hashes are not shown: they are what an offline guessing attack needs.
+impl std::fmt::Debug for UserConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserConfig")
+            .field("name", &self.name)
+            .field("password", &self.password.as_ref().map(|_| "[REDACTED]"))
+            .finish()
+    }
+}
+
 #[derive(Clone)]
 enum Hash {
     Argon2(String),
     Bcrypt(String),
+}
+
+/// The kinds of hash, in the order checks run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Argon2,
+    Bcrypt,
 }
 
 impl Hash {
@@ -64,6 +81,13 @@ impl Hash {
         }
     }
 
+    fn kind(&self) -> Kind {
+        match self {
+            Hash::Argon2(_) => Kind::Argon2,
+            Hash::Bcrypt(_) => Kind::Bcrypt,
+        }
+    }
+
     fn verify(&self, password: &[u8]) -> bool {
         match self {
             Hash::Argon2(phc) => Argon2::default()
@@ -83,11 +107,14 @@ pub fn hash_password(password: &SecretString) -> Result<String, ConfigError> {
 }
 
 /// Authenticates the configured users. Unknown accounts are [`Authentication::NotMine`] after
-/// a verification against a dummy hash, so they cost what a wrong password costs.
+/// a verification against a dummy hash, so they cost what a wrong password costs. When argon2id
+/// and bcrypt hashes are both configured, every check runs one of each kind (the user's own and
+/// a dummy of the other kind), so the kind of hash does not reveal which accounts exist.
 pub struct StaticUsers {
     users: Arc<HashMap<String, Hash>>,
     anonymous: bool,
-    dummy: Hash,
+    /// One dummy per kind of hash configured (argon2id at least).
+    dummies: Arc<Vec<Hash>>,
 }
 
 impl std::fmt::Debug for StaticUsers {
@@ -149,11 +176,25 @@ impl StaticUsers {
                 add(name, Some(hash))?;
             }
         }
-        let dummy = hash_password(&SecretString::from("cardgate-dummy-password"))?;
+        let mut dummies = vec![Hash::Argon2(hash_password(&SecretString::from(
+            "cardgate-dummy-password",
+        ))?)];
+        let bcrypt_cost = users
+            .values()
+            .filter_map(|h| match h {
+                Hash::Bcrypt(hash) => hash.parse::<bcrypt::HashParts>().ok().map(|p| p.get_cost()),
+                Hash::Argon2(_) => None,
+            })
+            .max();
+        if let Some(cost) = bcrypt_cost {
+            let dummy = bcrypt::hash("cardgate-dummy-password", cost)
+                .map_err(|e| ConfigError(format!("bcrypt: {e}")))?;
+            dummies.push(Hash::Bcrypt(dummy));
+        }
         Ok(StaticUsers {
             users: Arc::new(users),
             anonymous,
-            dummy: Hash::Argon2(dummy),
+            dummies: Arc::new(dummies),
         })
     }
 }
@@ -173,11 +214,22 @@ impl Authenticator for StaticUsers {
             Credentials::Password { username, password } => (username, password.clone()),
         };
         let known = self.users.get(username.as_str()).cloned();
-        let hash = known.clone().unwrap_or_else(|| self.dummy.clone());
-        let matches =
-            tokio::task::spawn_blocking(move || hash.verify(password.expose_secret().as_bytes()))
-                .await
-                .map_err(|e| PluginError::internal(NAME, format!("password check failed: {e}")))?;
+        let (user, dummies) = (known.clone(), Arc::clone(&self.dummies));
+        let matches = tokio::task::spawn_blocking(move || {
+            let password = password.expose_secret().as_bytes();
+            // One check per configured kind: the user's own hash for its kind, dummies otherwise.
+            dummies.iter().fold(false, |matched, dummy| {
+                match user.as_ref().filter(|u| u.kind() == dummy.kind()) {
+                    Some(own) => own.verify(password) || matched,
+                    None => {
+                        dummy.verify(password);
+                        matched
+                    }
+                }
+            })
+        })
+        .await
+        .map_err(|e| PluginError::internal(NAME, format!("password check failed: {e}")))?;
         Ok(match (known, matches) {
             (None, _) => Authentication::NotMine,
             (Some(_), true) => Authentication::Authenticated(Identity::new(username.clone(), NAME)),

@@ -237,7 +237,7 @@ impl AuthzChain {
             };
             for authorizer in &self.authorizers {
                 if let Decision::Allowed(allowed) = authorizer.authorize(identity, scope).await? {
-                    grant.granted = scope.actions.grant(allowed);
+                    grant.granted = scope.grant(allowed);
                     grant.decided_by = Some(authorizer.name());
                     break;
                 }

@@ -164,7 +164,7 @@ pub async fn prepare(
     let data_dir = std::fs::canonicalize(&args.data_dir)?;
 
     let issuer = settings.token.issuer.clone();
-    let files = KeyFiles::new(&data_dir, &issuer);
+    let files = KeyFiles::new(&data_dir, &issuer)?;
     if !files.key.exists() {
         let generated = cardgate_token::generate(
             SigningAlgorithm::ES256,

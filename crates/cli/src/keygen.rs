@@ -45,13 +45,21 @@ pub struct KeyFiles {
 }
 
 impl KeyFiles {
-    pub fn new(dir: &Path, issuer: &str) -> Self {
-        KeyFiles {
+    /// The files for `issuer` in `dir`; the issuer names them, so it must be a plain name.
+    pub fn new(dir: &Path, issuer: &str) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            !issuer.is_empty()
+                && issuer != "."
+                && issuer != ".."
+                && !issuer.contains(['/', '\\', '\0']),
+            "the issuer `{issuer}` names the key files, so it must be a name without path separators"
+        );
+        Ok(KeyFiles {
             key: dir.join(format!("{issuer}.pem")),
             certificate: dir.join(format!("{issuer}.crt")),
             kid: dir.join(format!("{issuer}.kid")),
             jwks: dir.join(format!("{issuer}.jwks.json")),
-        }
+        })
     }
 
     fn all(&self) -> [&Path; 4] {
@@ -88,15 +96,11 @@ impl KeyFiles {
 }
 
 pub fn run(args: &KeygenArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        !args.issuer.is_empty() && !args.issuer.contains(['/', '\\']),
-        "--issuer must be a name without path separators"
-    );
+    let files = KeyFiles::new(&args.out, &args.issuer)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let generated =
         cardgate_token::generate(args.alg, &args.issuer, OffsetDateTime::now_utc(), args.days)?;
-    let files = KeyFiles::new(&args.out, &args.issuer);
     files.write(&generated, args.force)?;
     for path in files.all() {
         eprintln!("wrote {}", path.display());

@@ -66,6 +66,19 @@ fn credentials(req: &HttpRequest) -> Result<Credentials, TokenError> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(Credentials::Anonymous);
     };
+    // Scheme names are case-insensitive (RFC 9110); the parser wants `Basic`.
+    let normalized;
+    let value = match value.as_bytes().get(..6) {
+        Some(scheme) if scheme.eq_ignore_ascii_case(b"basic ") && scheme != b"Basic " => {
+            let mut bytes = b"Basic ".to_vec();
+            bytes.extend_from_slice(&value.as_bytes()[6..]);
+            normalized = header::HeaderValue::from_bytes(&bytes).map_err(|e| {
+                TokenError::BadRequest(format!("malformed Authorization header: {e}"))
+            })?;
+            &normalized
+        }
+        _ => value,
+    };
     let basic = Basic::parse(value).map_err(|e| {
         TokenError::BadRequest(match e {
             ParseError::MissingScheme => {
@@ -153,7 +166,16 @@ pub async fn token(
     tracing::info!(
         account = %identity.account,
         authenticator = identity.authenticator,
-        granted = ?grants.iter().map(|g| format!("{}:{}:{}", g.scope.resource_type, g.scope.name, g.granted)).collect::<Vec<_>>(),
+        granted = ?grants
+            .iter()
+            .map(|g| format!(
+                "{}:{}:{} by {}",
+                g.scope.resource_type,
+                g.scope.name,
+                g.granted,
+                g.decided_by.unwrap_or("default deny")
+            ))
+            .collect::<Vec<_>>(),
         "token issued"
     );
     Ok(HttpResponse::Ok()

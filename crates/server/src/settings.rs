@@ -90,6 +90,7 @@ pub struct TokenSettings {
 #[serde(deny_unknown_fields)]
 pub struct AuthnSettings {
     /// Authenticators, in the order they are asked.
+    #[serde(deserialize_with = "names")]
     pub chain: Vec<String>,
     #[serde(rename = "static", default)]
     pub static_users: Option<UsersConfig>,
@@ -99,6 +100,7 @@ pub struct AuthnSettings {
 #[serde(deny_unknown_fields)]
 pub struct AuthzSettings {
     /// Authorizers, in the order they are asked.
+    #[serde(deserialize_with = "names")]
     pub chain: Vec<String>,
     #[serde(rename = "static", default)]
     pub static_acl: Option<AclConfig>,
@@ -111,6 +113,25 @@ pub struct LogSettings {
     pub filter: String,
     /// `text` or `json`.
     pub format: String,
+}
+
+/// A list of names: a TOML array, or a comma-separated string (as environment variables give).
+fn names<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Names {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Names::deserialize(deserializer)? {
+        Names::List(list) => list,
+        Names::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
 }
 
 /// A setting is missing or wrong. The message names the setting (and its variables).
@@ -205,10 +226,7 @@ impl Settings {
             .add_source(
                 Environment::with_prefix("CARDGATE")
                     .separator("__")
-                    .try_parsing(true)
-                    .list_separator(",")
-                    .with_list_parse_key("authn.chain")
-                    .with_list_parse_key("authz.chain")
+                    .ignore_empty(true)
                     .source(Some(source.env.clone().into_iter().collect())),
             )
             .build()
@@ -450,15 +468,20 @@ mod tests {
         let settings = Settings::load(&source(&[
             ("REGISTRY_HOST", "registry.seed"),
             ("REGISTRY_TOKEN_AUTH_CERT_ISSUER", "issuer.seed"),
-            ("CARDGATE__TOKEN__ISSUER", "issuer.env"),
+            ("CARDGATE__TOKEN__ISSUER", "1.50"),
+            ("CARDGATE__TOKEN__CERTIFICATE", ""),
             ("CARDGATE__TOKEN__LIFETIME_SECONDS", "600"),
             ("CARDGATE__AUTHZ__CHAIN", "static"),
+            ("CARDGATE__AUTHN__CHAIN", "cards, static"),
         ]))
         .unwrap();
         assert_eq!(settings.token.service, "registry.seed");
-        assert_eq!(settings.token.issuer, "issuer.env");
+        // Strings stay strings, and empty variables are unset.
+        assert_eq!(settings.token.issuer, "1.50");
+        assert_eq!(settings.token.certificate, None);
         assert_eq!(settings.token.lifetime_seconds, 600);
         assert_eq!(settings.authz.chain, ["static"]);
+        assert_eq!(settings.authn.chain, ["cards", "static"]);
     }
 
     #[test]

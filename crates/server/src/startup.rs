@@ -85,7 +85,6 @@ impl Application {
             App::new()
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
-                .app_data(web::QueryConfig::default())
                 .route(&route, web::get().to(routes::token))
                 .route(JELLYFISH_REALM_PATH, web::get().to(routes::token))
                 .route("/.well-known/jwks.json", web::get().to(routes::jwks))

@@ -108,22 +108,18 @@ impl ActionSet {
     ///
     /// - Allowing `*` allows everything asked, `*` included.
     /// - Explicit actions are granted when allowed.
-    /// - Asking for `*` without `*` being allowed yields the explicit actions that are allowed,
-    ///   or `*` itself when all three explicit actions are.
+    /// - Asking for `*` without `*` being allowed yields the explicit actions that are allowed.
+    ///   (For repositories, [`crate::Scope::grant`] turns all three back into `*`.)
     #[must_use]
     pub fn grant(self, allowed: ActionSet) -> ActionSet {
         if allowed.contains(Action::All) {
             return self;
         }
         let explicit = self.intersection(Self::EXPLICIT).intersection(allowed);
-        if !self.contains(Action::All) {
-            return explicit;
-        }
-        let granted = explicit.union(allowed.intersection(Self::EXPLICIT));
-        if granted == Self::EXPLICIT {
-            ActionSet::EMPTY.with(Action::All)
+        if self.contains(Action::All) {
+            explicit.union(allowed.intersection(Self::EXPLICIT))
         } else {
-            granted
+            explicit
         }
     }
 
@@ -189,7 +185,7 @@ mod tests {
             ("*", "*", "*"),
             ("*", "pull", "pull"),
             ("*", "pull,delete", "pull,delete"),
-            ("*", "pull,push,delete", "*"),
+            ("*", "pull,push,delete", "pull,push,delete"),
             ("*,pull", "pull,push", "pull,push"),
             ("delete", "pull,push", ""),
             ("delete", "delete", "delete"),

@@ -1,6 +1,7 @@
 //! Key generation: what open-balena's `gen-token-auth-cert` makes (a private key, a
 //! self-signed certificate naming the issuer, the key ID), plus the JWKS registry v3 reads.
 
+use p256::pkcs8::DecodePrivateKey;
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, RsaKeySize};
 use time::{Duration, OffsetDateTime};
 
@@ -8,7 +9,8 @@ use crate::keys::{KeyError, KeyId, SigningAlgorithm, SigningKey};
 
 /// A freshly generated signing key with everything a registry needs to trust it.
 pub struct GeneratedKey {
-    /// PKCS#8 PEM of the private key.
+    /// PEM of the private key: SEC1 (`EC PRIVATE KEY`) for ES256, as open-balena's
+    /// `gen-token-auth-cert` writes it; PKCS#8 for RS256.
     pub key_pem: String,
     /// PEM of the self-signed certificate whose subject CN is the issuer.
     pub certificate_pem: String,
@@ -53,7 +55,14 @@ pub fn generate(
     params.not_after = now + Duration::days(i64::from(valid_days));
     let certificate = params.self_signed(&pair).map_err(generation)?;
 
-    let key_pem = pair.serialize_pem();
+    let key_pem = match algorithm {
+        SigningAlgorithm::ES256 => p256::SecretKey::from_pkcs8_pem(&pair.serialize_pem())
+            .map_err(generation)?
+            .to_sec1_pem(p256::pkcs8::LineEnding::LF)
+            .map_err(generation)?
+            .to_string(),
+        SigningAlgorithm::RS256 => pair.serialize_pem(),
+    };
     let certificate_pem = certificate.pem();
     let key = SigningKey::from_pem(&key_pem, Some(algorithm), Some(&certificate_pem), None)?;
     let jwks_json = serde_json::to_string_pretty(&SigningKey::jwks([&key])).map_err(generation)?;
@@ -78,7 +87,11 @@ mod tests {
             30,
         )
         .unwrap();
-        assert!(generated.key_pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+        assert!(
+            generated
+                .key_pem
+                .starts_with("-----BEGIN EC PRIVATE KEY-----")
+        );
         assert!(
             generated
                 .certificate_pem

@@ -15,4 +15,4 @@ pub use access::{Action, ActionSet};
 pub use keygen::{GeneratedKey, generate};
 pub use keys::{KeyError, KeyId, KeyInput, SigningAlgorithm, SigningKey};
 pub use mint::{AccessEntry, Claims, IssuedToken, MintError, Minter, TokenId, TokenRequest};
-pub use scope::{ResourceName, ResourceType, Scope, ScopeError, parse_scopes};
+pub use scope::{MAX_SCOPES, ResourceName, ResourceType, Scope, ScopeError, parse_scopes};

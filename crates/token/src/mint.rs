@@ -60,10 +60,6 @@ impl TokenId {
     pub fn from_random(bytes: [u8; 16]) -> Self {
         TokenId(data_encoding::HEXLOWER.encode(&bytes))
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
 impl fmt::Debug for TokenId {
@@ -131,10 +127,6 @@ impl Minter {
             header,
             lifetime,
         })
-    }
-
-    pub fn issuer(&self) -> &str {
-        &self.issuer
     }
 
     pub fn key(&self) -> &SigningKey {

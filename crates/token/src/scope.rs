@@ -15,6 +15,9 @@ use crate::access::{Action, ActionSet};
 /// Longest repository name the registry accepts, in characters.
 const MAX_NAME_LEN: usize = 255;
 
+/// Most distinct scopes one request may ask for. Real clients ask for one to three.
+pub const MAX_SCOPES: usize = 64;
+
 /// A scope's type or class: `repository`, `registry`, `plugin`...
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ResourceType(String);
@@ -108,6 +111,22 @@ impl fmt::Display for ResourceName {
 }
 
 impl Scope {
+    /// What this request receives when policy allows `allowed` (see [`ActionSet::grant`]).
+    /// A repository request for `*` that is allowed `pull`, `push` and `delete` receives `*`:
+    /// for a repository those three are everything `*` stands for. For other types `*` is only
+    /// ever granted when allowed as such (the registry's catalog needs `*` literally).
+    pub fn grant(&self, allowed: ActionSet) -> ActionSet {
+        let granted = self.actions.grant(allowed);
+        if self.resource_type.as_str() == "repository"
+            && self.actions.contains(Action::All)
+            && granted == ActionSet::EXPLICIT
+        {
+            ActionSet::EMPTY.with(Action::All)
+        } else {
+            granted
+        }
+    }
+
     /// Whether two scopes name the same resource (and so merge).
     fn same_resource(&self, other: &Scope) -> bool {
         self.resource_type == other.resource_type
@@ -181,9 +200,15 @@ where
     for value in values {
         for text in value.split(' ').filter(|t| !t.is_empty()) {
             let scope: Scope = text.parse()?;
-            match scopes.iter_mut().find(|s| s.same_resource(&scope)) {
-                Some(existing) => existing.actions = existing.actions.union(scope.actions),
-                None => scopes.push(scope),
+            if let Some(existing) = scopes.iter_mut().find(|s| s.same_resource(&scope)) {
+                existing.actions = existing.actions.union(scope.actions);
+            } else if scopes.len() == MAX_SCOPES {
+                return Err(ScopeError {
+                    scope: scope.to_string(),
+                    reason: "too many scopes in one request (at most 64)",
+                });
+            } else {
+                scopes.push(scope);
             }
         }
     }
@@ -319,6 +344,46 @@ mod tests {
     }
 
     #[test]
+    fn star_is_rebuilt_from_explicit_actions_for_repositories_only() {
+        let explicit = ActionSet::EXPLICIT;
+        assert_eq!(
+            scope("repository:a:*").grant(explicit),
+            ActionSet::of(&[Action::All])
+        );
+        assert_eq!(scope("registry:catalog:*").grant(explicit), explicit);
+        assert_eq!(
+            scope("registry:catalog:*").grant(ActionSet::of(&[Action::All])),
+            ActionSet::of(&[Action::All])
+        );
+        assert_eq!(
+            scope("repository:a:*").grant(ActionSet::of(&[Action::Pull])),
+            ActionSet::of(&[Action::Pull])
+        );
+        assert_eq!(
+            scope("repository:a:pull,push,delete").grant(explicit),
+            explicit
+        );
+    }
+
+    #[test]
+    fn at_most_64_distinct_scopes_are_accepted() {
+        let many: Vec<String> = (0..=MAX_SCOPES)
+            .map(|i| format!("repository:r{i}:pull"))
+            .collect();
+        let err = parse_scopes(many.iter().map(String::as_str)).unwrap_err();
+        assert!(err.to_string().contains("too many scopes"), "{err}");
+        assert_eq!(
+            parse_scopes(many[..MAX_SCOPES].iter().map(String::as_str))
+                .unwrap()
+                .len(),
+            64
+        );
+        // Repeats of one scope merge and do not count.
+        let repeats = vec!["repository:a:pull"; 500];
+        assert_eq!(parse_scopes(repeats).unwrap().len(), 1);
+    }
+
+    #[test]
     fn a_class_makes_a_different_resource() {
         let scopes = parse_scopes(["repository:a:pull repository(plugin):a:push"]).unwrap();
         assert_eq!(scopes.len(), 2);
@@ -369,11 +434,33 @@ mod tests {
         }
 
         #[test]
-        fn parse_then_display_is_canonical(text in "[a-z(),:*./_-]{0,40}") {
+        fn parse_then_display_is_canonical(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "repository", "registry", "(plugin)", "(", ")", ":", ":", "a", "b0", "/",
+                    ".", "_", "__", "-", "host.io:5000/", "pull", "push", "delete", "*", ",",
+                    "fly", "A", " ",
+                ]),
+                0..12,
+            )
+        ) {
+            let text: String = parts.concat();
             if let Ok(scope) = text.parse::<Scope>() {
                 let again: Scope = scope.to_string().parse().unwrap();
                 prop_assert_eq!(again, scope);
             }
+        }
+
+        #[test]
+        fn well_formed_texts_parse(
+            ty in "[a-z]{1,6}",
+            name in name(),
+            actions in proptest::collection::vec("pull|push|delete|\\*|fly", 1..4),
+        ) {
+            let text = format!("{ty}:{name}:{}", actions.join(","));
+            let scope: Scope = text.parse().unwrap();
+            let again: Scope = scope.to_string().parse().unwrap();
+            prop_assert_eq!(again, scope);
         }
     }
 }

@@ -385,7 +385,7 @@ async fn the_sql_authorizer_agrees_with_the_reference_model_on_random_policies()
                     .await
                     .unwrap()[0]
                     .granted;
-                let expected = asked.grant(model.allowed(
+                let expected = scope.grant(model.allowed(
                     user,
                     session.as_ref().map(|(_, s)| s),
                     repository,

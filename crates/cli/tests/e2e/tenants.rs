@@ -173,18 +173,12 @@ async fn two_tenants_each_reach_only_their_own_images() {
     let refused = with_token(expired.token.expose_secret().to_owned())
         .await
         .unwrap();
-    assert!(
-        refused.contains("401") || refused.to_lowercase().contains("unauthorized"),
-        "{refused}"
-    );
+    assert!(refused.contains("invalid credentials"), "{refused}");
     f.store.set_active(live.card.id, false).await.unwrap();
     let refused = with_token(live.token.expose_secret().to_owned())
         .await
         .unwrap();
-    assert!(
-        refused.contains("401") || refused.to_lowercase().contains("unauthorized"),
-        "{refused}"
-    );
+    assert!(refused.contains("invalid credentials"), "{refused}");
 
     // The owner deletes (skopeo asks `*`).
     assert!(delete("alice", "acme/app:v1").await);

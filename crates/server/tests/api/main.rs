@@ -385,6 +385,42 @@ async fn malformed_authorization_headers_get_400() {
 }
 
 #[tokio::test]
+async fn the_basic_scheme_name_is_case_insensitive() {
+    let app = spawn_app().await;
+    let encoded = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        "alice:alice-test-password",
+    );
+    for scheme in ["basic", "BASIC", "bAsIc"] {
+        let response = app
+            .get_with_header(
+                "/v1/registry?service=registry.test",
+                &format!("{scheme} {encoded}"),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "{scheme}");
+    }
+}
+
+#[tokio::test]
+async fn too_many_scopes_are_refused() {
+    let app = spawn_app().await;
+    let query: Vec<String> = (0..65)
+        .map(|i| format!("scope=repository:r{i}:pull"))
+        .collect();
+    let response = app
+        .get(&format!("/v1/registry?{}", query.join("&")), ALICE)
+        .await;
+    let body = error_body(response, StatusCode::BAD_REQUEST).await;
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("too many scopes")
+    );
+}
+
+#[tokio::test]
 async fn the_jwks_publishes_the_signing_key_under_its_libtrust_kid() {
     let app = spawn_app().await;
     let response = app.get("/.well-known/jwks.json", None).await;
