@@ -180,7 +180,7 @@ impl CardAuthorizer {
                 }
                 let image = self
                     .store
-                    .ensure_image(name, &org_slug)
+                    .ensure_image(&actor.card, name, &org_slug)
                     .await
                     .map_err(plugin_error)?;
                 tracing::info!(repository = name, actor = %actor.card.slug, "image created on first push");

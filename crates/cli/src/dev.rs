@@ -10,7 +10,7 @@ use anyhow::Context;
 use cardgate_authz::Credentials;
 use cardgate_server::Settings;
 use cardgate_store::embedded::{EmbeddedPostgres, reachable};
-use cardgate_store::{CardType, LinkVerb, NewCard, Store};
+use cardgate_store::{ADMIN_SLUG, CardType, LinkVerb, NewCard, Store};
 use cardgate_token::SigningAlgorithm;
 use secrecy::SecretString;
 use serde_json::json;
@@ -52,11 +52,21 @@ async fn seed(store: &Store) -> anyhow::Result<()> {
     if store.card_by_slug("org-acme").await?.is_some() {
         return Ok(());
     }
+    let admin = store
+        .card_by_slug(ADMIN_SLUG)
+        .await?
+        .context("the store is not bootstrapped")?;
     let acme = store
-        .create_card(NewCard::new(CardType::Org, "org-acme", json!({})).with_name("Acme"))
+        .create(
+            &admin,
+            NewCard::new(CardType::Org, "org-acme", json!({})).with_name("Acme"),
+        )
         .await?;
     let globex = store
-        .create_card(NewCard::new(CardType::Org, "org-globex", json!({})).with_name("Globex"))
+        .create(
+            &admin,
+            NewCard::new(CardType::Org, "org-globex", json!({})).with_name("Globex"),
+        )
         .await?;
     let mut users = Vec::new();
     for (name, _) in DEMO_USERS {
@@ -69,12 +79,15 @@ async fn seed(store: &Store) -> anyhow::Result<()> {
                     json!({"roles": ["user-default"]})
                 };
                 store
-                    .create_card(NewCard::new(CardType::User, format!("user-{name}"), data))
+                    .create(
+                        &admin,
+                        NewCard::new(CardType::User, format!("user-{name}"), data),
+                    )
                     .await?
             }
         };
         let hash = cardgate_authz_static::hash_password(&SecretString::from(demo_password(name)))?;
-        store.set_password(&card, &hash).await?;
+        store.set_password(&admin, &card, &hash).await?;
         users.push((name, card));
     }
     let user = |name: &str| {
@@ -93,6 +106,7 @@ async fn seed(store: &Store) -> anyhow::Result<()> {
     ] {
         store
             .link(
+                &admin,
                 org,
                 LinkVerb::HasMember,
                 &user(name)?,
@@ -110,16 +124,17 @@ async fn seed(store: &Store) -> anyhow::Result<()> {
         .with_markers(vec![org.to_owned()])
     };
     let web = store
-        .create_card(image("acme/web", "org-acme", false))
+        .create(&admin, image("acme/web", "org-acme", false))
         .await?;
     store
-        .create_card(image("acme/base", "org-acme", true))
+        .create(&admin, image("acme/base", "org-acme", true))
         .await?;
     store
-        .create_card(image("globex/site", "org-globex", false))
+        .create(&admin, image("globex/site", "org-globex", false))
         .await?;
     store
         .link(
+            &admin,
             &user("ci-robot")?,
             LinkVerb::HasAccessTo,
             &web,

@@ -4,6 +4,7 @@
 //! Knows nothing of HTTP or of the token protocol; the plugins in `cardgate-authz-cards` turn
 //! what it returns into decisions.
 
+mod changes;
 pub mod embedded;
 mod model;
 mod schema;
@@ -12,13 +13,13 @@ pub mod testing;
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
+use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{PgConnection, PgPool};
-use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use changes::{EventFilter, IssuedSession};
 pub use model::{Card, CardType, LinkVerb, Membership, MembershipRole, NewCard, markers_allow};
 pub use schema::{check_card, check_link};
 
@@ -28,6 +29,12 @@ pub const GUEST_SLUG: &str = "user-guest";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// No such card (or link).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The update named an older revision than the card's: nothing was changed.
+    #[error("revision {expected} is stale: the card is at revision {current}")]
+    Stale { expected: i64, current: i64 },
     /// The database cannot be reached (or answers too slowly); nothing was decided.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
@@ -91,27 +98,12 @@ impl Default for PoolSettings {
 }
 
 const CARD_COLUMNS: &str =
-    "id, slug, type, name, tags, markers, data, active, created_at, updated_at";
+    "id, slug, type, name, tags, markers, data, active, revision, created_at, updated_at";
 
 /// The card store. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: PgPool,
-}
-
-/// A session token as handed to its holder: `<session id>.<secret>`. Only the SHA-256 of the
-/// secret is stored.
-pub struct IssuedSession {
-    pub card: Card,
-    pub token: secrecy::SecretString,
-}
-
-impl std::fmt::Debug for IssuedSession {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IssuedSession")
-            .field("id", &self.card.id)
-            .finish_non_exhaustive()
-    }
 }
 
 /// SHA-256 of a session secret, hex: what `data.token.authentication` holds.
@@ -120,38 +112,6 @@ pub fn hash_session_secret(secret: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-async fn insert_card(conn: &mut PgConnection, new: &NewCard) -> Result<Card> {
-    check_card(new.card_type, &new.data).map_err(|e| {
-        StoreError::Invalid(format!("{} `{}`: {e}", new.card_type.name(), new.slug))
-    })?;
-    let query = format!(
-        "INSERT INTO cards (id, slug, type, name, markers, data) VALUES ($1, $2, $3, $4, $5, $6) \
-         RETURNING {CARD_COLUMNS}"
-    );
-    sqlx::query_as::<_, Card>(sqlx::AssertSqlSafe(query))
-        .bind(Uuid::new_v4())
-        .bind(&new.slug)
-        .bind(new.card_type.versioned())
-        .bind(&new.name)
-        .bind(&new.markers)
-        .bind(&new.data)
-        .fetch_one(conn)
-        .await
-        .map_err(|e| match StoreError::from(e) {
-            StoreError::Conflict(_) if new.card_type == CardType::Image => {
-                StoreError::Conflict(format!(
-                    "an active image for repository {} already exists",
-                    new.data["repository"]
-                ))
-            }
-            StoreError::Conflict(_) => {
-                StoreError::Conflict(format!("a card with slug `{}` already exists", new.slug))
-            }
-            StoreError::Database(e) => StoreError::Invalid(format!("card `{}`: {e}", new.slug)),
-            other => other,
-        })
 }
 
 impl Store {
@@ -189,52 +149,6 @@ impl Store {
         Ok(())
     }
 
-    /// Creates a card after checking its `data` against its type's schema.
-    pub async fn create_card(&self, new: NewCard) -> Result<Card> {
-        let mut conn = self.pool.acquire().await?;
-        insert_card(&mut conn, &new).await
-    }
-
-    /// Links `from` to `to` with `verb` (and the inverse), after checking the types and data.
-    pub async fn link(&self, from: &Card, verb: LinkVerb, to: &Card, data: Value) -> Result<()> {
-        let (from_type, to_type) = (
-            from.card_type
-                .parse::<CardType>()
-                .map_err(StoreError::Invalid)?,
-            to.card_type
-                .parse::<CardType>()
-                .map_err(StoreError::Invalid)?,
-        );
-        if !verb.allowed().contains(&(from_type, to_type)) {
-            return Err(StoreError::Invalid(format!(
-                "`{}` cannot link a {} to a {}",
-                verb.name(),
-                from_type.name(),
-                to_type.name()
-            )));
-        }
-        check_link(verb, &data)
-            .map_err(|e| StoreError::Invalid(format!("link `{}`: {e}", verb.name())))?;
-        let mut tx = self.pool.begin().await?;
-        for (name, a, b) in [
-            (verb.name(), from.id, to.id),
-            (verb.inverse(), to.id, from.id),
-        ] {
-            sqlx::query(
-                "INSERT INTO links (id, name, from_id, to_id, data) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(Uuid::new_v4())
-            .bind(name)
-            .bind(a)
-            .bind(b)
-            .bind(&data)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// The active card with `slug` (highest version).
     pub async fn card_by_slug(&self, slug: &str) -> Result<Option<Card>> {
         let query = format!(
@@ -263,16 +177,6 @@ impl Store {
             .bind(slugs)
             .fetch_all(&self.pool)
             .await?)
-    }
-
-    /// Activates or deactivates a card.
-    pub async fn set_active(&self, id: Uuid, active: bool) -> Result<()> {
-        sqlx::query("UPDATE cards SET active = $2, updated_at = now() WHERE id = $1")
-            .bind(id)
-            .bind(active)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 
     /// The active image card for a registry repository name.
@@ -330,34 +234,6 @@ impl Store {
         Ok(actions)
     }
 
-    /// The image card for `repository`, created (private, marked with `org_slug`) when absent.
-    pub async fn ensure_image(&self, repository: &str, org_slug: &str) -> Result<Card> {
-        if let Some(card) = self.image_by_repository(repository).await? {
-            return Ok(card);
-        }
-        let slug = format!("image-{}", Uuid::new_v4().simple());
-        match self
-            .create_card(
-                NewCard::new(
-                    CardType::Image,
-                    slug,
-                    json!({"repository": repository, "public": false}),
-                )
-                .with_name(repository)
-                .with_markers(vec![org_slug.to_owned()]),
-            )
-            .await
-        {
-            Ok(card) => Ok(card),
-            // Another request created it first.
-            Err(StoreError::Conflict(_)) => self
-                .image_by_repository(repository)
-                .await?
-                .ok_or_else(|| StoreError::Conflict(format!("image {repository} vanished"))),
-            Err(e) => Err(e),
-        }
-    }
-
     /// The argon2id hash in the active password card of `user_id`.
     pub async fn password_hash(&self, user_id: Uuid) -> Result<Option<String>> {
         let row: Option<(Value,)> = sqlx::query_as(
@@ -369,105 +245,6 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.and_then(|(data,)| data.get("hash")?.as_str().map(str::to_owned)))
-    }
-
-    /// Gives `user` the password whose argon2id hash is `hash`, replacing any previous one.
-    pub async fn set_password(&self, user: &Card, hash: &str) -> Result<Card> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE cards SET active = false, updated_at = now() WHERE (data ->> 'actor') = $1 \
-             AND split_part(type, '@', 1) = 'authentication-password' AND active",
-        )
-        .bind(user.id.to_string())
-        .execute(&mut *tx)
-        .await?;
-        let card = insert_card(
-            &mut tx,
-            &NewCard::new(
-                CardType::AuthenticationPassword,
-                format!("authentication-password-{}", Uuid::new_v4().simple()),
-                json!({"actor": user.id, "hash": hash}),
-            )
-            .with_markers(vec![user.slug.clone()]),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(card)
-    }
-
-    /// Opens a session for `user` until `expiration`, optionally narrowed by `scope` (a JSON
-    /// Schema cards must also satisfy). The secret has 256 bits from the OS CSPRNG.
-    pub async fn create_session(
-        &self,
-        user: &Card,
-        expiration: OffsetDateTime,
-        scope: Option<Value>,
-    ) -> Result<IssuedSession> {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).map_err(|e| StoreError::Invalid(format!("randomness: {e}")))?;
-        let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let expiration = expiration
-            .format(&time::format_description::well_known::Rfc3339)
-            .map_err(|e| StoreError::Invalid(format!("expiration: {e}")))?;
-        let mut data = json!({
-            "actor": user.id,
-            "expiration": expiration,
-            "token": {"authentication": hash_session_secret(&secret)},
-        });
-        if let Some(scope) = scope {
-            jsonschema::validator_for(&scope).map_err(|e| {
-                StoreError::Invalid(format!("data/scope: not a valid JSON Schema: {e}"))
-            })?;
-            data["scope"] = scope;
-        }
-        let card = self
-            .create_card(
-                NewCard::new(
-                    CardType::Session,
-                    format!("session-{}", Uuid::new_v4().simple()),
-                    data,
-                )
-                .with_markers(vec![user.slug.clone()]),
-            )
-            .await?;
-        let token = format!("{}.{secret}", card.id);
-        Ok(IssuedSession {
-            card,
-            token: secrecy::SecretString::from(token),
-        })
-    }
-
-    /// Creates the built-in cards when missing: `user-admin`, `user-guest`, and the roles
-    /// `role-user-default` (reads every card the markers allow) and `role-user-guest` (reads
-    /// only public images).
-    pub async fn bootstrap(&self) -> Result<()> {
-        let builtins = [
-            NewCard::new(CardType::Role, "role-user-default", json!({"read": true})),
-            NewCard::new(
-                CardType::Role,
-                "role-user-guest",
-                json!({"read": {
-                    "type": "object",
-                    "required": ["data"],
-                    "properties": {"data": {"type": "object", "required": ["public"], "properties": {"public": {"const": true}}}},
-                }}),
-            ),
-            NewCard::new(
-                CardType::User,
-                ADMIN_SLUG,
-                json!({"roles": ["user-default"]}),
-            ),
-            NewCard::new(CardType::User, GUEST_SLUG, json!({"roles": ["user-guest"]})),
-        ];
-        for card in builtins {
-            if self.card_by_slug(&card.slug).await?.is_none() {
-                match self.create_card(card).await {
-                    Ok(_) | Err(StoreError::Conflict(_)) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        Ok(())
     }
 
     /// The underlying pool (for the plugins' own queries and tests).

@@ -17,16 +17,35 @@ pub enum CardType {
     Session,
     AuthenticationPassword,
     Image,
+    /// Events: one per change, attached to the changed card.
+    CreateEvent,
+    UpdateEvent,
+    LinkEvent,
+    UnlinkEvent,
+    DeactivateEvent,
 }
 
 impl CardType {
-    pub const ALL: [CardType; 6] = [
+    pub const ALL: [CardType; 11] = [
         CardType::User,
         CardType::Org,
         CardType::Role,
         CardType::Session,
         CardType::AuthenticationPassword,
         CardType::Image,
+        CardType::CreateEvent,
+        CardType::UpdateEvent,
+        CardType::LinkEvent,
+        CardType::UnlinkEvent,
+        CardType::DeactivateEvent,
+    ];
+
+    pub const EVENTS: [CardType; 5] = [
+        CardType::CreateEvent,
+        CardType::UpdateEvent,
+        CardType::LinkEvent,
+        CardType::UnlinkEvent,
+        CardType::DeactivateEvent,
     ];
 
     /// The type name without version.
@@ -38,6 +57,11 @@ impl CardType {
             CardType::Session => "session",
             CardType::AuthenticationPassword => "authentication-password",
             CardType::Image => "image",
+            CardType::CreateEvent => "create",
+            CardType::UpdateEvent => "update",
+            CardType::LinkEvent => "link",
+            CardType::UnlinkEvent => "unlink",
+            CardType::DeactivateEvent => "deactivate",
         }
     }
 
@@ -72,6 +96,8 @@ pub struct Card {
     pub markers: Vec<String>,
     pub data: Value,
     pub active: bool,
+    /// Bumped by every update: the version an update must name.
+    pub revision: i64,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -199,6 +225,15 @@ impl LinkVerb {
         match self {
             LinkVerb::HasMember => "is member of",
             LinkVerb::HasAccessTo => "is accessible by",
+        }
+    }
+
+    /// The card an event about a link of this verb is attached to: the org for memberships,
+    /// the image for grants (whose history it is).
+    pub(crate) fn event_target<'a>(self, from: &'a Card, to: &'a Card) -> &'a Card {
+        match self {
+            LinkVerb::HasMember => from,
+            LinkVerb::HasAccessTo => to,
         }
     }
 

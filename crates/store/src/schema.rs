@@ -61,6 +61,11 @@ fn card_schema(card_type: CardType) -> Value {
             },
             "additionalProperties": false,
         }),
+        CardType::CreateEvent
+        | CardType::UpdateEvent
+        | CardType::LinkEvent
+        | CardType::UnlinkEvent
+        | CardType::DeactivateEvent => event_schema(),
         CardType::Image => json!({
             "type": "object",
             "required": ["repository", "public"],
@@ -70,6 +75,20 @@ fn card_schema(card_type: CardType) -> Value {
             },
         }),
     }
+}
+
+fn event_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["timestamp", "actor", "target", "payload"],
+        "properties": {
+            "timestamp": {"type": "string", "format": "date-time"},
+            "actor": {"type": "string", "format": "uuid"},
+            "target": {"type": "string", "format": "uuid"},
+            "payload": {},
+        },
+        "additionalProperties": false,
+    })
 }
 
 fn link_schema(verb: LinkVerb) -> Value {

@@ -13,7 +13,7 @@ use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use crate::embedded::EmbeddedPostgres;
-use crate::{Card, CardType, LinkVerb, NewCard, PoolSettings, Store};
+use crate::{ADMIN_SLUG, Card, CardType, LinkVerb, NewCard, PoolSettings, Store};
 
 /// The server's base URL (without a database name) and the template database to copy.
 struct Server {
@@ -92,20 +92,28 @@ pub async fn fresh_store() -> Store {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Shortcuts for writing a policy into a store.
+/// Shortcuts for writing a policy into a store, acting as `user-admin`.
 #[derive(Debug, Clone)]
 pub struct Fixture {
     pub store: Store,
+    /// `user-admin`: the actor of the fixture's changes.
+    pub admin: Card,
 }
 
 impl Fixture {
     /// A fixture on a fresh database.
     pub async fn new() -> Self {
-        Fixture::on(fresh_store().await)
+        Fixture::on(fresh_store().await).await
     }
 
-    pub fn on(store: Store) -> Self {
-        Fixture { store }
+    /// A fixture on `store`, which must be bootstrapped.
+    pub async fn on(store: Store) -> Self {
+        let admin = store
+            .card_by_slug(ADMIN_SLUG)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("the store is not bootstrapped"));
+        Fixture { store, admin }
     }
 
     /// `org-<name>`.
@@ -141,7 +149,13 @@ impl Fixture {
     /// `org` has member `user` with membership `role`.
     pub async fn member(&self, org: &Card, user: &Card, role: &str) {
         self.store
-            .link(org, LinkVerb::HasMember, user, json!({"role": role}))
+            .link(
+                &self.admin,
+                org,
+                LinkVerb::HasMember,
+                user,
+                json!({"role": role}),
+            )
             .await
             .unwrap_or_else(|e| panic!("{e}"));
     }
@@ -150,6 +164,7 @@ impl Fixture {
     pub async fn grant(&self, holder: &Card, image: &Card, actions: &[&str]) {
         self.store
             .link(
+                &self.admin,
                 holder,
                 LinkVerb::HasAccessTo,
                 image,
@@ -159,9 +174,17 @@ impl Fixture {
             .unwrap_or_else(|e| panic!("{e}"));
     }
 
+    /// Deactivates `card`.
+    pub async fn deactivate(&self, card: &Card) {
+        self.store
+            .deactivate(&self.admin, card.id, None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
     async fn create(&self, card: NewCard) -> Card {
         self.store
-            .create_card(card)
+            .create(&self.admin, card)
             .await
             .unwrap_or_else(|e| panic!("{e}"))
     }

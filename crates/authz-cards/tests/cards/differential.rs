@@ -179,11 +179,10 @@ async fn random_policy(
     for (name, schema) in &role_schemas {
         let slug = format!("role-{p}{name}");
         f.store
-            .create_card(NewCard::new(
-                CardType::Role,
-                slug.clone(),
-                json!({"read": schema}),
-            ))
+            .create(
+                &f.admin,
+                NewCard::new(CardType::Role, slug.clone(), json!({"read": schema})),
+            )
             .await
             .unwrap();
         model.roles.insert(slug, schema.clone());
@@ -305,6 +304,7 @@ async fn random_policy(
             let session = f
                 .store
                 .create_session(
+                    &f.admin,
                     card,
                     time::OffsetDateTime::now_utc() + time::Duration::hours(1),
                     Some(scope.clone()),

@@ -49,7 +49,10 @@ impl Decide for Fixture {
             .hash_password(password.as_bytes())
             .unwrap()
             .to_string();
-        self.store.set_password(user, &hash).await.unwrap();
+        self.store
+            .set_password(&self.admin, user, &hash)
+            .await
+            .unwrap();
     }
 }
 
@@ -101,7 +104,7 @@ async fn passwords_authenticate_by_name_or_slug_and_wrong_ones_are_rejected() {
         authn.authenticate(&password("guest", "")).await.unwrap(),
         Authentication::NotMine
     );
-    f.store.set_active(alice.id, false).await.unwrap();
+    f.store.deactivate(&f.admin, alice.id, None).await.unwrap();
     assert_eq!(
         authn
             .authenticate(&password("alice", "correct horse"))
@@ -130,12 +133,12 @@ async fn session_tokens_work_until_they_expire_or_are_deactivated() {
     let now = time::OffsetDateTime::now_utc();
     let live = f
         .store
-        .create_session(&alice, now + time::Duration::hours(1), None)
+        .create_session(&f.admin, &alice, now + time::Duration::hours(1), None)
         .await
         .unwrap();
     let expired = f
         .store
-        .create_session(&alice, now - time::Duration::seconds(1), None)
+        .create_session(&f.admin, &alice, now - time::Duration::seconds(1), None)
         .await
         .unwrap();
     let token = live.token.expose_secret().to_owned();
@@ -172,7 +175,10 @@ async fn session_tokens_work_until_they_expire_or_are_deactivated() {
             .unwrap(),
         Authentication::Rejected
     );
-    f.store.set_active(live.card.id, false).await.unwrap();
+    f.store
+        .deactivate(&f.admin, live.card.id, None)
+        .await
+        .unwrap();
     assert_eq!(
         authn
             .authenticate(&password("alice", &token))

@@ -225,7 +225,7 @@ async fn markers_and_role_schemas_limit_visibility() {
     let narrow = f.user("narrow", &[]).await;
     f.member(&acme, &narrow, "developer").await;
     f.store
-        .create_card(cardgate_store::NewCard::new(
+        .create(&f.admin, cardgate_store::NewCard::new(
             cardgate_store::CardType::Role,
             "role-user-narrow",
             json!({"read": {"properties": {"data": {"properties": {"repository": {"pattern": "^acme/team/"}}}}}}),
@@ -249,8 +249,7 @@ async fn a_session_scope_narrows_what_the_session_reaches() {
     let olivia = f.store.card_by_slug("user-olivia").await.unwrap().unwrap();
     let session = f
         .store
-        .create_session(
-            &olivia,
+        .create_session(&f.admin, &olivia,
             time::OffsetDateTime::now_utc() + time::Duration::hours(1),
             Some(json!({"properties": {"data": {"properties": {"repository": {"const": "acme/web"}}}}})),
         )
@@ -290,11 +289,14 @@ async fn the_catalog_is_for_admins_and_roles_that_grant_it() {
         actions("*")
     );
     f.store
-        .create_card(cardgate_store::NewCard::new(
-            cardgate_store::CardType::Role,
-            "role-auditor",
-            json!({"read": true, "catalog": true}),
-        ))
+        .create(
+            &f.admin,
+            cardgate_store::NewCard::new(
+                cardgate_store::CardType::Role,
+                "role-auditor",
+                json!({"read": true, "catalog": true}),
+            ),
+        )
         .await
         .unwrap();
     f.user("audrey", &["auditor"]).await;
@@ -314,20 +316,20 @@ async fn deactivated_images_orgs_and_users_grant_nothing() {
         .await
         .unwrap()
         .unwrap();
-    f.store.set_active(web.id, false).await.unwrap();
+    f.store.deactivate(&f.admin, web.id, None).await.unwrap();
     assert_eq!(
         f.granted("vic", None, "repository:acme/web:pull").await,
         actions("")
     );
     let acme = f.store.card_by_slug("org-acme").await.unwrap().unwrap();
-    f.store.set_active(acme.id, false).await.unwrap();
+    f.store.deactivate(&f.admin, acme.id, None).await.unwrap();
     assert_eq!(
         f.granted("mark", None, "repository:acme/team/api:pull")
             .await,
         actions("")
     );
     let gina = f.store.card_by_slug("user-gina").await.unwrap().unwrap();
-    f.store.set_active(gina.id, false).await.unwrap();
+    f.store.deactivate(&f.admin, gina.id, None).await.unwrap();
     assert_eq!(
         f.granted("gina", None, "repository:globex/site:pull").await,
         actions("")

@@ -12,7 +12,7 @@ async fn user(f: &Fixture, name: &str) -> Card {
     let user = f.user(name, &["user-default"]).await;
     let hash =
         cardgate_authz_static::hash_password(&format!("{name}-e2e-password").into()).unwrap();
-    f.store.set_password(&user, &hash).await.unwrap();
+    f.store.set_password(&f.admin, &user, &hash).await.unwrap();
     user
 }
 
@@ -23,7 +23,7 @@ fn creds(name: &str) -> String {
 #[tokio::test]
 async fn two_tenants_each_reach_only_their_own_images() {
     let url = fresh_database_url().await;
-    let f = Fixture::on(Store::connect_lazy(&url, &PoolSettings::default()).unwrap());
+    let f = Fixture::on(Store::connect_lazy(&url, &PoolSettings::default()).unwrap()).await;
     let alice = user(&f, "alice").await;
     let vic = user(&f, "vic").await;
     let gina = user(&f, "gina").await;
@@ -142,12 +142,12 @@ async fn two_tenants_each_reach_only_their_own_images() {
     let now = time::OffsetDateTime::now_utc();
     let live = f
         .store
-        .create_session(&alice, now + time::Duration::hours(1), None)
+        .create_session(&f.admin, &alice, now + time::Duration::hours(1), None)
         .await
         .unwrap();
     let expired = f
         .store
-        .create_session(&alice, now - time::Duration::minutes(1), None)
+        .create_session(&f.admin, &alice, now - time::Duration::minutes(1), None)
         .await
         .unwrap();
     let with_token = |token: String| {
@@ -174,7 +174,10 @@ async fn two_tenants_each_reach_only_their_own_images() {
         .await
         .unwrap();
     assert!(refused.contains("invalid credentials"), "{refused}");
-    f.store.set_active(live.card.id, false).await.unwrap();
+    f.store
+        .deactivate(&f.admin, live.card.id, None)
+        .await
+        .unwrap();
     let refused = with_token(live.token.expose_secret().to_owned())
         .await
         .unwrap();

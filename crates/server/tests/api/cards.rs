@@ -27,18 +27,20 @@ async fn spawn_on(database_url: &str, migrate: bool) -> String {
     base
 }
 
-async fn seed(store: &Store) {
-    let f = Fixture::on(store.clone());
+/// acme with alice (developer, password `wonderland`), a private and a public image.
+async fn seed(store: &Store) -> Fixture {
+    let f = Fixture::on(store.clone()).await;
     let acme = f.org("acme").await;
     let alice = f.user("alice", &["user-default"]).await;
     let hash = Argon2::default()
         .hash_password(b"wonderland")
         .unwrap()
         .to_string();
-    store.set_password(&alice, &hash).await.unwrap();
+    store.set_password(&f.admin, &alice, &hash).await.unwrap();
     f.member(&acme, &alice, "developer").await;
     f.image("acme/web", &["org-acme"], false).await;
     f.image("acme/base", &["org-acme"], true).await;
+    f
 }
 
 fn access(body: &Value) -> Value {
@@ -65,7 +67,7 @@ async fn token(base: &str, user: Option<(&str, &str)>, scope: &str) -> reqwest::
 async fn passwords_sessions_and_the_guest_are_decided_by_the_card_store() {
     let url = fresh_database_url().await;
     let store = Store::connect_lazy(&url, &PoolSettings::default()).unwrap();
-    seed(&store).await;
+    let f = seed(&store).await;
     let base = spawn_on(&url, true).await;
 
     let response = token(
@@ -83,7 +85,7 @@ async fn passwords_sessions_and_the_guest_are_decided_by_the_card_store() {
     let alice = store.card_by_slug("user-alice").await.unwrap().unwrap();
     let now = time::OffsetDateTime::now_utc();
     let session = store
-        .create_session(&alice, now + time::Duration::hours(1), None)
+        .create_session(&f.admin, &alice, now + time::Duration::hours(1), None)
         .await
         .unwrap();
     let secret = session.token.expose_secret().to_owned();
@@ -97,7 +99,7 @@ async fn passwords_sessions_and_the_guest_are_decided_by_the_card_store() {
 
     // Expired and deactivated sessions, and wrong passwords, are 401, never the guest.
     let expired = store
-        .create_session(&alice, now - time::Duration::seconds(5), None)
+        .create_session(&f.admin, &alice, now - time::Duration::seconds(5), None)
         .await
         .unwrap();
     for password in [expired.token.expose_secret(), "not-wonderland"] {
@@ -109,7 +111,10 @@ async fn passwords_sessions_and_the_guest_are_decided_by_the_card_store() {
         .await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
-    store.set_active(session.card.id, false).await.unwrap();
+    store
+        .deactivate(&f.admin, session.card.id, None)
+        .await
+        .unwrap();
     let response = token(&base, Some(("alice", &secret)), "repository:acme/base:pull").await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 

@@ -3,43 +3,62 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use cardgate_store::testing::fresh_store;
+use cardgate_store::testing::Fixture;
 use cardgate_store::{
-    CardType, LinkVerb, MembershipRole, NewCard, StoreError, hash_session_secret,
+    CardType, EventFilter, LinkVerb, MembershipRole, NewCard, StoreError, hash_session_secret,
 };
+use json_patch::Patch;
 use secrecy::ExposeSecret;
-use serde_json::json;
+use serde_json::{Value, json};
+
+fn patch(ops: Value) -> Patch {
+    serde_json::from_value(ops).unwrap()
+}
+
+async fn events_of(f: &Fixture, target: uuid::Uuid) -> Vec<cardgate_store::Card> {
+    f.store
+        .events(&EventFilter {
+            target: Some(target),
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap()
+}
 
 #[tokio::test]
 async fn built_in_cards_exist_after_migration() {
-    let store = fresh_store().await;
+    let f = Fixture::new().await;
     for slug in [
         "user-admin",
         "user-guest",
         "role-user-default",
         "role-user-guest",
     ] {
-        assert!(store.card_by_slug(slug).await.unwrap().is_some(), "{slug}");
+        assert!(
+            f.store.card_by_slug(slug).await.unwrap().is_some(),
+            "{slug}"
+        );
     }
 }
 
 #[tokio::test]
 async fn cards_breaking_their_schema_are_refused_naming_the_field() {
-    let store = fresh_store().await;
-    let err = store
-        .create_card(NewCard::new(
-            CardType::User,
-            "user-x",
-            json!({"roles": [7]}),
-        ))
+    let f = Fixture::new().await;
+    let err = f
+        .store
+        .create(
+            &f.admin,
+            NewCard::new(CardType::User, "user-x", json!({"roles": [7]})),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Invalid(_)));
     assert!(err.to_string().contains("data/roles/0"), "{err}");
-    assert!(store.card_by_slug("user-x").await.unwrap().is_none());
+    assert!(f.store.card_by_slug("user-x").await.unwrap().is_none());
 
-    let err = store
-        .create_card(NewCard::new(CardType::Org, "Org_Bad", json!({})))
+    let err = f
+        .store
+        .create(&f.admin, NewCard::new(CardType::Org, "Org_Bad", json!({})))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Invalid(_)), "{err}");
@@ -47,7 +66,7 @@ async fn cards_breaking_their_schema_are_refused_naming_the_field() {
 
 #[tokio::test]
 async fn slugs_and_active_repositories_are_unique() {
-    let store = fresh_store().await;
+    let f = Fixture::new().await;
     let image = |slug: &str| {
         NewCard::new(
             CardType::Image,
@@ -55,17 +74,25 @@ async fn slugs_and_active_repositories_are_unique() {
             json!({"repository": "acme/web", "public": false}),
         )
     };
-    let first = store.create_card(image("image-a")).await.unwrap();
+    let first = f.store.create(&f.admin, image("image-a")).await.unwrap();
     assert!(matches!(
-        store.create_card(image("image-a")).await.unwrap_err(),
+        f.store
+            .create(&f.admin, image("image-a"))
+            .await
+            .unwrap_err(),
         StoreError::Conflict(_)
     ));
-    let err = store.create_card(image("image-b")).await.unwrap_err();
+    let err = f
+        .store
+        .create(&f.admin, image("image-b"))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("acme/web"), "{err}");
     // Once the first is deactivated the name is free again.
-    store.set_active(first.id, false).await.unwrap();
-    store.create_card(image("image-b")).await.unwrap();
-    let found = store
+    f.deactivate(&first).await;
+    f.store.create(&f.admin, image("image-b")).await.unwrap();
+    let found = f
+        .store
         .image_by_repository("acme/web")
         .await
         .unwrap()
@@ -75,38 +102,15 @@ async fn slugs_and_active_repositories_are_unique() {
 
 #[tokio::test]
 async fn links_are_typed_checked_and_stored_both_ways() {
-    let store = fresh_store().await;
-    let org = store
-        .create_card(NewCard::new(CardType::Org, "org-acme", json!({})))
-        .await
-        .unwrap();
-    let user = store
-        .create_card(NewCard::new(
-            CardType::User,
-            "user-alice",
-            json!({"roles": ["user-default"]}),
-        ))
-        .await
-        .unwrap();
-    let image = store
-        .create_card(NewCard::new(
-            CardType::Image,
-            "image-web",
-            json!({"repository": "acme/web", "public": false}),
-        ))
-        .await
-        .unwrap();
-    store
+    let f = Fixture::new().await;
+    let org = f.org("acme").await;
+    let user = f.user("alice", &["user-default"]).await;
+    let image = f.image("acme/web", &["org-acme"], false).await;
+    f.member(&org, &user, "developer").await;
+    let err = f
+        .store
         .link(
-            &org,
-            LinkVerb::HasMember,
-            &user,
-            json!({"role": "developer"}),
-        )
-        .await
-        .unwrap();
-    let err = store
-        .link(
+            &f.admin,
             &user,
             LinkVerb::HasMember,
             &org,
@@ -118,8 +122,10 @@ async fn links_are_typed_checked_and_stored_both_ways() {
         err.to_string().contains("cannot link a user to a org"),
         "{err}"
     );
-    let err = store
+    let err = f
+        .store
         .link(
+            &f.admin,
             &user,
             LinkVerb::HasAccessTo,
             &image,
@@ -128,27 +134,11 @@ async fn links_are_typed_checked_and_stored_both_ways() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("data/actions/0"), "{err}");
-    store
-        .link(
-            &user,
-            LinkVerb::HasAccessTo,
-            &image,
-            json!({"actions": ["push"]}),
-        )
-        .await
-        .unwrap();
-    store
-        .link(
-            &org,
-            LinkVerb::HasAccessTo,
-            &image,
-            json!({"actions": ["pull", "delete"]}),
-        )
-        .await
-        .unwrap();
+    f.grant(&user, &image, &["push"]).await;
+    f.grant(&org, &image, &["pull", "delete"]).await;
 
     assert_eq!(
-        store
+        f.store
             .memberships(user.id)
             .await
             .unwrap()
@@ -158,11 +148,11 @@ async fn links_are_typed_checked_and_stored_both_ways() {
         [("org-acme", MembershipRole::Developer)]
     );
     assert_eq!(
-        store.granted_actions(image.id, &[user.id]).await.unwrap(),
+        f.store.granted_actions(image.id, &[user.id]).await.unwrap(),
         ["push"]
     );
     assert_eq!(
-        store
+        f.store
             .granted_actions(image.id, &[user.id, org.id])
             .await
             .unwrap(),
@@ -173,25 +163,194 @@ async fn links_are_typed_checked_and_stored_both_ways() {
     )
     .bind(user.id)
     .bind(org.id)
-    .fetch_one(store.pool())
+    .fetch_one(f.store.pool())
     .await
     .unwrap();
     assert_eq!(inverse, 1);
+
+    // A second identical link is a conflict; unlinking removes both directions.
+    let err = f
+        .store
+        .link(
+            &f.admin,
+            &org,
+            LinkVerb::HasMember,
+            &user,
+            json!({"role": "owner"}),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    f.store
+        .unlink(&f.admin, &org, LinkVerb::HasMember, &user)
+        .await
+        .unwrap();
+    assert!(f.store.memberships(user.id).await.unwrap().is_empty());
+    assert!(matches!(
+        f.store
+            .unlink(&f.admin, &org, LinkVerb::HasMember, &user)
+            .await
+            .unwrap_err(),
+        StoreError::NotFound(_)
+    ));
+    let kinds: Vec<String> = events_of(&f, org.id)
+        .await
+        .iter()
+        .map(|e| e.base_type().to_owned())
+        .collect();
+    assert_eq!(kinds, ["unlink", "link", "create"]);
 }
 
 #[tokio::test]
-async fn sessions_store_only_a_hash_of_their_secret() {
-    let store = fresh_store().await;
-    let user = store
-        .create_card(NewCard::new(
-            CardType::User,
-            "user-alice",
-            json!({"roles": ["user-default"]}),
-        ))
+async fn every_change_has_its_event_with_actor_target_payload_and_markers() {
+    let f = Fixture::new().await;
+    let image = f.image("acme/web", &["org-acme"], false).await;
+    let updated = f
+        .store
+        .update(
+            &f.admin,
+            image.id,
+            image.revision,
+            &patch(json!([{"op": "replace", "path": "/data/public", "value": true}])),
+        )
         .await
         .unwrap();
-    let session = store
+    assert_eq!(updated.revision, image.revision + 1);
+    assert_eq!(updated.data["public"], true);
+    let deactivated = f
+        .store
+        .deactivate(&f.admin, image.id, Some(updated.revision))
+        .await
+        .unwrap();
+    assert!(!deactivated.active);
+
+    let events = events_of(&f, image.id).await;
+    let kinds: Vec<&str> = events.iter().map(|e| e.base_type()).collect();
+    assert_eq!(kinds, ["deactivate", "update", "create"]);
+    for event in &events {
+        assert_eq!(event.data["actor"], f.admin.id.to_string());
+        assert_eq!(event.data["target"], image.id.to_string());
+        assert_eq!(event.markers, ["org-acme"]);
+        assert!(event.data["timestamp"].is_string());
+    }
+    assert_eq!(
+        events[1].data["payload"]["patch"],
+        json!([{"op": "replace", "path": "/data/public", "value": true}])
+    );
+    assert_eq!(events[2].data["payload"]["data"]["repository"], "acme/web");
+    let by_admin = f
+        .store
+        .events(&EventFilter {
+            actor: Some(f.admin.id),
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap();
+    assert!(by_admin.len() >= 3);
+}
+
+#[tokio::test]
+async fn updates_name_a_revision_and_stale_ones_change_nothing() {
+    let f = Fixture::new().await;
+    let image = f.image("acme/web", &["org-acme"], false).await;
+    let set_public = patch(json!([{"op": "replace", "path": "/data/public", "value": true}]));
+    f.store
+        .update(&f.admin, image.id, image.revision, &set_public)
+        .await
+        .unwrap();
+    let err = f
+        .store
+        .update(&f.admin, image.id, image.revision, &set_public)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Stale {
+                expected: 1,
+                current: 2
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(events_of(&f, image.id).await.len(), 2);
+
+    // Patches may not touch identity fields, and must keep the data valid.
+    for (ops, expected) in [
+        (
+            json!([{"op": "replace", "path": "/slug", "value": "x"}]),
+            "only /name",
+        ),
+        (
+            json!([{"op": "replace", "path": "/data/public", "value": "yes"}]),
+            "data/public",
+        ),
+        (json!([{"op": "remove", "path": "/data/nothing"}]), "patch"),
+    ] {
+        let err = f
+            .store
+            .update(&f.admin, image.id, 2, &patch(ops))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains(expected), "{err}");
+    }
+    let unchanged = f.store.card_by_id(image.id).await.unwrap().unwrap();
+    assert_eq!(unchanged.revision, 2);
+    assert_eq!(events_of(&f, image.id).await.len(), 2);
+    let missing = f
+        .store
+        .update(&f.admin, uuid::Uuid::new_v4(), 1, &set_public)
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, StoreError::NotFound(_)));
+}
+
+#[tokio::test]
+async fn concurrent_updates_of_one_revision_let_exactly_one_win() {
+    let f = Fixture::new().await;
+    let image = f.image("acme/web", &["org-acme"], false).await;
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let (store, admin) = (f.store.clone(), f.admin.clone());
+        tasks.push(tokio::spawn(async move {
+            let ops =
+                patch(json!([{"op": "replace", "path": "/name", "value": format!("writer {i}")}]));
+            store.update(&admin, image.id, image.revision, &ops).await
+        }));
+    }
+    let mut won = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(StoreError::Stale { .. }) => {}
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert_eq!(won, 1);
+    let events = events_of(&f, image.id).await;
+    assert_eq!(
+        events.iter().filter(|e| e.base_type() == "update").count(),
+        1
+    );
+    assert_eq!(
+        f.store
+            .card_by_id(image.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revision,
+        2
+    );
+}
+
+#[tokio::test]
+async fn sessions_store_only_a_hash_of_their_secret_and_events_not_even_that() {
+    let f = Fixture::new().await;
+    let user = f.user("alice", &["user-default"]).await;
+    let session = f
+        .store
         .create_session(
+            &f.admin,
             &user,
             time::OffsetDateTime::now_utc() + time::Duration::hours(1),
             Some(json!({"type": "object"})),
@@ -202,17 +361,24 @@ async fn sessions_store_only_a_hash_of_their_secret() {
     let (id, secret) = token.split_once('.').unwrap();
     assert_eq!(id, session.card.id.to_string());
     assert_eq!(secret.len(), 64, "256-bit secret");
-    let stored = store.card_by_id(session.card.id).await.unwrap().unwrap();
-    assert_eq!(
-        stored.data["token"]["authentication"],
-        hash_session_secret(secret)
-    );
+    let stored = f.store.card_by_id(session.card.id).await.unwrap().unwrap();
+    let hash = hash_session_secret(secret);
+    assert_eq!(stored.data["token"]["authentication"], hash);
     assert!(!stored.data.to_string().contains(secret));
     assert_eq!(stored.data["actor"], user.id.to_string());
     assert_eq!(stored.markers, ["user-alice"]);
+    let events = events_of(&f, session.card.id).await;
+    assert_eq!(events.len(), 1);
+    assert!(!events[0].data.to_string().contains(&hash));
+    assert_eq!(
+        events[0].data["payload"]["data"]["token"]["authentication"],
+        "[REDACTED]"
+    );
 
-    let err = store
+    let err = f
+        .store
         .create_session(
+            &f.admin,
             &user,
             time::OffsetDateTime::now_utc(),
             Some(json!({"type": 12})),
@@ -223,46 +389,62 @@ async fn sessions_store_only_a_hash_of_their_secret() {
 }
 
 #[tokio::test]
-async fn setting_a_password_replaces_the_previous_one() {
-    let store = fresh_store().await;
-    let user = store
-        .create_card(NewCard::new(
-            CardType::User,
-            "user-alice",
-            json!({"roles": []}),
-        ))
+async fn setting_a_password_replaces_the_previous_one_and_is_audited_without_the_hash() {
+    let f = Fixture::new().await;
+    let user = f.user("alice", &[]).await;
+    assert_eq!(f.store.password_hash(user.id).await.unwrap(), None);
+    let first = f
+        .store
+        .set_password(&f.admin, &user, "$argon2id$v=19$m=19456,t=2,p=1$a$b")
         .await
         .unwrap();
-    assert_eq!(store.password_hash(user.id).await.unwrap(), None);
-    store
-        .set_password(&user, "$argon2id$v=19$m=19456,t=2,p=1$a$b")
-        .await
-        .unwrap();
-    store
-        .set_password(&user, "$argon2id$v=19$m=19456,t=2,p=1$c$d")
+    let second = f
+        .store
+        .set_password(&f.admin, &user, "$argon2id$v=19$m=19456,t=2,p=1$c$d")
         .await
         .unwrap();
     assert_eq!(
-        store.password_hash(user.id).await.unwrap().as_deref(),
+        f.store.password_hash(user.id).await.unwrap().as_deref(),
         Some("$argon2id$v=19$m=19456,t=2,p=1$c$d")
     );
     assert!(
-        store
-            .set_password(&user, "hunter2")
+        f.store
+            .set_password(&f.admin, &user, "hunter2")
             .await
             .unwrap_err()
             .to_string()
             .contains("data/hash")
     );
+    for card in [&first, &second] {
+        for event in events_of(&f, card.id).await {
+            assert!(
+                !event.data.to_string().contains("$argon2id$"),
+                "{}",
+                event.data
+            );
+        }
+    }
+    let kinds: Vec<String> = events_of(&f, first.id)
+        .await
+        .iter()
+        .map(|e| e.base_type().to_owned())
+        .collect();
+    assert_eq!(kinds, ["deactivate", "create"]);
 }
 
 #[tokio::test]
 async fn ensure_image_creates_a_private_image_once_even_under_concurrency() {
-    let store = fresh_store().await;
+    let f = Fixture::new().await;
+    let pusher = f.user("dev", &["user-default"]).await;
     let tasks: Vec<_> = (0..8)
         .map(|_| {
-            let store = store.clone();
-            tokio::spawn(async move { store.ensure_image("acme/new", "org-acme").await.unwrap() })
+            let (store, pusher) = (f.store.clone(), pusher.clone());
+            tokio::spawn(async move {
+                store
+                    .ensure_image(&pusher, "acme/new", "org-acme")
+                    .await
+                    .unwrap()
+            })
         })
         .collect();
     let mut ids = Vec::new();
@@ -271,11 +453,15 @@ async fn ensure_image_creates_a_private_image_once_even_under_concurrency() {
     }
     ids.dedup();
     assert_eq!(ids.len(), 1);
-    let image = store
+    let image = f
+        .store
         .image_by_repository("acme/new")
         .await
         .unwrap()
         .unwrap();
     assert_eq!(image.markers, ["org-acme"]);
     assert_eq!(image.data["public"], false);
+    let events = events_of(&f, image.id).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].data["actor"], pusher.id.to_string());
 }

@@ -1,0 +1,574 @@
+//! Every change to the store, each written in one transaction with its event card: create,
+//! update (JSON Patch, at a named revision), link, unlink, deactivate. No change without its
+//! event, no event without its change. Secrets (password hashes, session secret hashes) never
+//! reach an event's payload.
+
+use json_patch::Patch;
+use serde_json::{Value, json};
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use crate::model::{Card, CardType, LinkVerb, NewCard};
+use crate::schema::{check_card, check_link};
+use crate::{ADMIN_SLUG, CARD_COLUMNS, GUEST_SLUG, Result, Store, StoreError, hash_session_secret};
+
+/// The link from an event to the card it is about, and its inverse.
+const ATTACHED_TO: (&str, &str) = ("is attached to", "has attached element");
+
+/// What a card's history shows instead of a secret.
+const REDACTED: &str = "[REDACTED]";
+
+/// The top-level fields of a card an update may patch.
+const PATCHABLE: [&str; 4] = ["name", "tags", "markers", "data"];
+
+/// A session token as handed to its holder: `<session id>.<secret>`. Only the SHA-256 of the
+/// secret is stored.
+pub struct IssuedSession {
+    pub card: Card,
+    pub token: secrecy::SecretString,
+}
+
+impl std::fmt::Debug for IssuedSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedSession")
+            .field("id", &self.card.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which events to list.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub target: Option<Uuid>,
+    pub actor: Option<Uuid>,
+    pub since: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
+    pub limit: i64,
+}
+
+/// `data` with its secrets replaced, for an event payload.
+fn redacted(card_type: &str, data: &Value) -> Value {
+    let mut data = data.clone();
+    match card_type.parse::<CardType>() {
+        Ok(CardType::AuthenticationPassword) => data["hash"] = json!(REDACTED),
+        Ok(CardType::Session) if data.get("token").is_some() => {
+            data["token"] = json!({"authentication": REDACTED});
+        }
+        _ => {}
+    }
+    data
+}
+
+/// A JSON Patch with the values of secret fields replaced, for an event payload.
+fn redacted_patch(card_type: &str, patch: &Patch) -> Value {
+    let secret_paths: &[&str] = match card_type.parse::<CardType>() {
+        Ok(CardType::AuthenticationPassword) => &["/data/hash"],
+        Ok(CardType::Session) => &["/data/token"],
+        _ => &[],
+    };
+    let mut value = json!(patch);
+    if let Some(ops) = value.as_array_mut() {
+        for op in ops {
+            let path = op["path"].as_str().unwrap_or_default().to_owned();
+            if secret_paths.iter().any(|p| path.starts_with(p)) && op.get("value").is_some() {
+                op["value"] = json!(REDACTED);
+            }
+        }
+    }
+    value
+}
+
+pub(crate) async fn insert_card(conn: &mut PgConnection, new: &NewCard) -> Result<Card> {
+    check_card(new.card_type, &new.data).map_err(|e| {
+        StoreError::Invalid(format!("{} `{}`: {e}", new.card_type.name(), new.slug))
+    })?;
+    let query = format!(
+        "INSERT INTO cards (id, slug, type, name, markers, data) VALUES ($1, $2, $3, $4, $5, $6) \
+         RETURNING {CARD_COLUMNS}"
+    );
+    sqlx::query_as::<_, Card>(sqlx::AssertSqlSafe(query))
+        .bind(Uuid::new_v4())
+        .bind(&new.slug)
+        .bind(new.card_type.versioned())
+        .bind(&new.name)
+        .bind(&new.markers)
+        .bind(&new.data)
+        .fetch_one(conn)
+        .await
+        .map_err(|e| match StoreError::from(e) {
+            StoreError::Conflict(_) if new.card_type == CardType::Image => {
+                StoreError::Conflict(format!(
+                    "an active image for repository {} already exists",
+                    new.data["repository"]
+                ))
+            }
+            StoreError::Conflict(_) => {
+                StoreError::Conflict(format!("a card with slug `{}` already exists", new.slug))
+            }
+            StoreError::Database(e) => StoreError::Invalid(format!("card `{}`: {e}", new.slug)),
+            other => other,
+        })
+}
+
+async fn insert_link(
+    conn: &mut PgConnection,
+    (name, inverse): (&str, &str),
+    from: Uuid,
+    to: Uuid,
+    data: &Value,
+) -> Result<()> {
+    for (name, a, b) in [(name, from, to), (inverse, to, from)] {
+        sqlx::query(
+            "INSERT INTO links (id, name, from_id, to_id, data) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(Uuid::new_v4())
+        .bind(name)
+        .bind(a)
+        .bind(b)
+        .bind(data)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Writes the event of a change to `target` by `actor`, attached to the target and carrying
+/// its markers (whoever sees the target sees its history).
+async fn record(
+    conn: &mut PgConnection,
+    kind: CardType,
+    actor: Uuid,
+    target: &Card,
+    payload: Value,
+) -> Result<()> {
+    let timestamp = OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .map_err(|e| StoreError::Invalid(format!("timestamp: {e}")))?;
+    let event = insert_card(
+        conn,
+        &NewCard::new(
+            kind,
+            format!("{}-{}", kind.name(), Uuid::new_v4().simple()),
+            json!({"timestamp": timestamp, "actor": actor, "target": target.id, "payload": payload}),
+        )
+        .with_markers(target.markers.clone()),
+    )
+    .await?;
+    insert_link(conn, ATTACHED_TO, event.id, target.id, &json!({})).await
+}
+
+async fn create_in(conn: &mut PgConnection, actor: Uuid, new: &NewCard) -> Result<Card> {
+    let card = insert_card(conn, new).await?;
+    let payload = json!({
+        "slug": card.slug,
+        "type": card.card_type,
+        "name": card.name,
+        "markers": card.markers,
+        "data": redacted(&card.card_type, &card.data),
+    });
+    record(conn, CardType::CreateEvent, actor, &card, payload).await?;
+    Ok(card)
+}
+
+async fn deactivate_in(
+    conn: &mut PgConnection,
+    actor: Uuid,
+    id: Uuid,
+    revision: Option<i64>,
+) -> Result<Card> {
+    let query = format!(
+        "UPDATE cards SET active = false, revision = revision + 1, updated_at = now() \
+         WHERE id = $1 AND active AND ($2::bigint IS NULL OR revision = $2) RETURNING {CARD_COLUMNS}"
+    );
+    let card = sqlx::query_as::<_, Card>(sqlx::AssertSqlSafe(query))
+        .bind(id)
+        .bind(revision)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(card) = card else {
+        return Err(why_unchanged(conn, id, revision).await);
+    };
+    record(conn, CardType::DeactivateEvent, actor, &card, json!({})).await?;
+    Ok(card)
+}
+
+/// Why an update matched no row: no such (active) card, or a stale revision.
+async fn why_unchanged(conn: &mut PgConnection, id: Uuid, expected: Option<i64>) -> StoreError {
+    let current: std::result::Result<Option<(i64, bool)>, _> =
+        sqlx::query_as("SELECT revision, active FROM cards WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await;
+    match (current, expected) {
+        (Err(e), _) => e.into(),
+        (Ok(Some((current, true))), Some(expected)) if current != expected => {
+            StoreError::Stale { expected, current }
+        }
+        _ => StoreError::NotFound(format!("active card {id}")),
+    }
+}
+
+impl Store {
+    /// Creates a card (its `data` checked against its type's schema) and its `create` event.
+    pub async fn create(&self, actor: &Card, new: NewCard) -> Result<Card> {
+        let mut tx = self.pool.begin().await?;
+        let card = create_in(&mut tx, actor.id, &new).await?;
+        tx.commit().await?;
+        Ok(card)
+    }
+
+    /// Applies a JSON Patch to the `name`, `tags`, `markers` and `data` of the card `id`, if it
+    /// is at `revision`; writes the `update` event. A stale revision changes nothing.
+    pub async fn update(
+        &self,
+        actor: &Card,
+        id: Uuid,
+        revision: i64,
+        patch: &Patch,
+    ) -> Result<Card> {
+        for op in &patch.0 {
+            let path = op.path().to_string();
+            let top = path.split('/').nth(1).unwrap_or_default();
+            if !PATCHABLE.contains(&top) {
+                return Err(StoreError::Invalid(format!(
+                    "patch path `{path}`: only /name, /tags, /markers and /data can change"
+                )));
+            }
+        }
+        let mut tx = self.pool.begin().await?;
+        let query = format!("SELECT {CARD_COLUMNS} FROM cards WHERE id = $1 AND active FOR UPDATE");
+        let card = sqlx::query_as::<_, Card>(sqlx::AssertSqlSafe(query))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("active card {id}")))?;
+        if card.revision != revision {
+            return Err(StoreError::Stale {
+                expected: revision,
+                current: card.revision,
+            });
+        }
+        let mut document = json!({
+            "name": card.name, "tags": card.tags, "markers": card.markers, "data": card.data,
+        });
+        json_patch::patch(&mut document, patch)
+            .map_err(|e| StoreError::Invalid(format!("patch: {e}")))?;
+        let field = |name: &str| -> Result<Vec<String>> {
+            serde_json::from_value(document[name].clone())
+                .map_err(|e| StoreError::Invalid(format!("/{name}: {e}")))
+        };
+        let (tags, markers) = (field("tags")?, field("markers")?);
+        let name: Option<String> = serde_json::from_value(document["name"].clone())
+            .map_err(|e| StoreError::Invalid(format!("/name: {e}")))?;
+        let data = document["data"].clone();
+        let card_type = card
+            .card_type
+            .parse::<CardType>()
+            .map_err(StoreError::Invalid)?;
+        check_card(card_type, &data).map_err(|e| {
+            StoreError::Invalid(format!("{} `{}`: {e}", card_type.name(), card.slug))
+        })?;
+        let query = format!(
+            "UPDATE cards SET name = $2, tags = $3, markers = $4, data = $5, \
+             revision = revision + 1, updated_at = now() WHERE id = $1 RETURNING {CARD_COLUMNS}"
+        );
+        let updated = sqlx::query_as::<_, Card>(sqlx::AssertSqlSafe(query))
+            .bind(id)
+            .bind(&name)
+            .bind(&tags)
+            .bind(&markers)
+            .bind(&data)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Conflict(m) => StoreError::Conflict(m),
+                StoreError::Database(e) => StoreError::Invalid(format!("card {id}: {e}")),
+                other => other,
+            })?;
+        let payload =
+            json!({"patch": redacted_patch(&card.card_type, patch), "revision": updated.revision});
+        record(&mut tx, CardType::UpdateEvent, actor.id, &updated, payload).await?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    /// Deactivates the card `id` (at `revision`, when given) and writes the event.
+    pub async fn deactivate(&self, actor: &Card, id: Uuid, revision: Option<i64>) -> Result<Card> {
+        let mut tx = self.pool.begin().await?;
+        let card = deactivate_in(&mut tx, actor.id, id, revision).await?;
+        tx.commit().await?;
+        Ok(card)
+    }
+
+    /// Links `from` to `to` with `verb` (and the inverse), after checking the types and data;
+    /// writes the `link` event.
+    pub async fn link(
+        &self,
+        actor: &Card,
+        from: &Card,
+        verb: LinkVerb,
+        to: &Card,
+        data: Value,
+    ) -> Result<()> {
+        let (from_type, to_type) = (
+            from.card_type
+                .parse::<CardType>()
+                .map_err(StoreError::Invalid)?,
+            to.card_type
+                .parse::<CardType>()
+                .map_err(StoreError::Invalid)?,
+        );
+        if !verb.allowed().contains(&(from_type, to_type)) {
+            return Err(StoreError::Invalid(format!(
+                "`{}` cannot link a {} to a {}",
+                verb.name(),
+                from_type.name(),
+                to_type.name()
+            )));
+        }
+        check_link(verb, &data)
+            .map_err(|e| StoreError::Invalid(format!("link `{}`: {e}", verb.name())))?;
+        let mut tx = self.pool.begin().await?;
+        insert_link(
+            &mut tx,
+            (verb.name(), verb.inverse()),
+            from.id,
+            to.id,
+            &data,
+        )
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => {
+                StoreError::Conflict(format!("{} already {} {}", from.slug, verb.name(), to.slug))
+            }
+            other => other,
+        })?;
+        let payload = json!({"verb": verb.name(), "from": from.id, "to": to.id, "data": data});
+        record(
+            &mut tx,
+            CardType::LinkEvent,
+            actor.id,
+            verb.event_target(from, to),
+            payload,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Removes the active link `from` `verb` `to` (and its inverse); writes the `unlink` event.
+    pub async fn unlink(&self, actor: &Card, from: &Card, verb: LinkVerb, to: &Card) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let removed = sqlx::query(
+            "UPDATE links SET active = false, updated_at = now() WHERE active AND \
+             ((from_id = $1 AND name = $2 AND to_id = $3) OR (from_id = $3 AND name = $4 AND to_id = $1))",
+        )
+        .bind(from.id)
+        .bind(verb.name())
+        .bind(to.id)
+        .bind(verb.inverse())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if removed == 0 {
+            return Err(StoreError::NotFound(format!(
+                "link {} {} {}",
+                from.slug,
+                verb.name(),
+                to.slug
+            )));
+        }
+        let payload = json!({"verb": verb.name(), "from": from.id, "to": to.id});
+        record(
+            &mut tx,
+            CardType::UnlinkEvent,
+            actor.id,
+            verb.event_target(from, to),
+            payload,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The image card for `repository`, created by `actor` (private, marked with `org_slug`)
+    /// when absent.
+    pub async fn ensure_image(
+        &self,
+        actor: &Card,
+        repository: &str,
+        org_slug: &str,
+    ) -> Result<Card> {
+        if let Some(card) = self.image_by_repository(repository).await? {
+            return Ok(card);
+        }
+        let new = NewCard::new(
+            CardType::Image,
+            format!("image-{}", Uuid::new_v4().simple()),
+            json!({"repository": repository, "public": false}),
+        )
+        .with_name(repository)
+        .with_markers(vec![org_slug.to_owned()]);
+        match self.create(actor, new).await {
+            Ok(card) => Ok(card),
+            // Another request created it first.
+            Err(StoreError::Conflict(_)) => self
+                .image_by_repository(repository)
+                .await?
+                .ok_or_else(|| StoreError::Conflict(format!("image {repository} vanished"))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Gives `user` the password whose argon2id hash is `hash`, replacing any previous one. The
+    /// events record the change, never the hash.
+    pub async fn set_password(&self, actor: &Card, user: &Card, hash: &str) -> Result<Card> {
+        let mut tx = self.pool.begin().await?;
+        let previous: Vec<(Uuid,)> = sqlx::query_as(
+            "SELECT id FROM cards WHERE (data ->> 'actor') = $1 \
+             AND split_part(type, '@', 1) = 'authentication-password' AND active",
+        )
+        .bind(user.id.to_string())
+        .fetch_all(&mut *tx)
+        .await?;
+        for (id,) in previous {
+            deactivate_in(&mut tx, actor.id, id, None).await?;
+        }
+        let card = create_in(
+            &mut tx,
+            actor.id,
+            &NewCard::new(
+                CardType::AuthenticationPassword,
+                format!("authentication-password-{}", Uuid::new_v4().simple()),
+                json!({"actor": user.id, "hash": hash}),
+            )
+            .with_markers(vec![user.slug.clone()]),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(card)
+    }
+
+    /// Opens a session for `user` until `expiration`, optionally narrowed by `scope` (a JSON
+    /// Schema cards must also satisfy). The secret has 256 bits from the OS CSPRNG.
+    pub async fn create_session(
+        &self,
+        actor: &Card,
+        user: &Card,
+        expiration: OffsetDateTime,
+        scope: Option<Value>,
+    ) -> Result<IssuedSession> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| StoreError::Invalid(format!("randomness: {e}")))?;
+        let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let expiration = expiration
+            .format(&Rfc3339)
+            .map_err(|e| StoreError::Invalid(format!("expiration: {e}")))?;
+        let mut data = json!({
+            "actor": user.id,
+            "expiration": expiration,
+            "token": {"authentication": hash_session_secret(&secret)},
+        });
+        if let Some(scope) = scope {
+            jsonschema::validator_for(&scope).map_err(|e| {
+                StoreError::Invalid(format!("data/scope: not a valid JSON Schema: {e}"))
+            })?;
+            data["scope"] = scope;
+        }
+        let card = self
+            .create(
+                actor,
+                NewCard::new(
+                    CardType::Session,
+                    format!("session-{}", Uuid::new_v4().simple()),
+                    data,
+                )
+                .with_markers(vec![user.slug.clone()]),
+            )
+            .await?;
+        let token = format!("{}.{secret}", card.id);
+        Ok(IssuedSession {
+            card,
+            token: secrecy::SecretString::from(token),
+        })
+    }
+
+    /// Creates the built-in cards when missing: `user-admin` (the actor of its own creation and
+    /// of the others'), `user-guest`, and the roles `role-user-default` (reads every card the
+    /// markers allow) and `role-user-guest` (reads only public images).
+    pub async fn bootstrap(&self) -> Result<()> {
+        let admin = match self.card_by_slug(ADMIN_SLUG).await? {
+            Some(admin) => admin,
+            None => {
+                let mut tx = self.pool.begin().await?;
+                let admin = insert_card(
+                    &mut tx,
+                    &NewCard::new(
+                        CardType::User,
+                        ADMIN_SLUG,
+                        json!({"roles": ["user-default"]}),
+                    ),
+                )
+                .await;
+                match admin {
+                    Ok(admin) => {
+                        let payload = json!({"slug": admin.slug, "type": admin.card_type, "data": admin.data});
+                        record(&mut tx, CardType::CreateEvent, admin.id, &admin, payload).await?;
+                        tx.commit().await?;
+                    }
+                    // Another instance bootstrapped first.
+                    Err(StoreError::Conflict(_)) => {}
+                    Err(e) => return Err(e),
+                }
+                self.card_by_slug(ADMIN_SLUG)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(ADMIN_SLUG.into()))?
+            }
+        };
+        let builtins = [
+            NewCard::new(CardType::Role, "role-user-default", json!({"read": true})),
+            NewCard::new(
+                CardType::Role,
+                "role-user-guest",
+                json!({"read": {
+                    "type": "object",
+                    "required": ["data"],
+                    "properties": {"data": {"type": "object", "required": ["public"], "properties": {"public": {"const": true}}}},
+                }}),
+            ),
+            NewCard::new(CardType::User, GUEST_SLUG, json!({"roles": ["user-guest"]})),
+        ];
+        for card in builtins {
+            if self.card_by_slug(&card.slug).await?.is_none() {
+                match self.create(&admin, card).await {
+                    Ok(_) | Err(StoreError::Conflict(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Events, newest first, filtered by target, actor and time.
+    pub async fn events(&self, filter: &EventFilter) -> Result<Vec<Card>> {
+        let query = format!(
+            "SELECT {CARD_COLUMNS} FROM cards \
+             WHERE split_part(type, '@', 1) IN ('create', 'update', 'link', 'unlink', 'deactivate') \
+             AND ($1::text IS NULL OR (data ->> 'target') = $1) \
+             AND ($2::text IS NULL OR (data ->> 'actor') = $2) \
+             AND ($3::timestamptz IS NULL OR created_at >= $3) \
+             AND ($4::timestamptz IS NULL OR created_at <= $4) \
+             ORDER BY created_at DESC, id LIMIT $5"
+        );
+        Ok(sqlx::query_as::<_, Card>(sqlx::AssertSqlSafe(query))
+            .bind(filter.target.map(|t| t.to_string()))
+            .bind(filter.actor.map(|a| a.to_string()))
+            .bind(filter.since)
+            .bind(filter.until)
+            .bind(if filter.limit > 0 { filter.limit } else { 100 })
+            .fetch_all(&self.pool)
+            .await?)
+    }
+}
