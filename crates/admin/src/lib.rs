@@ -1,0 +1,426 @@
+//! Policy administration on the card store: the changes admins make (orgs, members, robots,
+//! images, grants, passwords) and the rules of who may make them.
+//!
+//! - Platform admins (`user-admin`, and users whose `data.roles` hold `platform-admin`) may
+//!   change anything.
+//! - An org's owners may change only inside their org: its members, robots, images and the
+//!   grants on its images; never another org, never platform roles, never above their own role.
+//! - Users may change their own password.
+//! - Everyone else is refused.
+//!
+//! Every change goes through the store's audited writers, so each is recorded with its event.
+//! Depends on the store and the token core's name grammar; knows nothing of HTTP.
+
+use cardgate_store::{
+    ADMIN_SLUG, Card, CardType, LinkVerb, Membership, MembershipRole, NewCard, Store, StoreError,
+};
+use cardgate_token::ResourceName;
+use serde_json::json;
+use uuid::Uuid;
+
+/// The role that makes a user a platform admin.
+pub const PLATFORM_ROLE: &str = "platform-admin";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The caller may not make this change. The message says what is missing.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The request is malformed; the message names the field.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// The card moved on since the caller read it: nothing was changed.
+    #[error("revision {expected} is stale: the card is at revision {current}")]
+    Stale { expected: i64, current: i64 },
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => AdminError::NotFound(what),
+            StoreError::Invalid(message) => AdminError::Invalid(message),
+            StoreError::Conflict(message) => AdminError::Conflict(message),
+            StoreError::Stale { expected, current } => AdminError::Stale { expected, current },
+            other => AdminError::Store(other),
+        }
+    }
+}
+
+pub type Result<T, E = AdminError> = std::result::Result<T, E>;
+
+/// The caller, as the permission rules see it.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub card: Card,
+    pub platform_admin: bool,
+    memberships: Vec<Membership>,
+}
+
+impl Caller {
+    /// The caller's membership role in `org_slug`.
+    pub fn role_in(&self, org_slug: &str) -> Option<MembershipRole> {
+        self.memberships
+            .iter()
+            .filter(|m| m.org_slug == org_slug)
+            .map(|m| m.role)
+            .max()
+    }
+
+    /// May the caller change things inside `org_slug`?
+    fn require_owner(&self, org_slug: &str) -> Result<()> {
+        if self.platform_admin || self.role_in(org_slug) == Some(MembershipRole::Owner) {
+            Ok(())
+        } else {
+            Err(AdminError::Forbidden(format!(
+                "{} is not an owner of {org_slug}",
+                self.card.slug
+            )))
+        }
+    }
+
+    fn require_platform_admin(&self, what: &str) -> Result<()> {
+        if self.platform_admin {
+            Ok(())
+        } else {
+            Err(AdminError::Forbidden(format!(
+                "only platform admins may {what}"
+            )))
+        }
+    }
+}
+
+/// A name usable as an org name or a user name: lowercase letters, digits and `-`.
+fn check_name(field: &str, name: &str) -> Result<()> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if valid {
+        Ok(())
+    } else {
+        Err(AdminError::Invalid(format!(
+            "{field}: `{name}` must be 1 to 64 lowercase letters, digits and inner `-`"
+        )))
+    }
+}
+
+/// The org owning a repository: its first path component.
+fn owning_org(repository: &str) -> Result<String> {
+    repository
+        .parse::<ResourceName>()
+        .map_err(|e| AdminError::Invalid(format!("repository: {e}")))?;
+    match repository.split_once('/') {
+        Some((namespace, _)) if check_name("repository", namespace).is_ok() => {
+            Ok(format!("org-{namespace}"))
+        }
+        _ => Err(AdminError::Invalid(format!(
+            "repository: `{repository}` must be <org>/<name> with an org name as first component"
+        ))),
+    }
+}
+
+/// The admin operations.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    store: Store,
+}
+
+impl Admin {
+    pub fn new(store: Store) -> Self {
+        Admin { store }
+    }
+
+    /// The caller whose card is `user_id`; `None` when it is not an active user.
+    pub async fn caller(&self, user_id: Uuid) -> Result<Option<Caller>> {
+        let Some(card) = self.store.card_by_id(user_id).await? else {
+            return Ok(None);
+        };
+        if !card.active || card.base_type() != CardType::User.name() {
+            return Ok(None);
+        }
+        let platform_admin = card.slug == ADMIN_SLUG
+            || card.data["roles"]
+                .as_array()
+                .is_some_and(|roles| roles.iter().any(|r| r == PLATFORM_ROLE));
+        let memberships = self.store.memberships(card.id).await?;
+        Ok(Some(Caller {
+            card,
+            platform_admin,
+            memberships,
+        }))
+    }
+
+    async fn active(&self, card_type: CardType, slug: &str) -> Result<Card> {
+        self.store
+            .card_by_slug(slug)
+            .await?
+            .filter(|c| c.base_type() == card_type.name())
+            .ok_or_else(|| AdminError::NotFound(format!("{} {slug}", card_type.name())))
+    }
+
+    async fn image(&self, repository: &str) -> Result<Card> {
+        self.store
+            .image_by_repository(repository)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("image {repository}")))
+    }
+
+    /// Creates the org `org-<name>`. Platform admins only.
+    pub async fn create_org(&self, caller: &Caller, name: &str) -> Result<Card> {
+        caller.require_platform_admin("create orgs")?;
+        check_name("name", name)?;
+        Ok(self
+            .store
+            .create(
+                &caller.card,
+                NewCard::new(CardType::Org, format!("org-{name}"), json!({})).with_name(name),
+            )
+            .await?)
+    }
+
+    /// Creates the user `user-<name>` with `roles`. Platform admins only (roles are platform
+    /// policy).
+    pub async fn create_user(&self, caller: &Caller, name: &str, roles: &[String]) -> Result<Card> {
+        caller.require_platform_admin("create users")?;
+        check_name("name", name)?;
+        Ok(self
+            .store
+            .create(
+                &caller.card,
+                NewCard::new(
+                    CardType::User,
+                    format!("user-{name}"),
+                    json!({"roles": roles}),
+                ),
+            )
+            .await?)
+    }
+
+    /// Creates a robot user for CI in `org_slug`: marked with the org, a member of nothing,
+    /// so it reaches only what it is explicitly granted. Owners of the org.
+    pub async fn create_robot(&self, caller: &Caller, org_slug: &str, name: &str) -> Result<Card> {
+        caller.require_owner(org_slug)?;
+        self.active(CardType::Org, org_slug).await?;
+        check_name("name", name)?;
+        Ok(self
+            .store
+            .create(
+                &caller.card,
+                NewCard::new(
+                    CardType::User,
+                    format!("user-{name}"),
+                    json!({"roles": ["user-default"], "robot": true}),
+                )
+                .with_markers(vec![org_slug.to_owned()]),
+            )
+            .await?)
+    }
+
+    /// Makes `user_slug` a member of `org_slug` with `role`. Owners of the org, never above
+    /// their own role.
+    pub async fn add_member(
+        &self,
+        caller: &Caller,
+        org_slug: &str,
+        user_slug: &str,
+        role: MembershipRole,
+    ) -> Result<()> {
+        caller.require_owner(org_slug)?;
+        if !caller.platform_admin && caller.role_in(org_slug) < Some(role) {
+            return Err(AdminError::Forbidden(format!(
+                "{} cannot grant a role above its own",
+                caller.card.slug
+            )));
+        }
+        let org = self.active(CardType::Org, org_slug).await?;
+        let user = self.active(CardType::User, user_slug).await?;
+        self.store
+            .link(
+                &caller.card,
+                &org,
+                LinkVerb::HasMember,
+                &user,
+                json!({"role": role}),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Removes `user_slug` from `org_slug`. Owners of the org.
+    pub async fn remove_member(
+        &self,
+        caller: &Caller,
+        org_slug: &str,
+        user_slug: &str,
+    ) -> Result<()> {
+        caller.require_owner(org_slug)?;
+        let org = self.active(CardType::Org, org_slug).await?;
+        let user = self.active(CardType::User, user_slug).await?;
+        self.store
+            .unlink(&caller.card, &org, LinkVerb::HasMember, &user)
+            .await?;
+        Ok(())
+    }
+
+    /// Creates the image for `repository` (marked with its org). Owners of the org.
+    pub async fn create_image(
+        &self,
+        caller: &Caller,
+        repository: &str,
+        public: bool,
+    ) -> Result<Card> {
+        let org_slug = owning_org(repository)?;
+        caller.require_owner(&org_slug)?;
+        self.active(CardType::Org, &org_slug).await?;
+        Ok(self
+            .store
+            .create(
+                &caller.card,
+                NewCard::new(
+                    CardType::Image,
+                    format!("image-{}", Uuid::new_v4().simple()),
+                    json!({"repository": repository, "public": public}),
+                )
+                .with_name(repository)
+                .with_markers(vec![org_slug]),
+            )
+            .await?)
+    }
+
+    /// Opens `repository` to the public or closes it, if the image is at `revision`. Owners of
+    /// the org.
+    pub async fn set_public(
+        &self,
+        caller: &Caller,
+        repository: &str,
+        revision: i64,
+        public: bool,
+    ) -> Result<Card> {
+        caller.require_owner(&owning_org(repository)?)?;
+        let image = self.image(repository).await?;
+        let patch = serde_json::from_value(json!([
+            {"op": "replace", "path": "/data/public", "value": public}
+        ]))
+        .map_err(|e| AdminError::Invalid(format!("patch: {e}")))?;
+        Ok(self
+            .store
+            .update(&caller.card, image.id, revision, &patch)
+            .await?)
+    }
+
+    /// Deactivates the image of `repository` (at `revision`). Owners of the org.
+    pub async fn deactivate_image(
+        &self,
+        caller: &Caller,
+        repository: &str,
+        revision: i64,
+    ) -> Result<Card> {
+        caller.require_owner(&owning_org(repository)?)?;
+        let image = self.image(repository).await?;
+        Ok(self
+            .store
+            .deactivate(&caller.card, image.id, Some(revision))
+            .await?)
+    }
+
+    /// Grants `holder_slug` (a user or an org) `actions` on `repository`. Owners of the
+    /// image's org.
+    pub async fn grant(
+        &self,
+        caller: &Caller,
+        holder_slug: &str,
+        repository: &str,
+        actions: &[String],
+    ) -> Result<()> {
+        caller.require_owner(&owning_org(repository)?)?;
+        let image = self.image(repository).await?;
+        let holder = self.holder(holder_slug).await?;
+        self.store
+            .link(
+                &caller.card,
+                &holder,
+                LinkVerb::HasAccessTo,
+                &image,
+                json!({"actions": actions}),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Revokes the grant of `holder_slug` on `repository`. Owners of the image's org.
+    pub async fn revoke(&self, caller: &Caller, holder_slug: &str, repository: &str) -> Result<()> {
+        caller.require_owner(&owning_org(repository)?)?;
+        let image = self.image(repository).await?;
+        let holder = self.holder(holder_slug).await?;
+        self.store
+            .unlink(&caller.card, &holder, LinkVerb::HasAccessTo, &image)
+            .await?;
+        Ok(())
+    }
+
+    async fn holder(&self, slug: &str) -> Result<Card> {
+        let card = self
+            .store
+            .card_by_slug(slug)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("user or org {slug}")))?;
+        if [CardType::User.name(), CardType::Org.name()].contains(&card.base_type()) {
+            Ok(card)
+        } else {
+            Err(AdminError::Invalid(format!(
+                "holder: {slug} is neither a user nor an org"
+            )))
+        }
+    }
+
+    /// Sets the password (an argon2id hash) of `user_slug`: the user itself, a platform admin,
+    /// or an owner of the org a robot belongs to.
+    pub async fn set_password(&self, caller: &Caller, user_slug: &str, hash: &str) -> Result<()> {
+        let user = self.active(CardType::User, user_slug).await?;
+        self.require_user_manager(caller, &user)?;
+        self.store.set_password(&caller.card, &user, hash).await?;
+        Ok(())
+    }
+
+    /// Deactivates `user_slug`: platform admins, or owners of the org of a robot.
+    pub async fn deactivate_user(&self, caller: &Caller, user_slug: &str) -> Result<Card> {
+        let user = self.active(CardType::User, user_slug).await?;
+        if user.id == caller.card.id {
+            return Err(AdminError::Forbidden(
+                "users cannot deactivate themselves".into(),
+            ));
+        }
+        self.require_user_manager(caller, &user)?;
+        Ok(self.store.deactivate(&caller.card, user.id, None).await?)
+    }
+
+    /// Platform admins manage every user; org owners manage their org's robots; users manage
+    /// themselves (for passwords).
+    fn require_user_manager(&self, caller: &Caller, user: &Card) -> Result<()> {
+        if caller.platform_admin || caller.card.id == user.id {
+            return Ok(());
+        }
+        let robot_of_owned_org = user.data["robot"] == json!(true)
+            && user
+                .markers
+                .iter()
+                .any(|org| caller.role_in(org) == Some(MembershipRole::Owner));
+        if robot_of_owned_org {
+            Ok(())
+        } else {
+            Err(AdminError::Forbidden(format!(
+                "{} may not manage {}",
+                caller.card.slug, user.slug
+            )))
+        }
+    }
+}
