@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use cardgate_server::{Application, Settings, SettingsSource};
+use cardgate_token::SigningKey;
 use clap::{Parser, Subcommand};
 use secrecy::SecretString;
 use tracing_subscriber::EnvFilter;
@@ -42,6 +43,18 @@ enum Command {
     Serve,
     /// Apply the database migrations and create the built-in cards, then exit.
     Migrate,
+    /// Write the JWKS of the configured signing key (what registry v3 reads) to a file or stdout.
+    Jwks {
+        /// File to write; standard output when absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Exit 0 when the server configured here answers /readyz (a container health check).
+    Probe {
+        /// URL to probe; by default /readyz on the configured port of 127.0.0.1.
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Run on the embedded dev defaults: dev keys, demo users, 127.0.0.1.
     Dev(dev::DevArgs),
     /// Generate a signing key, its certificate, key ID and JWKS.
@@ -126,6 +139,44 @@ async fn main() -> anyhow::Result<()> {
             store.migrate().await?;
             store.bootstrap().await?;
             eprintln!("migrations applied");
+            Ok(())
+        }
+        Command::Jwks { out } => {
+            let settings = Settings::load(&settings_source(&cli, cli.profile.clone()))?;
+            let jwks = serde_json::to_string_pretty(&SigningKey::jwks([settings.minter()?.key()]))?;
+            match out {
+                Some(path) => std::fs::write(path, jwks + "\n")
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+                None => println!("{jwks}"),
+            }
+            Ok(())
+        }
+        Command::Probe { url } => {
+            let url = match url {
+                Some(url) => url.clone(),
+                None => {
+                    let settings = Settings::load(&settings_source(&cli, cli.profile.clone()))?;
+                    let port = settings
+                        .server
+                        .listen
+                        .rsplit_once(':')
+                        .map(|(_, port)| port.to_owned())
+                        .context("`server.listen` has no port")?;
+                    format!("http://127.0.0.1:{port}/readyz")
+                }
+            };
+            let response = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(5))
+                .build()?
+                .get(&url)
+                .send()
+                .await
+                .with_context(|| format!("{url} does not answer"))?;
+            anyhow::ensure!(
+                response.status().is_success(),
+                "{url} answered {}",
+                response.status()
+            );
             Ok(())
         }
         Command::Keygen(args) => keygen::run(args),

@@ -1,0 +1,209 @@
+//! The staging stack's wiring, checked without a Docker engine: `docker-compose config` with
+//! the seed's `.env`, and the JWKS the compose file hands to the registry.
+
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use tokio::process::Command;
+
+use crate::{cardgate, seed_env, workspace};
+
+/// Installs Debian's docker-compose when missing and we are root; otherwise fails saying so.
+async fn ensure_docker_compose() {
+    if Path::new("/usr/bin/docker-compose").exists() {
+        return;
+    }
+    let uid = Command::new("id").arg("-u").output().await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&uid.stdout).trim() == "0",
+        "this test needs docker-compose: `sudo apt-get install -y docker-compose`"
+    );
+    let status = Command::new("sh")
+        .args([
+            "-c",
+            "apt-get update -qq && apt-get install -y -qq docker-compose",
+        ])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success(), "installing docker-compose failed");
+}
+
+async fn compose_config(env_file: &Path) -> Output {
+    ensure_docker_compose().await;
+    Command::new("docker-compose")
+        .arg("-f")
+        .arg(workspace().join("docker-compose.registry.yml"))
+        .arg("--env-file")
+        .arg(env_file)
+        .arg("config")
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .await
+        .unwrap()
+}
+
+fn seed(name: &str) -> String {
+    seed_env()
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_compose_file_maps_the_seed_env_onto_the_registry_and_cardgate() {
+    let dir = tempfile::tempdir().unwrap();
+    let env_file = dir.path().join(".env");
+    std::fs::copy(workspace().join("config/seed.env"), &env_file).unwrap();
+    let output = compose_config(&env_file).await;
+    let config = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for expected in [
+        format!("REGISTRY2_HOST: {}", seed("REGISTRY_HOST")),
+        format!(
+            "REGISTRY2_TOKEN_AUTH_REALM: {}",
+            seed("REGISTRY_TOKEN_AUTH_REALM")
+        ),
+        format!(
+            "REGISTRY2_TOKEN_AUTH_ISSUER: {}",
+            seed("REGISTRY_TOKEN_AUTH_CERT_ISSUER")
+        ),
+        format!("API_TOKENAUTH_CRT: {}", seed("REGISTRY_TOKEN_AUTH_CERT")),
+        format!("REGISTRY2_SECRETKEY: {}", seed("REGISTRY_SECRETKEY")),
+        format!(
+            "REGISTRY2_CACHE_ENABLED: \"{}\"",
+            seed("REGISTRY2_CACHE_ENABLED")
+        ),
+        "REGISTRY2_STORAGEPATH: /data".to_owned(),
+        format!(
+            "REGISTRY_TOKEN_AUTH_CERT_KEY: {}",
+            seed("REGISTRY_TOKEN_AUTH_CERT_KEY")
+        ),
+        format!(
+            "REGISTRY_TOKEN_AUTH_CERT_KID: {}",
+            seed("REGISTRY_TOKEN_AUTH_CERT_KID")
+        ),
+        format!(
+            "/certs/private/{}.jwks.json",
+            seed("REGISTRY_TOKEN_AUTH_CERT_ISSUER")
+        ),
+        "condition: service_completed_successfully".to_owned(),
+        "condition: service_healthy".to_owned(),
+    ] {
+        assert!(
+            config.contains(&expected),
+            "missing `{expected}` in:\n{config}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_missing_seed_variable_stops_the_stack_naming_it() {
+    for missing in [
+        "REGISTRY_HOST",
+        "REGISTRY_SECRETKEY",
+        "REGISTRY_TOKEN_AUTH_CERT_KEY",
+        "REGISTRY2_CACHE_ENABLED",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let env_file = dir.path().join(".env");
+        let text: String = seed_env()
+            .into_iter()
+            .filter(|(k, _)| k != missing)
+            .map(|(k, v)| format!("{k}={v}\n"))
+            .collect();
+        std::fs::write(&env_file, text).unwrap();
+        let output = compose_config(&env_file).await;
+        assert!(
+            !output.status.success(),
+            "{missing} missing, yet config succeeded"
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(missing), "{missing}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn the_jwks_given_to_the_registry_holds_the_key_the_tokens_are_signed_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let jwks_file = dir.path().join("issuer.jwks.json");
+    let env = seed_env();
+    let status = Command::new(cardgate())
+        .args(["jwks", "--out"])
+        .arg(&jwks_file)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("CARDGATE_CONFIG_DIR", workspace().join("config"))
+        .env("CARDGATE_PROFILE", "staging")
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    let jwks: jsonwebtoken::jwk::JwkSet =
+        serde_json::from_str(&std::fs::read_to_string(&jwks_file).unwrap()).unwrap();
+    let seed_kid = String::from_utf8(
+        STANDARD
+            .decode(seed("REGISTRY_TOKEN_AUTH_CERT_KID"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(jwks.keys.len(), 1);
+    assert_eq!(
+        jwks.keys[0].common.key_id.as_deref(),
+        Some(seed_kid.as_str())
+    );
+
+    // A token from cardgate started on the same .env verifies with that JWK, found by its kid
+    // (what distribution v3 does with a JWKS).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _server = Command::new(cardgate())
+        .arg("serve")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("CARDGATE_CONFIG_DIR", workspace().join("config"))
+        .env("CARDGATE_PROFILE", "test")
+        .env("CARDGATE__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let url = format!(
+        "http://127.0.0.1:{port}/v1/registry?service={}&scope=repository:public/x:pull",
+        seed("REGISTRY_HOST")
+    );
+    let mut body = None;
+    for _ in 0..100 {
+        if let Ok(response) = client.get(&url).send().await {
+            body = Some(response.json::<serde_json::Value>().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let body = body.expect("cardgate never answered");
+    let token = body["token"].as_str().unwrap();
+    let kid = jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
+    let jwk = jwks.find(&kid).expect("the token's kid is not in the JWKS");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.set_audience(&[seed("REGISTRY_HOST")]);
+    validation.set_issuer(&[seed("REGISTRY_TOKEN_AUTH_CERT_ISSUER")]);
+    jsonwebtoken::decode::<serde_json::Value>(
+        token,
+        &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(),
+        &validation,
+    )
+    .unwrap();
+}
