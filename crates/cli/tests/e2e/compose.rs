@@ -9,6 +9,12 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use tokio::process::Command;
 
+use std::collections::HashMap;
+
+use cardgate_store::testing::{Fixture, fresh_database_url};
+use cardgate_store::{PoolSettings, Store};
+
+use crate::registry::{RegistrySettings, Stack, write_oci_image};
 use crate::{cardgate, seed_env, workspace};
 
 /// Installs Debian's docker-compose when missing and we are root; otherwise fails saying so.
@@ -206,4 +212,96 @@ async fn the_jwks_given_to_the_registry_holds_the_key_the_tokens_are_signed_with
         &validation,
     )
     .unwrap();
+}
+
+/// The `environment` of `service` in `docker-compose config` output.
+fn service_environment(config: &str, service: &str) -> HashMap<String, String> {
+    let header = format!("  {service}:");
+    let mut lines = config.lines().skip_while(|l| *l != header).skip(1);
+    let mut environment = HashMap::new();
+    let mut inside = false;
+    for line in lines.by_ref() {
+        if !line.starts_with("    ") {
+            break;
+        }
+        if line.starts_with("    ") && !line.starts_with("     ") {
+            inside = line.trim() == "environment:";
+            continue;
+        }
+        if inside && let Some((key, value)) = line.trim().split_once(": ") {
+            environment.insert(key.to_owned(), value.trim_matches(['"', '\'']).to_owned());
+        }
+    }
+    environment
+}
+
+#[tokio::test]
+async fn the_compose_wiring_without_containers_pushes_and_pulls_with_skopeo() {
+    let dir = tempfile::tempdir().unwrap();
+    let env_file = dir.path().join(".env");
+    std::fs::copy(workspace().join("config/seed.env"), &env_file).unwrap();
+    let output = compose_config(&env_file).await;
+    assert!(output.status.success());
+    let config = String::from_utf8_lossy(&output.stdout).into_owned();
+    let registry_env = service_environment(&config, "registry");
+    let mut cardgate_env = service_environment(&config, "cardgate");
+    assert!(registry_env.len() >= 7, "{registry_env:?}");
+    assert!(cardgate_env.len() >= 9, "{cardgate_env:?}");
+
+    // cardgate gets what the compose file gives its container, but a local database.
+    let url = fresh_database_url().await;
+    cardgate_env.insert("DATABASE_URL".into(), url.clone());
+    let f = Fixture::on(Store::connect_lazy(&url, &PoolSettings::default()).unwrap()).await;
+    let alice = f.user("alice", &["user-default"]).await;
+    let hash = cardgate_authz_static::hash_password(&"alice-staging-password".into()).unwrap();
+    f.store.set_password(&f.admin, &alice, &hash).await.unwrap();
+    let acme = f.org("acme").await;
+    f.member(&acme, &alice, "owner").await;
+
+    let registry = RegistrySettings {
+        service: registry_env["REGISTRY2_HOST"].clone(),
+        issuer: registry_env["REGISTRY2_TOKEN_AUTH_ISSUER"].clone(),
+        realm: registry_env["REGISTRY2_TOKEN_AUTH_REALM"].clone(),
+        certificate_b64: registry_env["API_TOKENAUTH_CRT"].clone(),
+        secret: registry_env["REGISTRY2_SECRETKEY"].clone(),
+    };
+    let env: Vec<(&str, &str)> = cardgate_env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let stack = Stack::start_with(&registry, &env).await;
+    let image = stack.path("image");
+    write_oci_image(&image, "v1", "staging\n");
+    let source = format!("oci:{}:v1", image.display());
+    let target = stack.image("acme/app:v1");
+    let creds = "alice:alice-staging-password";
+    stack
+        .succeeds(&[
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            creds,
+            &source,
+            &target,
+        ])
+        .await;
+    stack
+        .succeeds(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            "--creds",
+            creds,
+            &target,
+        ])
+        .await;
+    stack
+        .fails(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            "--no-creds",
+            &target,
+        ])
+        .await;
 }

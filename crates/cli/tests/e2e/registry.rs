@@ -160,12 +160,20 @@ pub struct Stack {
     _docker_registry: Child,
 }
 
-impl Stack {
-    /// Starts cardgate from the seed's `.env` plus `env`, and a registry trusting the seed's
-    /// certificate.
-    pub async fn start(env_extra: &[(&str, &str)]) -> Stack {
-        ensure_tools().await;
-        let dir = tempfile::tempdir().unwrap();
+/// What the registry is told: its service and issuer, the realm's path, the certificate it
+/// trusts (base64 PEM) and its HTTP secret.
+#[derive(Debug, Clone)]
+pub struct RegistrySettings {
+    pub service: String,
+    pub issuer: String,
+    pub realm: String,
+    pub certificate_b64: String,
+    pub secret: String,
+}
+
+impl RegistrySettings {
+    /// As the seed's `.env` describes the registry.
+    pub fn from_seed() -> Self {
         let env = seed_env();
         let seed = |name: &str| {
             env.iter()
@@ -173,14 +181,39 @@ impl Stack {
                 .map(|(_, v)| v.clone())
                 .unwrap()
         };
+        RegistrySettings {
+            service: seed("REGISTRY_HOST"),
+            issuer: seed("REGISTRY_TOKEN_AUTH_CERT_ISSUER"),
+            realm: seed("REGISTRY_TOKEN_AUTH_REALM"),
+            certificate_b64: seed("REGISTRY_TOKEN_AUTH_CERT"),
+            secret: seed("REGISTRY_SECRETKEY"),
+        }
+    }
+}
+
+impl Stack {
+    /// Starts cardgate from the seed's `.env` plus `env`, and a registry trusting the seed's
+    /// certificate.
+    pub async fn start(env_extra: &[(&str, &str)]) -> Stack {
+        let env = seed_env();
+        let mut all: Vec<(&str, &str)> =
+            env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        all.extend_from_slice(env_extra);
+        Stack::start_with(&RegistrySettings::from_seed(), &all).await
+    }
+
+    /// Starts cardgate with exactly `env` (plus where to listen), and a registry configured
+    /// by `registry`.
+    pub async fn start_with(registry: &RegistrySettings, env: &[(&str, &str)]) -> Stack {
+        ensure_tools().await;
+        let dir = tempfile::tempdir().unwrap();
 
         let auth_port = free_port();
         let cardgate_log = std::fs::File::create(dir.path().join("cardgate.log")).unwrap();
         let cardgate = Command::new(cardgate())
             .arg("serve")
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("CARDGATE_CONFIG_DIR", workspace().join("config"))
-            .envs(env_extra.iter().copied())
+            .envs(env.iter().copied())
             .env("CARDGATE__SERVER__LISTEN", format!("127.0.0.1:{auth_port}"))
             .env("CARDGATE__LOG__FILTER", "debug")
             .env_remove("RUST_LOG")
@@ -190,10 +223,10 @@ impl Stack {
             .spawn()
             .unwrap();
 
-        // The registry trusts the seed's certificate, with the seed's issuer and service.
-        let cert = STANDARD.decode(seed("REGISTRY_TOKEN_AUTH_CERT")).unwrap();
+        let cert = STANDARD.decode(&registry.certificate_b64).unwrap();
         std::fs::write(dir.path().join("token.crt"), cert).unwrap();
-        let realm_path = seed("REGISTRY_TOKEN_AUTH_REALM")
+        let realm_path = registry
+            .realm
             .split_once("://")
             .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned()))
             .unwrap();
@@ -205,9 +238,9 @@ impl Stack {
              http: {{addr: 127.0.0.1:{registry_port}, secret: {secret}}}\n\
              auth:\n  token: {{realm: \"http://127.0.0.1:{auth_port}{realm_path}\", service: {service}, issuer: {issuer}, rootcertbundle: {cert}}}\n",
             data = dir.path().join("data").display(),
-            secret = seed("REGISTRY_SECRETKEY"),
-            service = seed("REGISTRY_HOST"),
-            issuer = seed("REGISTRY_TOKEN_AUTH_CERT_ISSUER"),
+            secret = registry.secret,
+            service = registry.service,
+            issuer = registry.issuer,
             cert = dir.path().join("token.crt").display(),
         );
         std::fs::write(dir.path().join("config.yml"), config).unwrap();
