@@ -10,13 +10,13 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use crate::{NAME, plugin_error, user_slug};
+use crate::{NAME, SESSION_KIND, plugin_error, user_slug};
 
 /// Authenticates users of the card store.
 ///
 /// - Basic `alice` (or `user-alice`) with a session token `<session id>.<secret>`: the session
-///   must be active, the user's, unexpired, and the SHA-256 of the secret must match (compared
-///   in constant time).
+///   must be an ordinary one (never a refresh token), active, the user's, unexpired, and the
+///   SHA-256 of the secret must match (compared in constant time).
 /// - Basic `alice` with a password: the argon2id hash of the user's password card. Unknown
 ///   users are checked against a dummy hash, so they cost what a wrong password costs.
 /// - No credentials: the `user-guest` actor (account `""`).
@@ -36,11 +36,19 @@ impl CardAuthenticator {
     }
 }
 
-/// `<uuid>.<64 hex>`: the shape of a session token.
-fn parse_session_token(password: &str) -> Option<(Uuid, &str)> {
+/// `<uuid>.<64 hex>`: the shape of a session token (and of a refresh token).
+pub(crate) fn parse_session_token(password: &str) -> Option<(Uuid, &str)> {
     let (id, secret) = password.split_once('.')?;
     let id = Uuid::parse_str(id).ok()?;
     (secret.len() == 64 && secret.bytes().all(|b| b.is_ascii_hexdigit())).then_some((id, secret))
+}
+
+/// An ordinary session (no `kind`, or `session`): refresh tokens are never Basic passwords.
+fn is_ordinary_session(data: &serde_json::Value) -> bool {
+    match data.get("kind") {
+        None => true,
+        Some(kind) => kind.as_str() == Some(SESSION_KIND),
+    }
 }
 
 fn verify_password(hash: String, password: SecretString) -> bool {
@@ -90,6 +98,7 @@ impl CardAuthenticator {
             && unexpired
             && session.active
             && session.base_type() == CardType::Session.name()
+            && is_ordinary_session(&session.data)
             && session.data["actor"].as_str() == Some(user_id.to_string().as_str()))
     }
 }

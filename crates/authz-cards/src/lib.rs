@@ -1,20 +1,26 @@
 //! Plugins backed by the card store: [`CardAuthenticator`] (session tokens, argon2id passwords,
-//! the guest actor) and [`CardAuthorizer`] (images resolved by repository name, decided by
+//! the guest actor), [`CardAuthorizer`] (images resolved by repository name, decided by
 //! markers, role read schemas, session scope, org membership roles, explicit grants and public
-//! flags).
+//! flags) and [`CardRefreshTokens`] (OAuth2 refresh tokens kept as session cards).
 //!
 //! Depends on the plugin seam, the token core and the store; knows nothing of HTTP.
 
 mod authn;
 mod authz;
+mod refresh;
 
 pub use authn::CardAuthenticator;
 pub use authz::CardAuthorizer;
+pub use refresh::CardRefreshTokens;
 
 use cardgate_authz::PluginError;
 use cardgate_store::StoreError;
 
 const NAME: &str = "cards";
+
+/// `data.kind` of an ordinary session (also when absent) and of a refresh token.
+const SESSION_KIND: &str = "session";
+const REFRESH_KIND: &str = "refresh";
 
 /// The slug of an account name: `alice` and `user-alice` both name `user-alice`.
 pub fn user_slug(account: &str) -> String {

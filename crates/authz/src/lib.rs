@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use cardgate_token::{ActionSet, Scope};
@@ -151,6 +152,38 @@ pub trait Authorizer: Send + Sync {
     fn name(&self) -> &'static str;
 
     async fn authorize(&self, identity: &Identity, scope: &Scope) -> Result<Decision, PluginError>;
+}
+
+/// OAuth2 refresh tokens: long-lived, revocable credentials that stand for an identity a
+/// backend authenticated, bound to the client and the service they were issued for.
+///
+/// Contract:
+/// - `issue` returns `Ok(None)` for identities the backend cannot keep a token for (anonymous,
+///   vouched for by another authenticator, or acting through a session): no token, no error.
+/// - A token is opaque, only its hash is stored, and it is never logged. It is not rotated on
+///   use: the same token redeems until it expires or is revoked.
+/// - `redeem` returns `Ok(None)` for any token that is not valid right now for this client and
+///   service (malformed, unknown, expired, revoked, its user gone, or the user's password changed
+///   since it was issued). `Err` only when the backend itself failed.
+#[async_trait]
+pub trait RefreshTokens: fmt::Debug + Send + Sync {
+    /// A new refresh token for `identity`, bound to `client_id` and `service`, valid for
+    /// `lifetime`.
+    async fn issue(
+        &self,
+        identity: &Identity,
+        client_id: &str,
+        service: &str,
+        lifetime: Duration,
+    ) -> Result<Option<SecretString>, PluginError>;
+
+    /// The identity `token` stands for, when it is valid for `client_id` and `service`.
+    async fn redeem(
+        &self,
+        token: &SecretString,
+        client_id: &str,
+        service: &str,
+    ) -> Result<Option<Identity>, PluginError>;
 }
 
 /// Why the authentication chain did not produce an identity.

@@ -18,6 +18,16 @@ pub enum TokenError {
     /// Authentication failed.
     #[error("invalid credentials")]
     Unauthorized,
+    /// OAuth2: the password, or the refresh token, is not valid (`invalid_grant`). The message
+    /// is shown to the client and never says which check failed.
+    #[error("{0}")]
+    InvalidGrant(&'static str),
+    /// OAuth2: a `grant_type` other than `password` and `refresh_token`.
+    #[error("unsupported grant_type `{0}`: use `password` or `refresh_token`")]
+    UnsupportedGrantType(String),
+    /// The request body is larger than the limit, in bytes.
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
     /// A backend failed; nothing was decided.
     #[error("an authorization backend failed")]
     Backend(#[source] PluginError),
@@ -42,8 +52,10 @@ impl fmt::Debug for TokenError {
 impl TokenError {
     fn code(&self) -> &'static str {
         match self {
-            TokenError::BadRequest(_) => "invalid_request",
+            TokenError::BadRequest(_) | TokenError::PayloadTooLarge(_) => "invalid_request",
             TokenError::Unauthorized => "invalid_client",
+            TokenError::InvalidGrant(_) => "invalid_grant",
+            TokenError::UnsupportedGrantType(_) => "unsupported_grant_type",
             TokenError::Backend(e) if e.unavailable => "temporarily_unavailable",
             TokenError::Backend(_) | TokenError::Internal(_) => "server_error",
         }
@@ -53,7 +65,10 @@ impl TokenError {
 impl ResponseError for TokenError {
     fn status_code(&self) -> StatusCode {
         match self {
-            TokenError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            TokenError::BadRequest(_)
+            | TokenError::InvalidGrant(_)
+            | TokenError::UnsupportedGrantType(_) => StatusCode::BAD_REQUEST,
+            TokenError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             TokenError::Unauthorized => StatusCode::UNAUTHORIZED,
             TokenError::Backend(e) if e.unavailable => StatusCode::SERVICE_UNAVAILABLE,
             TokenError::Backend(_) | TokenError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -66,10 +81,11 @@ impl ResponseError for TokenError {
             tracing::error!(error = ?self, "token request failed");
         }
         let message = self.to_string();
-        let registry_code = match status {
-            StatusCode::BAD_REQUEST => "UNSUPPORTED",
-            StatusCode::UNAUTHORIZED => "UNAUTHORIZED",
-            StatusCode::SERVICE_UNAVAILABLE => "UNAVAILABLE",
+        let registry_code = match (self, status) {
+            (TokenError::InvalidGrant(_), _) | (_, StatusCode::UNAUTHORIZED) => "UNAUTHORIZED",
+            (_, StatusCode::BAD_REQUEST) => "UNSUPPORTED",
+            (_, StatusCode::PAYLOAD_TOO_LARGE) => "SIZE_INVALID",
+            (_, StatusCode::SERVICE_UNAVAILABLE) => "UNAVAILABLE",
             _ => "UNKNOWN",
         };
         let mut response = HttpResponse::build(status);

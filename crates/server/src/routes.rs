@@ -1,18 +1,31 @@
-//! Request handlers: the token endpoint, the JWKS and the health probes.
+//! Request handlers: the token endpoint (GET with Basic credentials, and the OAuth2 POST form),
+//! the JWKS and the health probes.
 
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use actix_web::http::header;
+use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_httpauth::headers::authorization::{Basic, ParseError, Scheme};
-use cardgate_authz::{AuthnChain, AuthnError, AuthzChain, Credentials};
+use cardgate_authz::{AuthnChain, AuthnError, AuthzChain, Credentials, Identity, RefreshTokens};
 use cardgate_store::Store;
-use cardgate_token::{AccessEntry, Minter, TokenId, TokenRequest, parse_scopes};
+use cardgate_token::{AccessEntry, Minter, Scope, TokenId, TokenRequest, parse_scopes};
 use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::json;
 
 use crate::error::TokenError;
+
+/// The largest OAuth2 form body accepted; larger ones are answered 413.
+pub const MAX_FORM_BYTES: usize = 64 * 1024;
+
+/// The longest `client_id` accepted (it is stored with refresh tokens).
+const MAX_CLIENT_ID_LEN: usize = 256;
+
+/// What `invalid_grant` says, whichever check failed.
+const BAD_PASSWORD: &str = "invalid username or password";
+const BAD_REFRESH_TOKEN: &str = "the refresh token is invalid, expired or revoked";
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -22,43 +35,80 @@ pub struct AppState {
     pub service: String,
     pub authn: AuthnChain,
     pub authz: AuthzChain,
+    /// Refresh tokens, when a configured authenticator can keep them (`cards`).
+    pub refresh: Option<Arc<dyn RefreshTokens>>,
+    /// How long a refresh token lives.
+    pub refresh_lifetime: Duration,
     /// The card store, when configured: readiness includes reaching it.
     pub store: Option<Store>,
     /// The JWKS document, serialised once at start-up.
     pub jwks: String,
 }
 
-/// The query parameters of a token request that matter.
-#[derive(Debug, Default)]
-struct TokenQuery {
-    service: Option<String>,
-    account: Option<String>,
+/// The parameters of a token request (query string or form body): the `scope` values, and the
+/// single-valued parameters this endpoint reads. Holds secrets: no `Debug`.
+struct Params {
     scopes: Vec<String>,
+    values: Vec<(&'static str, String)>,
 }
 
-impl TokenQuery {
-    fn parse(query: &str) -> Result<Self, TokenError> {
-        let mut parsed = TokenQuery::default();
-        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-            let slot = match key.as_ref() {
-                "scope" => {
-                    parsed.scopes.push(value.into_owned());
-                    continue;
-                }
-                "service" => &mut parsed.service,
-                "account" => &mut parsed.account,
-                _ => continue,
+impl Params {
+    /// Parses `input` (`application/x-www-form-urlencoded`), keeping `scope` and the parameters
+    /// in `names`; a parameter given twice with different values is refused.
+    fn parse(input: &[u8], names: &[&'static str]) -> Result<Self, TokenError> {
+        let mut parsed = Params {
+            scopes: Vec::new(),
+            values: Vec::new(),
+        };
+        for (key, value) in form_urlencoded::parse(input) {
+            if key == "scope" {
+                parsed.scopes.push(value.into_owned());
+                continue;
+            }
+            let Some(name) = names.iter().find(|n| **n == key) else {
+                continue;
             };
-            match slot {
-                Some(previous) if *previous != value => {
+            match parsed.get(name) {
+                Some(previous) if previous != value => {
                     return Err(TokenError::BadRequest(format!(
-                        "parameter `{key}` is given twice with different values"
+                        "parameter `{name}` is given twice with different values"
                     )));
                 }
-                _ => *slot = Some(value.into_owned()),
+                Some(_) => {}
+                None => parsed.values.push((name, value.into_owned())),
             }
         }
         Ok(parsed)
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A parameter that must be present (and not empty).
+    fn required(&self, name: &str) -> Result<&str, TokenError> {
+        self.get(name)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| TokenError::BadRequest(format!("parameter `{name}` is required")))
+    }
+
+    /// The `client_id`, when given (and not empty).
+    fn client_id(&self) -> Result<Option<&str>, TokenError> {
+        match self.get("client_id").filter(|c| !c.is_empty()) {
+            Some(c) if c.chars().count() > MAX_CLIENT_ID_LEN => Err(TokenError::BadRequest(
+                format!("`client_id` is longer than {MAX_CLIENT_ID_LEN} characters"),
+            )),
+            other => Ok(other),
+        }
+    }
+
+    /// The requested scopes, each value possibly holding several separated by spaces.
+    fn scopes(&self) -> Result<Vec<Scope>, TokenError> {
+        parse_scopes(self.scopes.iter().map(String::as_str))
+            .map_err(|e| TokenError::BadRequest(e.to_string()))
     }
 }
 
@@ -99,48 +149,66 @@ fn token_id() -> Result<TokenId, TokenError> {
     Ok(TokenId::from_random(bytes))
 }
 
+/// Refuses a `service` other than the one this server issues tokens for.
+fn check_service(state: &AppState, service: Option<&str>) -> Result<(), TokenError> {
+    match service {
+        Some(service) if service != state.service => Err(TokenError::BadRequest(format!(
+            "unknown service `{}`: this server issues tokens for `{}`",
+            service.chars().take(256).collect::<String>(),
+            state.service
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Runs the authentication chain; invalid credentials become `invalid`.
+async fn authenticate(
+    state: &AppState,
+    credentials: &Credentials,
+    invalid: TokenError,
+) -> Result<Identity, TokenError> {
+    state
+        .authn
+        .authenticate(credentials)
+        .await
+        .map_err(|e| match e {
+            AuthnError::InvalidCredentials => invalid,
+            AuthnError::Plugin(e) => TokenError::Backend(e),
+        })
+}
+
+/// A token request once its protocol is read and its identity established.
+struct Grant<'a> {
+    identity: Identity,
+    scopes: Vec<Scope>,
+    /// Offline access was asked by this client: a refresh token is issued when the identity's
+    /// backend can keep one.
+    offline_client: Option<&'a str>,
+    /// How the identity was established, for the log.
+    via: &'static str,
+}
+
 #[derive(Serialize)]
 struct TokenResponse<'a> {
     token: &'a str,
     access_token: &'a str,
+    /// The granted scopes, space separated (those with at least one action).
+    scope: String,
     expires_in: u64,
     issued_at: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
 }
 
-/// `GET <realm>?service=..&scope=..[&account=..]` with optional Basic credentials.
-pub async fn token(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, TokenError> {
-    let query = TokenQuery::parse(req.query_string())?;
-    let credentials = credentials(&req)?;
-    if let (Some(account), Credentials::Password { username, .. }) = (&query.account, &credentials)
-        && account != username
-    {
-        return Err(TokenError::BadRequest(
-            "`account` differs from the user of the Basic credentials".into(),
-        ));
-    }
-    if let Some(service) = &query.service
-        && *service != state.service
-    {
-        return Err(TokenError::BadRequest(format!(
-            "unknown service `{}`: this server issues tokens for `{}`",
-            service.chars().take(256).collect::<String>(),
-            state.service
-        )));
-    }
-    let scopes = parse_scopes(query.scopes.iter().map(String::as_str))
-        .map_err(|e| TokenError::BadRequest(e.to_string()))?;
-
-    let identity = state
-        .authn
-        .authenticate(&credentials)
-        .await
-        .map_err(|e| match e {
-            AuthnError::InvalidCredentials => TokenError::Unauthorized,
-            AuthnError::Plugin(e) => TokenError::Backend(e),
-        })?;
+/// Authorizes the scopes, mints the token and, when asked, issues a refresh token: what GET
+/// and both OAuth2 grants share.
+async fn respond(state: &AppState, grant: Grant<'_>) -> Result<HttpResponse, TokenError> {
+    let Grant {
+        identity,
+        scopes,
+        offline_client,
+        via,
+    } = grant;
     let grants = state
         .authz
         .authorize(&identity, &scopes)
@@ -163,9 +231,18 @@ pub async fn token(
             token_id()?,
         )
         .map_err(|e| TokenError::Internal(Box::new(e)))?;
+    let refresh_token = match (offline_client, &state.refresh) {
+        (Some(client_id), Some(refresh)) => refresh
+            .issue(&identity, client_id, &state.service, state.refresh_lifetime)
+            .await
+            .map_err(TokenError::Backend)?,
+        _ => None,
+    };
     tracing::info!(
         account = %identity.account,
         authenticator = identity.authenticator,
+        via,
+        refresh_token = refresh_token.is_some(),
         granted = ?grants
             .iter()
             .map(|g| format!(
@@ -178,14 +255,210 @@ pub async fn token(
             .collect::<Vec<_>>(),
         "token issued"
     );
+    let scope = grants
+        .iter()
+        .filter(|g| !g.granted.is_empty())
+        .map(|g| {
+            Scope {
+                actions: g.granted,
+                ..g.scope.clone()
+            }
+            .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let refresh_token = refresh_token
+        .as_ref()
+        .map(secrecy::ExposeSecret::expose_secret);
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
         .json(TokenResponse {
             token: &issued.token,
             access_token: &issued.token,
+            scope,
             expires_in: issued.expires_in,
             issued_at: &issued.issued_at,
+            refresh_token,
         }))
+}
+
+/// `GET <realm>?service=..&scope=..[&account=..][&client_id=..&offline_token=true]` with
+/// optional Basic credentials.
+pub async fn token(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, TokenError> {
+    let query = Params::parse(
+        req.query_string().as_bytes(),
+        &["service", "account", "client_id", "offline_token"],
+    )?;
+    let credentials = credentials(&req)?;
+    if let (Some(account), Credentials::Password { username, .. }) =
+        (query.get("account"), &credentials)
+        && account != username
+    {
+        return Err(TokenError::BadRequest(
+            "`account` differs from the user of the Basic credentials".into(),
+        ));
+    }
+    check_service(&state, query.get("service"))?;
+    let scopes = query.scopes()?;
+    let client_id = query.client_id()?;
+    let identity = authenticate(&state, &credentials, TokenError::Unauthorized).await?;
+    let offline = query
+        .get("offline_token")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    respond(
+        &state,
+        Grant {
+            identity,
+            scopes,
+            offline_client: client_id.filter(|_| offline),
+            via: "basic",
+        },
+    )
+    .await
+}
+
+/// Refuses a body that is not `application/x-www-form-urlencoded` (parameters allowed; a
+/// charset, when given, must be UTF-8 or ASCII).
+fn check_form_content_type(req: &HttpRequest) -> Result<(), TokenError> {
+    let refused = || {
+        TokenError::BadRequest(
+            "the token form must be sent as application/x-www-form-urlencoded (UTF-8)".into(),
+        )
+    };
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let mut parts = content_type.split(';').map(str::trim);
+    if !parts
+        .next()
+        .is_some_and(|essence| essence.eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+    {
+        return Err(refused());
+    }
+    for parameter in parts {
+        if let Some((name, value)) = parameter.split_once('=')
+            && name.trim().eq_ignore_ascii_case("charset")
+        {
+            let charset = value.trim().trim_matches('"');
+            if !["utf-8", "utf8", "us-ascii"]
+                .iter()
+                .any(|c| charset.eq_ignore_ascii_case(c))
+            {
+                return Err(refused());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The request body, at most [`MAX_FORM_BYTES`] (with or without `Content-Length`).
+async fn read_body(req: &HttpRequest, payload: web::Payload) -> Result<Bytes, TokenError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_FORM_BYTES as u64) {
+        return Err(TokenError::PayloadTooLarge(MAX_FORM_BYTES));
+    }
+    match payload.to_bytes_limited(MAX_FORM_BYTES).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(e)) => Err(TokenError::BadRequest(format!(
+            "cannot read the request body: {e}"
+        ))),
+        Err(_) => Err(TokenError::PayloadTooLarge(MAX_FORM_BYTES)),
+    }
+}
+
+/// `POST <realm>`: the OAuth2 form, `grant_type` = `password` (`username`, `password`) or
+/// `refresh_token` (`refresh_token`, `client_id`); `service`, `scope` (repeated and/or space
+/// separated), `client_id` and `access_type=offline` for a refresh token.
+pub async fn oauth_token(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, TokenError> {
+    check_form_content_type(&req)?;
+    let body = read_body(&req, payload).await?;
+    let form = Params::parse(
+        &body,
+        &[
+            "grant_type",
+            "service",
+            "client_id",
+            "access_type",
+            "username",
+            "password",
+            "refresh_token",
+        ],
+    )?;
+    let client_id = form.client_id()?;
+    match form.required("grant_type")? {
+        "password" => {
+            let username = form.required("username")?;
+            let password = form
+                .get("password")
+                .ok_or_else(|| TokenError::BadRequest("parameter `password` is required".into()))?;
+            check_service(&state, form.get("service"))?;
+            let scopes = form.scopes()?;
+            let credentials = Credentials::Password {
+                username: username.to_owned(),
+                password: SecretString::from(password),
+            };
+            let identity =
+                authenticate(&state, &credentials, TokenError::InvalidGrant(BAD_PASSWORD)).await?;
+            let offline = form.get("access_type") == Some("offline");
+            respond(
+                &state,
+                Grant {
+                    identity,
+                    scopes,
+                    offline_client: client_id.filter(|_| offline),
+                    via: "password grant",
+                },
+            )
+            .await
+        }
+        "refresh_token" => {
+            let token = SecretString::from(form.required("refresh_token")?);
+            let client_id = client_id.ok_or_else(|| {
+                TokenError::BadRequest("parameter `client_id` is required".into())
+            })?;
+            let scopes = form.scopes()?;
+            // A token is bound to the service it was issued for: another one is not a
+            // malformed request but a grant that does not hold.
+            let service = form.get("service").unwrap_or(&state.service);
+            let refresh = state
+                .refresh
+                .as_ref()
+                .ok_or(TokenError::InvalidGrant(BAD_REFRESH_TOKEN))?;
+            let identity = refresh
+                .redeem(&token, client_id, service)
+                .await
+                .map_err(TokenError::Backend)?
+                .ok_or(TokenError::InvalidGrant(BAD_REFRESH_TOKEN))?;
+            check_service(&state, Some(service))?;
+            respond(
+                &state,
+                Grant {
+                    identity,
+                    scopes,
+                    offline_client: None,
+                    via: "refresh token grant",
+                },
+            )
+            .await
+        }
+        other => Err(TokenError::UnsupportedGrantType(
+            other.chars().take(64).collect(),
+        )),
+    }
 }
 
 /// `GET /.well-known/jwks.json`: the public keys, `kid` = libtrust key ID.

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use cardgate_authz::{Authenticator, AuthnChain, Authorizer, AuthzChain};
-use cardgate_authz_cards::{CardAuthenticator, CardAuthorizer};
+use cardgate_authz::{Authenticator, AuthnChain, Authorizer, AuthzChain, RefreshTokens};
+use cardgate_authz_cards::{CardAuthenticator, CardAuthorizer, CardRefreshTokens};
 use cardgate_authz_static::{AclConfig, StaticAcl, StaticUsers, UsersConfig};
 use cardgate_store::{PoolSettings, Store};
 use cardgate_token::{KeyError, KeyInput, Minter, SigningAlgorithm, SigningKey};
@@ -78,6 +78,8 @@ pub struct TokenSettings {
     /// `ES256` or `RS256`; when empty, taken from the key.
     pub algorithm: String,
     pub lifetime_seconds: u64,
+    /// Lifetime of OAuth2 refresh tokens (offline access), in seconds.
+    pub refresh_lifetime_seconds: u64,
     /// The private key: PEM text, a file path, or base64 of the PEM.
     pub key: Option<SecretString>,
     /// The certificate the registry trusts (PEM text, path or base64), checked against the key.
@@ -296,6 +298,33 @@ impl Settings {
         .map_err(|e| SettingsError::new(format!("{}: {e}", setting("token.lifetime_seconds"))))
     }
 
+    /// How long refresh tokens live: `token.refresh_lifetime_seconds`, from a minute to ten
+    /// years.
+    pub fn refresh_lifetime(&self) -> Result<Duration, SettingsError> {
+        const RANGE: std::ops::RangeInclusive<u64> = 60..=10 * 366 * 24 * 3600;
+        let seconds = self.token.refresh_lifetime_seconds;
+        if !RANGE.contains(&seconds) {
+            return Err(SettingsError::new(format!(
+                "{}: {seconds} is not between {} and {}",
+                setting("token.refresh_lifetime_seconds"),
+                RANGE.start(),
+                RANGE.end()
+            )));
+        }
+        Ok(Duration::from_secs(seconds))
+    }
+
+    /// The refresh tokens, when the `cards` authenticator is configured (the static plugins
+    /// have no storage to keep them in).
+    pub fn refresh_tokens(&self, store: Option<&Store>) -> Option<Arc<dyn RefreshTokens>> {
+        let store = store?;
+        self.authn
+            .chain
+            .iter()
+            .any(|name| name == "cards")
+            .then(|| Arc::new(CardRefreshTokens::new(store.clone())) as Arc<dyn RefreshTokens>)
+    }
+
     /// The card store, when `database.url` is set. Connects lazily: the server starts, and
     /// answers 503, while the database is away.
     pub fn store(&self) -> Result<Option<Store>, SettingsError> {
@@ -480,8 +509,27 @@ mod tests {
         assert_eq!(settings.token.issuer, "1.50");
         assert_eq!(settings.token.certificate, None);
         assert_eq!(settings.token.lifetime_seconds, 600);
+        assert_eq!(settings.token.refresh_lifetime_seconds, 7_776_000);
         assert_eq!(settings.authz.chain, ["static"]);
         assert_eq!(settings.authn.chain, ["cards", "static"]);
+    }
+
+    #[test]
+    fn the_refresh_token_lifetime_is_checked_and_names_its_setting() {
+        let settings = Settings::load(&source(&[])).unwrap();
+        assert_eq!(
+            settings.refresh_lifetime().unwrap(),
+            Duration::from_secs(90 * 24 * 3600)
+        );
+        for bad in ["0", "59", "999999999999"] {
+            let settings = Settings::load(&source(&[(
+                "CARDGATE__TOKEN__REFRESH_LIFETIME_SECONDS",
+                bad,
+            )]))
+            .unwrap();
+            let err = settings.refresh_lifetime().unwrap_err().to_string();
+            assert!(err.contains("token.refresh_lifetime_seconds"), "{err}");
+        }
     }
 
     #[test]

@@ -58,6 +58,8 @@ impl Application {
             store.bootstrap().await?;
         }
         let (authn, authz) = settings.chains(store.as_ref())?;
+        let refresh = settings.refresh_tokens(store.as_ref());
+        let refresh_lifetime = settings.refresh_lifetime()?;
         let jwks = serde_json::to_string(&SigningKey::jwks([minter.key()]))
             .map_err(|e| SettingsError::from_message(format!("JWKS: {e}")))?;
         let state = web::Data::new(AppState {
@@ -65,6 +67,8 @@ impl Application {
             service: settings.token.service.clone(),
             authn,
             authz,
+            refresh,
+            refresh_lifetime,
             store,
             jwks,
         });
@@ -86,7 +90,9 @@ impl Application {
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
                 .route(&route, web::get().to(routes::token))
+                .route(&route, web::post().to(routes::oauth_token))
                 .route(JELLYFISH_REALM_PATH, web::get().to(routes::token))
+                .route(JELLYFISH_REALM_PATH, web::post().to(routes::oauth_token))
                 .route("/.well-known/jwks.json", web::get().to(routes::jwks))
                 .route("/healthz", web::get().to(routes::healthz))
                 .route("/readyz", web::get().to(routes::readyz))

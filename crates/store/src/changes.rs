@@ -12,7 +12,10 @@ use uuid::Uuid;
 
 use crate::model::{Card, CardType, LinkVerb, NewCard};
 use crate::schema::{check_card, check_link};
-use crate::{ADMIN_SLUG, CARD_COLUMNS, GUEST_SLUG, Result, Store, StoreError, hash_session_secret};
+use crate::{
+    ADMIN_SLUG, CARD_COLUMNS, GUEST_SLUG, Result, Store, StoreError, active_password_id,
+    hash_session_secret,
+};
 
 /// The link from an event to the card it is about, and its inverse.
 const ATTACHED_TO: (&str, &str) = ("is attached to", "has attached element");
@@ -208,6 +211,42 @@ async fn why_unchanged(conn: &mut PgConnection, id: Uuid, expected: Option<i64>)
         }
         _ => StoreError::NotFound(format!("active card {id}")),
     }
+}
+
+/// Creates a session card for `user` until `expiration` with `data` (plus its actor, expiration
+/// and the SHA-256 of a fresh 256-bit secret from the OS CSPRNG), and its `create` event.
+async fn open_session_in(
+    conn: &mut PgConnection,
+    actor: Uuid,
+    user: &Card,
+    expiration: OffsetDateTime,
+    mut data: Value,
+) -> Result<IssuedSession> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| StoreError::Invalid(format!("randomness: {e}")))?;
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let expiration = expiration
+        .format(&Rfc3339)
+        .map_err(|e| StoreError::Invalid(format!("expiration: {e}")))?;
+    data["actor"] = json!(user.id);
+    data["expiration"] = json!(expiration);
+    data["token"] = json!({"authentication": hash_session_secret(&secret)});
+    let card = create_in(
+        conn,
+        actor,
+        &NewCard::new(
+            CardType::Session,
+            format!("session-{}", Uuid::new_v4().simple()),
+            data,
+        )
+        .with_markers(vec![user.slug.clone()]),
+    )
+    .await?;
+    let token = format!("{}.{secret}", card.id);
+    Ok(IssuedSession {
+        card,
+        token: secrecy::SecretString::from(token),
+    })
 }
 
 impl Store {
@@ -460,39 +499,40 @@ impl Store {
         expiration: OffsetDateTime,
         scope: Option<Value>,
     ) -> Result<IssuedSession> {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).map_err(|e| StoreError::Invalid(format!("randomness: {e}")))?;
-        let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let expiration = expiration
-            .format(&Rfc3339)
-            .map_err(|e| StoreError::Invalid(format!("expiration: {e}")))?;
-        let mut data = json!({
-            "actor": user.id,
-            "expiration": expiration,
-            "token": {"authentication": hash_session_secret(&secret)},
-        });
+        let mut data = json!({});
         if let Some(scope) = scope {
             jsonschema::validator_for(&scope).map_err(|e| {
                 StoreError::Invalid(format!("data/scope: not a valid JSON Schema: {e}"))
             })?;
             data["scope"] = scope;
         }
-        let card = self
-            .create(
-                actor,
-                NewCard::new(
-                    CardType::Session,
-                    format!("session-{}", Uuid::new_v4().simple()),
-                    data,
-                )
-                .with_markers(vec![user.slug.clone()]),
-            )
-            .await?;
-        let token = format!("{}.{secret}", card.id);
-        Ok(IssuedSession {
-            card,
-            token: secrecy::SecretString::from(token),
-        })
+        let mut tx = self.pool.begin().await?;
+        let issued = open_session_in(&mut tx, actor.id, user, expiration, data).await?;
+        tx.commit().await?;
+        Ok(issued)
+    }
+
+    /// Opens a refresh session: an OAuth2 refresh token for `user` until `expiration`, bound to
+    /// `client_id`, `service` and the user's active password card (`data.password`, null when
+    /// the user has none), so that a password change ends it. The user is the acting card.
+    pub async fn create_refresh_session(
+        &self,
+        user: &Card,
+        client_id: &str,
+        service: &str,
+        expiration: OffsetDateTime,
+    ) -> Result<IssuedSession> {
+        let mut tx = self.pool.begin().await?;
+        let password = active_password_id(&mut *tx, user.id).await?;
+        let data = json!({
+            "kind": "refresh",
+            "client_id": client_id,
+            "service": service,
+            "password": password,
+        });
+        let issued = open_session_in(&mut tx, user.id, user, expiration, data).await?;
+        tx.commit().await?;
+        Ok(issued)
     }
 
     /// Creates the built-in cards when missing: `user-admin` (the actor of its own creation and

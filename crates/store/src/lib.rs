@@ -114,6 +114,22 @@ pub fn hash_session_secret(secret: &str) -> String {
         .collect()
 }
 
+/// The id of the active password card of `user_id` (the newest, as [`Store::password_hash`]).
+pub(crate) async fn active_password_id<'e, E: sqlx::PgExecutor<'e>>(
+    executor: E,
+    user_id: Uuid,
+) -> Result<Option<Uuid>> {
+    let row: Option<(Uuid,)> = sqlx::query_as(
+        "SELECT id FROM cards WHERE (data ->> 'actor') = $1 \
+         AND split_part(type, '@', 1) = 'authentication-password' AND active \
+         ORDER BY updated_at DESC LIMIT 1",
+    )
+    .bind(user_id.to_string())
+    .fetch_optional(executor)
+    .await?;
+    Ok(row.map(|(id,)| id))
+}
+
 impl Store {
     /// A pool that connects on demand: the server starts (and answers 503) while the database
     /// is away, and recovers by itself when it returns.
@@ -245,6 +261,11 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.and_then(|(data,)| data.get("hash")?.as_str().map(str::to_owned)))
+    }
+
+    /// The id of the active password card of `user_id`: what a refresh token is bound to.
+    pub async fn password_card_id(&self, user_id: Uuid) -> Result<Option<Uuid>> {
+        active_password_id(&self.pool, user_id).await
     }
 
     /// The underlying pool (for the plugins' own queries and tests).

@@ -41,7 +41,14 @@ fn card_schema(card_type: CardType) -> Value {
                 "actor": {"type": "string", "format": "uuid"},
                 "expiration": {"type": "string", "format": "date-time"},
                 "scope": {"type": ["object", "boolean"]},
+                // `refresh`: an OAuth2 refresh token, never a Basic password. Absent or
+                // `session`: an ordinary session.
+                "kind": {"enum": ["session", "refresh"]},
                 "client_id": {"type": "string"},
+                // The service a refresh token was issued for.
+                "service": {"type": "string"},
+                // The user's active password card when a refresh token was issued (or null).
+                "password": {"type": ["string", "null"], "format": "uuid"},
                 "token": {
                     "type": "object",
                     "required": ["authentication"],
@@ -51,6 +58,8 @@ fn card_schema(card_type: CardType) -> Value {
                     "additionalProperties": false,
                 },
             },
+            "if": {"properties": {"kind": {"const": "refresh"}}, "required": ["kind"]},
+            "then": {"required": ["client_id", "service", "password"]},
         }),
         CardType::AuthenticationPassword => json!({
             "type": "object",
@@ -199,6 +208,18 @@ mod tests {
                     "token": {"authentication": "a".repeat(64)},
                 }),
             ),
+            (
+                CardType::Session,
+                json!({
+                    "actor": "5f0c6a48-4d8e-4f9a-9a55-2f4b0e1f8c11",
+                    "expiration": "2030-01-01T00:00:00Z",
+                    "token": {"authentication": "a".repeat(64)},
+                    "kind": "refresh",
+                    "client_id": "docker",
+                    "service": "registry.example.com",
+                    "password": "0b8c0d8e-4d8e-4f9a-9a55-2f4b0e1f8c11",
+                }),
+            ),
         ] {
             assert_eq!(check_card(t, &data), Ok(()), "{t:?}");
         }
@@ -234,6 +255,28 @@ mod tests {
                 CardType::AuthenticationPassword,
                 json!({"actor": "5f0c6a48-4d8e-4f9a-9a55-2f4b0e1f8c11", "hash": "plaintext"}),
                 "data/hash",
+            ),
+            (
+                CardType::Session,
+                json!({
+                    "actor": "5f0c6a48-4d8e-4f9a-9a55-2f4b0e1f8c11",
+                    "expiration": "2030-01-01T00:00:00Z",
+                    "token": {"authentication": "a".repeat(64)},
+                    "kind": "forever",
+                }),
+                "data/kind",
+            ),
+            (
+                CardType::Session,
+                json!({
+                    "actor": "5f0c6a48-4d8e-4f9a-9a55-2f4b0e1f8c11",
+                    "expiration": "2030-01-01T00:00:00Z",
+                    "token": {"authentication": "a".repeat(64)},
+                    "kind": "refresh",
+                    "client_id": "docker",
+                    "password": null,
+                }),
+                "service",
             ),
         ] {
             let err = check_card(t, &data).unwrap_err();

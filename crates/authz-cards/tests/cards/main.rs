@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod differential;
+mod refresh;
 mod rules;
 
 use argon2::{Argon2, PasswordHasher};

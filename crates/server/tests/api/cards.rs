@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::test_settings;
 
-async fn spawn_on(database_url: &str, migrate: bool) -> String {
+pub(crate) async fn spawn_on(database_url: &str, migrate: bool) -> String {
     let migrate = migrate.to_string();
     let (settings, _) = test_settings(&[
         ("CARDGATE__AUTHN__CHAIN", "cards"),
@@ -28,7 +28,7 @@ async fn spawn_on(database_url: &str, migrate: bool) -> String {
 }
 
 /// acme with alice (developer, password `wonderland`), a private and a public image.
-async fn seed(store: &Store) -> Fixture {
+pub(crate) async fn seed(store: &Store) -> Fixture {
     let f = Fixture::on(store.clone()).await;
     let acme = f.org("acme").await;
     let alice = f.user("alice", &["user-default"]).await;
@@ -43,7 +43,7 @@ async fn seed(store: &Store) -> Fixture {
     f
 }
 
-fn access(body: &Value) -> Value {
+pub(crate) fn access(body: &Value) -> Value {
     let payload = body["token"].as_str().unwrap().split('.').nth(1).unwrap();
     let claims: Value = serde_json::from_slice(
         &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
@@ -179,6 +179,21 @@ async fn a_database_outage_gives_503_quickly_and_the_server_recovers_by_itself()
     assert!(waited < Duration::from_secs(4), "503 took {waited:?}");
     let anonymous = token(&base, None, "repository:acme/base:pull").await;
     assert_eq!(anonymous.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // Both OAuth2 grants too: a backend outage is never an invalid grant.
+    for form in [
+        "grant_type=password&username=alice&password=wonderland&service=registry.test",
+        "grant_type=refresh_token&client_id=docker&service=registry.test&refresh_token=\
+         5f0c6a48-4d8e-4f9a-9a55-2f4b0e1f8c11.0000000000000000000000000000000000000000000000000000000000000000",
+    ] {
+        let response = client
+            .post(format!("{base}/v1/registry"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{form}");
+    }
     assert_eq!(
         client
             .get(format!("{base}/readyz"))

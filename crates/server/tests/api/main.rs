@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod cards;
+mod oauth;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
