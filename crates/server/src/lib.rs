@@ -2,6 +2,7 @@
 //! that build them. This is the only crate that knows HTTP; it depends on the token core and the
 //! plugin crates, never the other way round.
 
+mod admin;
 mod error;
 mod routes;
 pub mod settings;

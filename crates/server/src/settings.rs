@@ -40,7 +40,15 @@ pub struct Settings {
     pub authn: AuthnSettings,
     pub authz: AuthzSettings,
     pub database: DatabaseSettings,
+    pub admin: AdminSettings,
     pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// How long a session from `POST /v1/admin/login` lasts, in seconds.
+    pub session_lifetime_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,13 +1,17 @@
 //! Building and running the application.
 
 use std::net::TcpListener;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
+use cardgate_admin::Admin;
+use cardgate_authz_cards::CardAuthenticator;
 use cardgate_token::SigningKey;
 use serde_json::json;
 use tracing_actix_web::TracingLogger;
 
+use crate::admin::{self, AdminState};
 use crate::routes::{self, AppState};
 use crate::settings::{Settings, SettingsError};
 
@@ -60,6 +64,17 @@ impl Application {
         let (authn, authz) = settings.chains(store.as_ref())?;
         let refresh = settings.refresh_tokens(store.as_ref());
         let refresh_lifetime = settings.refresh_lifetime()?;
+        // The admin API is served when the card store is configured.
+        let admin = match &store {
+            Some(store) => Some(web::Data::new(AdminState {
+                admin: Admin::new(store.clone()),
+                store: store.clone(),
+                authenticator: CardAuthenticator::new(store.clone())
+                    .map_err(|e| SettingsError::from_message(format!("admin: {e}")))?,
+                session_lifetime: Duration::from_secs(settings.admin.session_lifetime_seconds),
+            })),
+            None => None,
+        };
         let jwks = serde_json::to_string(&SigningKey::jwks([minter.key()]))
             .map_err(|e| SettingsError::from_message(format!("JWKS: {e}")))?;
         let state = web::Data::new(AppState {
@@ -86,8 +101,15 @@ impl Application {
             .port();
         let route = realm_path.clone();
         let mut server = HttpServer::new(move || {
+            let admin = admin.clone();
             App::new()
                 .wrap(TracingLogger::default())
+                .configure(move |config| {
+                    if let Some(admin) = admin {
+                        config.app_data(admin);
+                        admin::configure(config);
+                    }
+                })
                 .app_data(state.clone())
                 .route(&route, web::get().to(routes::token))
                 .route(&route, web::post().to(routes::oauth_token))

@@ -53,7 +53,11 @@ pub(crate) fn access(body: &Value) -> Value {
     claims["access"].clone()
 }
 
-async fn token(base: &str, user: Option<(&str, &str)>, scope: &str) -> reqwest::Response {
+pub(crate) async fn token(
+    base: &str,
+    user: Option<(&str, &str)>,
+    scope: &str,
+) -> reqwest::Response {
     let mut request = reqwest::Client::new().get(format!(
         "{base}/v1/registry?service=registry.test&scope={scope}"
     ));

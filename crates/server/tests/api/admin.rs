@@ -1,0 +1,429 @@
+//! The admin API over HTTP, against the real PostgreSQL: logging in and out, changes by
+//! permitted callers, refusals of everyone else, revisions, events; and that a change is in
+//! force for the very next token request.
+
+use argon2::{Argon2, PasswordHasher};
+use cardgate_store::testing::{Fixture, fresh_database_url};
+use cardgate_store::{PoolSettings, Store};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::cards::{access, spawn_on, token};
+
+struct Api {
+    base: String,
+    client: Client,
+    f: Fixture,
+}
+
+impl Api {
+    /// acme (owner olivia, maintainer mark) with image acme/web, globex (owner gina), a plain
+    /// user; everyone's password is `<name>-password`.
+    async fn new() -> Api {
+        let url = fresh_database_url().await;
+        let f = Fixture::on(Store::connect_lazy(&url, &PoolSettings::default()).unwrap()).await;
+        let acme = f.org("acme").await;
+        let globex = f.org("globex").await;
+        for (name, org, role) in [
+            ("olivia", Some(&acme), "owner"),
+            ("mark", Some(&acme), "maintainer"),
+            ("gina", Some(&globex), "owner"),
+            ("plain", None, ""),
+        ] {
+            let user = f.user(name, &["user-default"]).await;
+            let hash = Argon2::default()
+                .hash_password(format!("{name}-password").as_bytes())
+                .unwrap()
+                .to_string();
+            f.store.set_password(&f.admin, &user, &hash).await.unwrap();
+            if let Some(org) = org {
+                f.member(org, &user, role).await;
+            }
+        }
+        let hash = Argon2::default()
+            .hash_password(b"admin-password")
+            .unwrap()
+            .to_string();
+        f.store
+            .set_password(&f.admin, &f.admin, &hash)
+            .await
+            .unwrap();
+        f.image("acme/web", &["org-acme"], false).await;
+        let base = spawn_on(&url, true).await;
+        Api {
+            base,
+            client: Client::new(),
+            f,
+        }
+    }
+
+    async fn login(&self, name: &str) -> String {
+        let response = self
+            .call(
+                Method::POST,
+                "/v1/admin/login",
+                None,
+                Some(json!({"username": name, "password": format!("{name}-password")})),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "login {name}");
+        let body: Value = response.json().await.unwrap();
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Calls and returns the status with the JSON body (Null when empty).
+    async fn status(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let response = self.call(method, path, Some(token), body).await;
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test]
+async fn logging_in_gives_a_bearer_token_that_logging_out_revokes() {
+    let api = Api::new().await;
+    let bad = api
+        .call(
+            Method::POST,
+            "/v1/admin/login",
+            None,
+            Some(json!({"username": "olivia", "password": "nope"})),
+        )
+        .await;
+    assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = bad.json().await.unwrap();
+    assert_eq!(body["error"], "unauthorized");
+
+    let token = api.login("olivia").await;
+    let (status, who) = api
+        .status(Method::GET, "/v1/admin/whoami", &token, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(who["user"], "user-olivia");
+    assert_eq!(
+        who["memberships"],
+        json!([{"org": "org-acme", "role": "owner"}])
+    );
+
+    for bad_token in ["", "garbage", "00000000-0000-0000-0000-000000000000.00"] {
+        let (status, _) = api
+            .status(Method::GET, "/v1/admin/whoami", bad_token, None)
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{bad_token:?}");
+    }
+    let no_token = api.call(Method::GET, "/v1/admin/whoami", None, None).await;
+    assert_eq!(no_token.status(), StatusCode::UNAUTHORIZED);
+
+    let (status, _) = api
+        .status(Method::POST, "/v1/admin/logout", &token, None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = api
+        .status(Method::GET, "/v1/admin/whoami", &token, None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn an_owner_grants_a_robot_push_in_force_at_the_next_token_request_and_revokes_it() {
+    let api = Api::new().await;
+    let olivia = api.login("olivia").await;
+    let (status, robot) = api
+        .status(
+            Method::POST,
+            "/v1/admin/orgs/acme/robots",
+            &olivia,
+            Some(json!({"name": "ci-bot"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{robot}");
+    let (status, _) = api
+        .status(
+            Method::PUT,
+            "/v1/admin/users/ci-bot/password",
+            &olivia,
+            Some(json!({"password": "ci-bot-password"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    let push = |api: &Api| {
+        let base = api.base.clone();
+        async move {
+            let response = token(
+                &base,
+                Some(("ci-bot", "ci-bot-password")),
+                "repository:acme/web:pull,push",
+            )
+            .await;
+            assert_eq!(response.status(), StatusCode::OK);
+            access(&response.json().await.unwrap())[0]["actions"].clone()
+        }
+    };
+    assert_eq!(push(&api).await, json!([]));
+    let (status, _) = api
+        .status(
+            Method::POST,
+            "/v1/admin/grants",
+            &olivia,
+            Some(json!({"holder": "user-ci-bot", "repository": "acme/web", "actions": ["pull", "push"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(push(&api).await, json!(["pull", "push"]));
+    let (status, _) = api
+        .status(
+            Method::DELETE,
+            "/v1/admin/grants?holder=user-ci-bot&repository=acme/web",
+            &olivia,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(push(&api).await, json!([]));
+
+    // The events show both changes with the owner as actor; globex's owner sees none of them.
+    let web = api
+        .f
+        .store
+        .image_by_repository("acme/web")
+        .await
+        .unwrap()
+        .unwrap();
+    let (status, events) = api
+        .status(
+            Method::GET,
+            &format!("/v1/admin/events?target={}", web.id),
+            &olivia,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let olivia_id = api
+        .f
+        .store
+        .card_by_slug("user-olivia")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let kinds: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["data"]["actor"] == olivia_id.to_string())
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["unlink@1.0.0", "link@1.0.0"]);
+    let gina = api.login("gina").await;
+    let (_, hidden) = api
+        .status(
+            Method::GET,
+            &format!("/v1/admin/events?target={}", web.id),
+            &gina,
+            None,
+        )
+        .await;
+    assert_eq!(hidden["events"], json!([]));
+}
+
+#[tokio::test]
+async fn everyone_else_is_refused_with_403_and_nothing_changes() {
+    let api = Api::new().await;
+    let gina = api.login("gina").await;
+    let mark = api.login("mark").await;
+    let plain = api.login("plain").await;
+    let refusals: Vec<(&str, Method, &str, Option<Value>)> = vec![
+        (
+            &gina,
+            Method::POST,
+            "/v1/admin/orgs/acme/robots",
+            Some(json!({"name": "evil"})),
+        ),
+        (
+            &gina,
+            Method::POST,
+            "/v1/admin/orgs/acme/members",
+            Some(json!({"user": "gina", "role": "owner"})),
+        ),
+        (
+            &gina,
+            Method::POST,
+            "/v1/admin/grants",
+            Some(json!({"holder": "user-gina", "repository": "acme/web", "actions": ["push"]})),
+        ),
+        (
+            &gina,
+            Method::POST,
+            "/v1/admin/images",
+            Some(json!({"repository": "acme/evil", "public": true})),
+        ),
+        (
+            &mark,
+            Method::POST,
+            "/v1/admin/orgs/acme/members",
+            Some(json!({"user": "plain", "role": "viewer"})),
+        ),
+        (
+            &mark,
+            Method::DELETE,
+            "/v1/admin/orgs/acme/members/olivia",
+            None,
+        ),
+        (
+            &plain,
+            Method::POST,
+            "/v1/admin/orgs",
+            Some(json!({"name": "mine"})),
+        ),
+        (
+            &plain,
+            Method::POST,
+            "/v1/admin/users",
+            Some(json!({"name": "boss", "roles": ["platform-admin"]})),
+        ),
+        (
+            &plain,
+            Method::PUT,
+            "/v1/admin/users/olivia/password",
+            Some(json!({"password": "taken-over"})),
+        ),
+        (&plain, Method::DELETE, "/v1/admin/users/olivia", None),
+    ];
+    for (token, method, path, body) in refusals {
+        let (status, answer) = api.status(method.clone(), path, token, body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {answer}");
+        assert_eq!(answer["error"], "forbidden");
+    }
+    assert!(
+        api.f
+            .store
+            .card_by_slug("user-evil")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        api.f
+            .store
+            .card_by_slug("org-mine")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        api.f
+            .store
+            .image_by_repository("acme/evil")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Olivia's password still works.
+    api.login("olivia").await;
+}
+
+#[tokio::test]
+async fn updates_carry_the_revision_and_malformed_requests_name_the_problem() {
+    let api = Api::new().await;
+    let admin = api.login("admin").await;
+    let created = api
+        .call(
+            Method::POST,
+            "/v1/admin/orgs",
+            Some(&admin),
+            Some(json!({"name": "initech"})),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    assert_eq!(created.headers()["etag"], "\"1\"");
+
+    let olivia = api.login("olivia").await;
+    let web = api
+        .f
+        .store
+        .image_by_repository("acme/web")
+        .await
+        .unwrap()
+        .unwrap();
+    let open = |revision: Option<i64>| {
+        let mut request = api
+            .client
+            .patch(format!("{}/v1/admin/images", api.base))
+            .bearer_auth(&olivia)
+            .json(&json!({"repository": "acme/web", "public": true}));
+        if let Some(revision) = revision {
+            request = request.header("If-Match", format!("\"{revision}\""));
+        }
+        request.send()
+    };
+    assert_eq!(open(None).await.unwrap().status(), StatusCode::BAD_REQUEST);
+    let opened = open(Some(web.revision)).await.unwrap();
+    assert_eq!(opened.status(), StatusCode::OK);
+    assert_eq!(
+        opened.headers()["etag"],
+        format!("\"{}\"", web.revision + 1)
+    );
+    let stale = open(Some(web.revision)).await.unwrap();
+    assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
+    let body: Value = stale.json().await.unwrap();
+    assert_eq!(body["error"], "precondition_failed");
+
+    for (path, body, expected) in [
+        ("/v1/admin/orgs", json!({"nom": "x"}), "name"),
+        ("/v1/admin/orgs", json!({"name": "Bad Name"}), "name:"),
+        (
+            "/v1/admin/images",
+            json!({"repository": "ACME/web"}),
+            "repository:",
+        ),
+        (
+            "/v1/admin/grants",
+            json!({"holder": "user-olivia", "repository": "acme/web"}),
+            "actions",
+        ),
+    ] {
+        let (status, answer) = api.status(Method::POST, path, &admin, Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {answer}");
+        assert!(
+            answer["error_description"]
+                .as_str()
+                .unwrap()
+                .contains(expected),
+            "{path}: {answer}"
+        );
+    }
+    let (status, _) = api
+        .status(
+            Method::DELETE,
+            "/v1/admin/orgs/acme/members/nobody",
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
