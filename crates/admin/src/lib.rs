@@ -12,7 +12,8 @@
 //! Depends on the store and the token core's name grammar; knows nothing of HTTP.
 
 use cardgate_store::{
-    ADMIN_SLUG, Card, CardType, LinkVerb, Membership, MembershipRole, NewCard, Store, StoreError,
+    ADMIN_SLUG, Card, CardType, IssuedSession, LinkVerb, Membership, MembershipRole, NewCard,
+    Store, StoreError,
 };
 use cardgate_token::ResourceName;
 use serde_json::json;
@@ -401,6 +402,53 @@ impl Admin {
         }
         self.require_user_manager(caller, &user)?;
         Ok(self.store.deactivate(&caller.card, user.id, None).await?)
+    }
+
+    /// Opens a token (a session) for `user_slug`, valid until `expiration`, optionally narrowed
+    /// by `scope` (a JSON Schema the cards it reaches must satisfy): robots' tokens for CI.
+    /// The user itself, platform admins, or owners of the org of a robot.
+    pub async fn create_token(
+        &self,
+        caller: &Caller,
+        user_slug: &str,
+        expiration: time::OffsetDateTime,
+        scope: Option<serde_json::Value>,
+    ) -> Result<IssuedSession> {
+        let user = self.active(CardType::User, user_slug).await?;
+        self.require_user_manager(caller, &user)?;
+        Ok(self
+            .store
+            .create_session(&caller.card, &user, expiration, scope)
+            .await?)
+    }
+
+    /// The active sessions and tokens of `user_slug` (refresh tokens included), for whoever
+    /// manages the user.
+    pub async fn sessions(&self, caller: &Caller, user_slug: &str) -> Result<Vec<Card>> {
+        let user = self.active(CardType::User, user_slug).await?;
+        self.require_user_manager(caller, &user)?;
+        Ok(self.store.sessions_of(user.id).await?)
+    }
+
+    /// Revokes the session (or token, or refresh token) `id`, for whoever manages its user.
+    pub async fn revoke_session(&self, caller: &Caller, id: Uuid) -> Result<Card> {
+        let session = self
+            .store
+            .card_by_id(id)
+            .await?
+            .filter(|s| s.active && s.base_type() == CardType::Session.name())
+            .ok_or_else(|| AdminError::NotFound(format!("session {id}")))?;
+        let user = session.data["actor"]
+            .as_str()
+            .and_then(|a| Uuid::parse_str(a).ok())
+            .ok_or_else(|| AdminError::NotFound(format!("the user of session {id}")))?;
+        let user = self
+            .store
+            .card_by_id(user)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("the user of session {id}")))?;
+        self.require_user_manager(caller, &user)?;
+        Ok(self.store.deactivate(&caller.card, id, None).await?)
     }
 
     /// Platform admins manage every user; org owners manage their org's robots; users manage

@@ -343,6 +343,97 @@ async fn deactivate_user(
     Ok(with_etag(StatusCode::OK, &card))
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    /// Lifetime in seconds (default one year).
+    #[serde(default)]
+    expires_in_seconds: Option<u64>,
+    /// A JSON Schema the cards the token reaches must satisfy.
+    #[serde(default)]
+    scope: Option<Value>,
+}
+
+/// Longest token lifetime: ten years.
+const MAX_TOKEN_SECONDS: u64 = 10 * 365 * 24 * 3600;
+
+/// `POST /v1/admin/users/{user}/tokens` `{expires_in_seconds?, scope?}`: a token for CI (the
+/// secret is shown once, only its hash is kept).
+async fn create_token(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    path: web::Path<String>,
+    bytes: web::Bytes,
+) -> ApiResult {
+    let (caller, _) = caller(&req, &state).await?;
+    let new: NewToken = if bytes.is_empty() {
+        NewToken::default()
+    } else {
+        body(&bytes)?
+    };
+    let seconds = new.expires_in_seconds.unwrap_or(365 * 24 * 3600);
+    if !(60..=MAX_TOKEN_SECONDS).contains(&seconds) {
+        return Err(ApiError::BadRequest(format!(
+            "expires_in_seconds: between 60 and {MAX_TOKEN_SECONDS}"
+        )));
+    }
+    let expiration = OffsetDateTime::now_utc()
+        + time::Duration::seconds(i64::try_from(seconds).unwrap_or(i64::MAX));
+    let user = cardgate_authz_cards::user_slug(&path.into_inner());
+    let issued = state
+        .admin
+        .create_token(&caller, &user, expiration, new.scope)
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({
+            "id": issued.card.id,
+            "token": issued.token.expose_secret(),
+            "expires_at": issued.card.data["expiration"],
+        })))
+}
+
+/// A session as listed: never its secret's hash.
+fn session_json(card: &Card) -> Value {
+    json!({
+        "id": card.id,
+        "kind": card.data["kind"].as_str().unwrap_or("session"),
+        "client_id": card.data["client_id"],
+        "service": card.data["service"],
+        "expires_at": card.data["expiration"],
+        "scoped": card.data.get("scope").is_some(),
+        "created_at": card.created_at.format(&Rfc3339).unwrap_or_default(),
+    })
+}
+
+/// `GET /v1/admin/users/{user}/sessions`: sessions, tokens and refresh tokens, without secrets.
+async fn sessions(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    path: web::Path<String>,
+) -> ApiResult {
+    let (caller, _) = caller(&req, &state).await?;
+    let user = cardgate_authz_cards::user_slug(&path.into_inner());
+    let sessions = state.admin.sessions(&caller, &user).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "sessions": sessions.iter().map(session_json).collect::<Vec<_>>(),
+    })))
+}
+
+/// `DELETE /v1/admin/sessions/{id}`: revokes a session, token or refresh token at once.
+async fn revoke_session(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    path: web::Path<Uuid>,
+) -> ApiResult {
+    let (caller, _) = caller(&req, &state).await?;
+    state
+        .admin
+        .revoke_session(&caller, path.into_inner())
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewMember {
@@ -572,6 +663,9 @@ pub fn configure(config: &mut web::ServiceConfig) {
             .route("/users", web::post().to(create_user))
             .route("/users/{user}", web::delete().to(deactivate_user))
             .route("/users/{user}/password", web::put().to(set_password))
+            .route("/users/{user}/tokens", web::post().to(create_token))
+            .route("/users/{user}/sessions", web::get().to(sessions))
+            .route("/sessions/{id}", web::delete().to(revoke_session))
             .route("/images", web::post().to(create_image))
             .route("/images", web::patch().to(set_public))
             .route("/images", web::delete().to(deactivate_image))

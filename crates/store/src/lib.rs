@@ -268,6 +268,18 @@ impl Store {
         active_password_id(&self.pool, user_id).await
     }
 
+    /// The active sessions (refresh tokens included) of `user_id`, newest first.
+    pub async fn sessions_of(&self, user_id: Uuid) -> Result<Vec<Card>> {
+        let query = format!(
+            "SELECT {CARD_COLUMNS} FROM cards WHERE (data ->> 'actor') = $1 \
+             AND split_part(type, '@', 1) = 'session' AND active ORDER BY created_at DESC"
+        );
+        Ok(sqlx::query_as::<_, Card>(sqlx::AssertSqlSafe(query))
+            .bind(user_id.to_string())
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     /// The underlying pool (for the plugins' own queries and tests).
     pub fn pool(&self) -> &PgPool {
         &self.pool

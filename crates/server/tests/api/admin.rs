@@ -427,3 +427,93 @@ async fn updates_carry_the_revision_and_malformed_requests_name_the_problem() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn robot_tokens_are_shown_once_listed_without_secrets_and_revoked_at_once() {
+    let api = Api::new().await;
+    let olivia = api.login("olivia").await;
+    let (status, _) = api
+        .status(
+            Method::POST,
+            "/v1/admin/orgs/acme/robots",
+            &olivia,
+            Some(json!({"name": "ci-bot"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = api
+        .status(
+            Method::POST,
+            "/v1/admin/grants",
+            &olivia,
+            Some(json!({"holder": "user-ci-bot", "repository": "acme/web", "actions": ["pull"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, issued) = api
+        .status(
+            Method::POST,
+            "/v1/admin/users/ci-bot/tokens",
+            &olivia,
+            Some(json!({"expires_in_seconds": 3600})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    let robot_token = issued["token"].as_str().unwrap().to_owned();
+    let pull = token(
+        &api.base,
+        Some(("ci-bot", &robot_token)),
+        "repository:acme/web:pull",
+    )
+    .await;
+    assert_eq!(pull.status(), StatusCode::OK);
+    assert_eq!(
+        access(&pull.json().await.unwrap())[0]["actions"],
+        json!(["pull"])
+    );
+
+    let (status, listed) = api
+        .status(
+            Method::GET,
+            "/v1/admin/users/ci-bot/sessions",
+            &olivia,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let sessions = listed["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0]["id"], issued["id"]);
+    let secret = robot_token.split_once('.').unwrap().1;
+    assert!(!listed.to_string().contains(secret));
+    assert!(
+        !listed
+            .to_string()
+            .contains(&cardgate_store::hash_session_secret(secret))
+    );
+
+    // Another org's owner can neither list nor revoke it; the owner revokes it at once.
+    let gina = api.login("gina").await;
+    let path = format!("/v1/admin/sessions/{}", issued["id"].as_str().unwrap());
+    let (status, _) = api
+        .status(Method::GET, "/v1/admin/users/ci-bot/sessions", &gina, None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = api.status(Method::DELETE, &path, &gina, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = api
+        .status(Method::POST, "/v1/admin/users/ci-bot/tokens", &gina, None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = api.status(Method::DELETE, &path, &olivia, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let refused = token(
+        &api.base,
+        Some(("ci-bot", &robot_token)),
+        "repository:acme/web:pull",
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let (status, _) = api.status(Method::DELETE, &path, &olivia, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
