@@ -24,6 +24,7 @@ use cardgate_token::{Action, ActionSet, Scope};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::explain::{Assessment, Explanation, Subject};
 use crate::{NAME, plugin_error, user_slug};
 
 /// Decides scopes from the card store.
@@ -62,8 +63,18 @@ impl Actor {
         self.session_scope.as_ref().is_none_or(|s| s.is_valid(card))
     }
 
-    fn can_see(&self, card_markers: &[String], card: &Value) -> bool {
-        markers_allow(card_markers, &self.markers) && self.read.iter().any(|r| r.is_valid(card))
+    /// The card's markers none of whose `+`-parts is among the actor's markers.
+    fn unmatched(&self, card_markers: &[String]) -> Vec<String> {
+        card_markers
+            .iter()
+            .filter(|m| !markers_allow(std::slice::from_ref(m), &self.markers))
+            .cloned()
+            .collect()
+    }
+
+    /// Whether a read schema of one of the actor's roles admits the card.
+    fn reads(&self, card: &Value) -> bool {
+        self.read.iter().any(|r| r.is_valid(card))
     }
 }
 
@@ -153,13 +164,33 @@ impl CardAuthorizer {
         }))
     }
 
-    async fn repository(&self, actor: &Actor, scope: &Scope) -> Result<Decision, PluginError> {
-        let name = scope.name.as_str();
-        let org_slug = format!("org-{}", name.split('/').next().unwrap_or_default());
-        let role = actor.role_in(&org_slug);
+    /// The facts a decision on `repository` rests on. With `create_on_push`, a missing image
+    /// the actor may push to is created (a first push).
+    async fn assess(
+        &self,
+        actor: &Actor,
+        repository: &str,
+        create_on_push: bool,
+    ) -> Result<Assessment, PluginError> {
+        let org = format!("org-{}", repository.split('/').next().unwrap_or_default());
+        let membership = actor.role_in(&org);
+        let mut assessment = Assessment {
+            repository: repository.to_owned(),
+            org: org.clone(),
+            image_exists: false,
+            image_created: false,
+            public: false,
+            in_session_scope: true,
+            markers: vec![org.clone()],
+            unmatched_markers: Vec::new(),
+            readable_by_role: false,
+            membership,
+            granted: Vec::new(),
+            allowed: ActionSet::EMPTY,
+        };
         let image = match self
             .store
-            .image_by_repository(name)
+            .image_by_repository(repository)
             .await
             .map_err(plugin_error)?
         {
@@ -168,47 +199,84 @@ impl CardAuthorizer {
                 // A first push creates the image, when the actor could push to it once created.
                 let prospective = json!({
                     "type": "image@1.0.0",
-                    "markers": [org_slug],
-                    "data": {"repository": name, "public": false},
+                    "markers": [org],
+                    "data": {"repository": repository, "public": false},
                 });
-                let may_create = scope.actions.contains(Action::Push)
-                    && role >= Some(MembershipRole::Developer)
-                    && actor.in_session_scope(&prospective)
-                    && actor.can_see(std::slice::from_ref(&org_slug), &prospective);
-                if !may_create {
-                    return Ok(Decision::NoMatch);
+                assessment.in_session_scope = actor.in_session_scope(&prospective);
+                assessment.unmatched_markers = actor.unmatched(std::slice::from_ref(&org));
+                assessment.readable_by_role = actor.reads(&prospective);
+                let may_create = membership >= Some(MembershipRole::Developer)
+                    && assessment.in_session_scope
+                    && assessment.unmatched_markers.is_empty()
+                    && assessment.readable_by_role;
+                if !(may_create && create_on_push) {
+                    return Ok(assessment);
                 }
                 let image = self
                     .store
-                    .ensure_image(&actor.card, name, &org_slug)
+                    .ensure_image(&actor.card, repository, &org)
                     .await
                     .map_err(plugin_error)?;
-                tracing::info!(repository = name, actor = %actor.card.slug, "image created on first push");
+                tracing::info!(repository, actor = %actor.card.slug, "image created on first push");
+                assessment.image_created = true;
                 image
             }
         };
         let card = image.to_json();
-        let mut allowed = ActionSet::EMPTY;
-        if image.data["public"] == json!(true) {
-            allowed = allowed.with(Action::Pull);
+        assessment.image_exists = true;
+        assessment.public = image.data["public"] == json!(true);
+        assessment.markers = image.markers.clone();
+        assessment.in_session_scope = actor.in_session_scope(&card);
+        assessment.unmatched_markers = actor.unmatched(&image.markers);
+        assessment.readable_by_role = actor.reads(&card);
+        if assessment.public {
+            assessment.allowed = assessment.allowed.with(Action::Pull);
         }
-        if actor.in_session_scope(&card) {
-            if actor.can_see(&image.markers, &card) {
-                allowed = allowed.union(role_actions(role));
+        if assessment.in_session_scope {
+            if assessment.unmatched_markers.is_empty() && assessment.readable_by_role {
+                assessment.allowed = assessment.allowed.union(role_actions(membership));
             }
             let mut holders = vec![actor.card.id];
             holders.extend(actor.memberships.iter().map(|m| m.org_id));
-            let granted = self
+            assessment.granted = self
                 .store
                 .granted_actions(image.id, &holders)
                 .await
                 .map_err(plugin_error)?;
-            allowed = granted
+            assessment.allowed = assessment
+                .granted
                 .iter()
                 .filter_map(|a| a.parse::<Action>().ok())
-                .fold(allowed, ActionSet::with);
+                .fold(assessment.allowed, ActionSet::with);
         }
-        Ok(Decision::Allowed(allowed))
+        Ok(assessment)
+    }
+
+    /// The facts behind the decision for `identity` on `scope`, without side effects (a push
+    /// that would create the image does not). `None` when the actor does not exist.
+    pub async fn explain(
+        &self,
+        identity: &Identity,
+        scope: &Scope,
+    ) -> Result<Option<Explanation>, PluginError> {
+        let Some(actor) = self.actor(identity).await? else {
+            return Ok(None);
+        };
+        let subject = if actor.is_admin() {
+            Subject::Admin
+        } else if scope.resource_type.as_str() == "repository" {
+            Subject::Repository(self.assess(&actor, scope.name.as_str(), false).await?)
+        } else if scope.resource_type.as_str() == "registry" && scope.name.as_str() == "catalog" {
+            Subject::Catalog {
+                allowed: actor.catalog,
+            }
+        } else {
+            Subject::Unknown
+        };
+        Ok(Some(Explanation {
+            actor: actor.card.slug,
+            subject,
+        }))
     }
 }
 
@@ -230,7 +298,17 @@ impl Authorizer for CardAuthorizer {
             return Ok(Decision::Allowed(ActionSet::of(&[Action::All])));
         }
         match kind {
-            "repository" => self.repository(&actor, scope).await,
+            "repository" => {
+                let create_on_push = scope.actions.contains(Action::Push);
+                let assessment = self
+                    .assess(&actor, scope.name.as_str(), create_on_push)
+                    .await?;
+                Ok(if assessment.image_exists {
+                    Decision::Allowed(assessment.allowed)
+                } else {
+                    Decision::NoMatch
+                })
+            }
             _ if scope.name.as_str() == "catalog" && actor.catalog => {
                 Ok(Decision::Allowed(ActionSet::of(&[Action::All])))
             }

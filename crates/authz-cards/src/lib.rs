@@ -7,10 +7,12 @@
 
 mod authn;
 mod authz;
+mod explain;
 mod refresh;
 
 pub use authn::CardAuthenticator;
 pub use authz::CardAuthorizer;
+pub use explain::{ActionVerdict, Assessment, Explanation, Subject};
 pub use refresh::CardRefreshTokens;
 
 use cardgate_authz::PluginError;
