@@ -12,8 +12,8 @@
 //! Depends on the store and the token core's name grammar; knows nothing of HTTP.
 
 use cardgate_store::{
-    ADMIN_SLUG, Card, CardType, IssuedSession, LinkVerb, Membership, MembershipRole, NewCard,
-    Store, StoreError,
+    ADMIN_SLUG, Card, CardType, GUEST_SLUG, IssuedSession, LinkVerb, Membership, MembershipRole,
+    NewCard, Store, StoreError,
 };
 use cardgate_token::ResourceName;
 use serde_json::json;
@@ -104,13 +104,28 @@ fn check_name(field: &str, name: &str) -> Result<()> {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
-        && !name.ends_with('-');
+        && !name.ends_with('-')
+        && !name.starts_with("user-")
+        && !name.starts_with("org-");
     if valid {
         Ok(())
     } else {
         Err(AdminError::Invalid(format!(
-            "{field}: `{name}` must be 1 to 64 lowercase letters, digits and inner `-`"
+            "{field}: `{name}` must be 1 to 64 lowercase letters, digits and inner `-`, not starting with user- or org-"
         )))
+    }
+}
+
+/// The built-in actors are never members or grantees: `user-guest` is everyone (make the image
+/// public instead), `user-admin` may do anything already.
+fn refuse_builtin(field: &str, card: &Card) -> Result<()> {
+    if card.slug == GUEST_SLUG || card.slug == ADMIN_SLUG {
+        Err(AdminError::Invalid(format!(
+            "{field}: {} cannot be a member or a grantee",
+            card.slug
+        )))
+    } else {
+        Ok(())
     }
 }
 
@@ -244,6 +259,7 @@ impl Admin {
         }
         let org = self.active(CardType::Org, org_slug).await?;
         let user = self.active(CardType::User, user_slug).await?;
+        refuse_builtin("user", &user)?;
         self.store
             .link(
                 &caller.card,
@@ -375,6 +391,7 @@ impl Admin {
             .await?
             .ok_or_else(|| AdminError::NotFound(format!("user or org {slug}")))?;
         if [CardType::User.name(), CardType::Org.name()].contains(&card.base_type()) {
+            refuse_builtin("holder", &card)?;
             Ok(card)
         } else {
             Err(AdminError::Invalid(format!(

@@ -2,15 +2,17 @@
 
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use async_trait::async_trait;
-use cardgate_authz::{Authentication, Authenticator, Credentials, Identity, PluginError};
-use cardgate_store::{CardType, GUEST_SLUG, Store, hash_session_secret};
+use cardgate_authz::{
+    Authentication, Authenticator, Credentials, Identity, IdentityKind, PluginError,
+};
+use cardgate_store::{Card, CardType, GUEST_SLUG, Store, hash_session_secret};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use crate::{NAME, SESSION_KIND, plugin_error, user_slug};
+use crate::{NAME, SESSION_KIND, account_of, plugin_error, user_slug};
 
 /// Authenticates users of the card store.
 ///
@@ -126,14 +128,20 @@ impl Authenticator for CardAuthenticator {
                 .map_err(plugin_error)?
                 .filter(|card| card.base_type() == CardType::User.name())
         };
-        let account = slug.trim_start_matches("user-").to_owned();
+        let account = account_of(&slug).to_owned();
 
         if let Some((session_id, secret)) = parse_session_token(password.expose_secret()) {
             return Ok(match user {
-                None => Authentication::NotMine,
+                None => {
+                    // The same lookup as for a known user, so that timing does not tell them
+                    // apart.
+                    self.check_session(Uuid::nil(), session_id, secret).await?;
+                    Authentication::NotMine
+                }
                 Some(user) if self.check_session(user.id, session_id, secret).await? => {
                     Authentication::Authenticated(Identity {
                         session: Some(session_id.to_string()),
+                        kind: identity_kind(&user),
                         ..Identity::new(account, NAME)
                     })
                 }
@@ -152,9 +160,21 @@ impl Authenticator for CardAuthenticator {
         let matches = self.check_password(hash, password).await?;
         Ok(match (user, matches) {
             (None, _) => Authentication::NotMine,
-            (Some(_), true) => Authentication::Authenticated(Identity::new(account, NAME)),
+            (Some(user), true) => Authentication::Authenticated(Identity {
+                kind: identity_kind(&user),
+                ..Identity::new(account, NAME)
+            }),
             (Some(_), false) => Authentication::Rejected,
         })
+    }
+}
+
+/// A user card with `data.robot = true` is a robot; every other user is a person.
+pub(crate) fn identity_kind(user: &Card) -> IdentityKind {
+    if user.data["robot"].as_bool() == Some(true) {
+        IdentityKind::Robot
+    } else {
+        IdentityKind::User
     }
 }
 

@@ -103,8 +103,13 @@ impl CardAuthorizer {
         CardAuthorizer { store }
     }
 
-    /// Loads the actor; `None` when it does not exist (or is deactivated).
+    /// Loads the actor; `None` when it does not exist (or is deactivated), when another
+    /// authenticator vouched for the identity (its names are not the store's), or when the
+    /// session it came with is gone.
     async fn actor(&self, identity: &Identity) -> Result<Option<Actor>, PluginError> {
+        if identity.authenticator != NAME {
+            return Ok(None);
+        }
         let slug = if identity.is_anonymous() {
             GUEST_SLUG.to_owned()
         } else {
@@ -132,7 +137,7 @@ impl CardAuthorizer {
         }
         let roles = self
             .store
-            .cards_by_slugs(&role_slugs)
+            .roles_by_slugs(&role_slugs)
             .await
             .map_err(plugin_error)?;
         let read = roles
@@ -148,7 +153,10 @@ impl CardAuthorizer {
                 let id = Uuid::parse_str(id)
                     .map_err(|e| PluginError::internal(NAME, format!("session id: {e}")))?;
                 let session = self.store.card_by_id(id).await.map_err(plugin_error)?;
-                match session.as_ref().and_then(|s| s.data.get("scope")) {
+                let Some(session) = session.filter(|s| s.active) else {
+                    return Ok(None);
+                };
+                match session.data.get("scope") {
                     Some(scope) => Some(schema(scope, "session data.scope")?),
                     None => None,
                 }
@@ -179,6 +187,7 @@ impl CardAuthorizer {
             org: org.clone(),
             image_exists: false,
             image_created: false,
+            retired: false,
             public: false,
             in_session_scope: true,
             markers: vec![org.clone()],
@@ -209,7 +218,17 @@ impl CardAuthorizer {
                     && assessment.in_session_scope
                     && assessment.unmatched_markers.is_empty()
                     && assessment.readable_by_role;
-                if !(may_create && create_on_push) {
+                if !may_create {
+                    return Ok(assessment);
+                }
+                // A deactivated image's name stays retired: recreating it would expose its
+                // blobs under new markers.
+                assessment.retired = self
+                    .store
+                    .image_ever_existed(repository)
+                    .await
+                    .map_err(plugin_error)?;
+                if assessment.retired || !create_on_push {
                     return Ok(assessment);
                 }
                 let image = self
@@ -232,8 +251,10 @@ impl CardAuthorizer {
         if assessment.public {
             assessment.allowed = assessment.allowed.with(Action::Pull);
         }
-        if assessment.in_session_scope {
-            if assessment.unmatched_markers.is_empty() && assessment.readable_by_role {
+        // Beyond public pulls, everything needs the session's scope and a role's read schema to
+        // admit the image; the markers are matched, or an explicit grant stands in for them.
+        if assessment.in_session_scope && assessment.readable_by_role {
+            if assessment.unmatched_markers.is_empty() {
                 assessment.allowed = assessment.allowed.union(role_actions(membership));
             }
             let mut holders = vec![actor.card.id];
@@ -262,11 +283,13 @@ impl CardAuthorizer {
         let Some(actor) = self.actor(identity).await? else {
             return Ok(None);
         };
-        let subject = if actor.is_admin() {
+        let kind = scope.resource_type.as_str();
+        let catalog = kind == "registry" && scope.name.as_str() == "catalog";
+        let subject = if actor.is_admin() && (kind == "repository" || catalog) {
             Subject::Admin
-        } else if scope.resource_type.as_str() == "repository" {
+        } else if kind == "repository" {
             Subject::Repository(self.assess(&actor, scope.name.as_str(), false).await?)
-        } else if scope.resource_type.as_str() == "registry" && scope.name.as_str() == "catalog" {
+        } else if catalog {
             Subject::Catalog {
                 allowed: actor.catalog,
             }
@@ -294,7 +317,8 @@ impl Authorizer for CardAuthorizer {
         let Some(actor) = self.actor(identity).await? else {
             return Ok(Decision::NoMatch);
         };
-        if actor.is_admin() {
+        let catalog = kind == "registry" && scope.name.as_str() == "catalog";
+        if actor.is_admin() && (kind == "repository" || catalog) {
             return Ok(Decision::Allowed(ActionSet::of(&[Action::All])));
         }
         match kind {

@@ -15,6 +15,8 @@ pub struct Assessment {
     pub image_exists: bool,
     /// This request created the image (a first push).
     pub image_created: bool,
+    /// No active image, but a deactivated one had the name: a push does not recreate it.
+    pub retired: bool,
     pub public: bool,
     /// The session's `data.scope`, if any, admits the image.
     pub in_session_scope: bool,
@@ -84,7 +86,7 @@ impl Assessment {
         }
         if !self.unmatched_markers.is_empty() {
             gaps.push(format!(
-                "the actor matches none of the parts of the image's markers {:?}",
+                "the actor matches none of the parts of the image's markers {:?} (an explicit grant would stand in for them)",
                 self.unmatched_markers
             ));
         }
@@ -110,7 +112,10 @@ impl Assessment {
                     "the image is visible (markers matched, a role's read schema admits it) and the actor is {role}"
                 ));
             }
-            if self.in_session_scope && self.granted.iter().any(|g| g == action.as_str()) {
+            if self.in_session_scope
+                && self.readable_by_role
+                && self.granted.iter().any(|g| g == action.as_str())
+            {
                 reasons.push(format!("an explicit grant gives {action}"));
             }
             if self.image_created {
@@ -118,7 +123,12 @@ impl Assessment {
             }
             return reasons;
         }
-        if !self.image_exists {
+        if self.retired {
+            reasons.push(format!(
+                "the image {} was deactivated; a push does not recreate it",
+                self.repository
+            ));
+        } else if !self.image_exists {
             reasons.push(format!("no image is named {}", self.repository));
             if action == Action::Push {
                 reasons.push(format!(

@@ -24,6 +24,12 @@ const NAME: &str = "cards";
 const SESSION_KIND: &str = "session";
 const REFRESH_KIND: &str = "refresh";
 
+/// The account name of a user card's slug: `user-alice` → `alice` (one prefix, once: user
+/// names never start with `user-`, the store refuses such slugs).
+pub fn account_of(slug: &str) -> &str {
+    slug.strip_prefix("user-").unwrap_or(slug)
+}
+
 /// The slug of an account name: `alice` and `user-alice` both name `user-alice`.
 pub fn user_slug(account: &str) -> String {
     if account.starts_with("user-") {

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use crate::authn::parse_session_token;
+use crate::authn::{identity_kind, parse_session_token};
 use crate::{NAME, REFRESH_KIND, plugin_error, user_slug};
 
 /// Refresh tokens for users the [`CardAuthenticator`](crate::CardAuthenticator) vouched for.
@@ -117,6 +117,7 @@ impl CardRefreshTokens {
         }
         Ok(Ok(Identity {
             session: Some(session.id.to_string()),
+            kind: identity_kind(&user),
             ..Identity::new(account_of(&user), NAME)
         }))
     }
@@ -124,7 +125,7 @@ impl CardRefreshTokens {
 
 /// The account name of a user card: its slug without `user-`.
 fn account_of(user: &Card) -> String {
-    user.slug.trim_start_matches("user-").to_owned()
+    crate::account_of(&user.slug).to_owned()
 }
 
 #[async_trait]

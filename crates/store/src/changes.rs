@@ -83,10 +83,24 @@ fn redacted_patch(card_type: &str, patch: &Patch) -> Value {
     value
 }
 
+/// A user's slug is `user-<name>` with a name that does not itself start with `user-`, so
+/// that account names and slugs map one to one.
+fn check_user_slug(slug: &str) -> Result<()> {
+    match slug.strip_prefix("user-") {
+        Some(name) if !name.is_empty() && !name.starts_with("user-") => Ok(()),
+        _ => Err(StoreError::Invalid(format!(
+            "user `{slug}`: slug: must be user-<name>, the name not starting with user-"
+        ))),
+    }
+}
+
 pub(crate) async fn insert_card(conn: &mut PgConnection, new: &NewCard) -> Result<Card> {
     check_card(new.card_type, &new.data).map_err(|e| {
         StoreError::Invalid(format!("{} `{}`: {e}", new.card_type.name(), new.slug))
     })?;
+    if new.card_type == CardType::User {
+        check_user_slug(&new.slug)?;
+    }
     let query = format!(
         "INSERT INTO cards (id, slug, type, name, markers, data) VALUES ($1, $2, $3, $4, $5, $6) \
          RETURNING {CARD_COLUMNS}"

@@ -61,12 +61,13 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
                 StoreError::Conflict(db.message().to_owned())
             }
-            // 57P01 admin shutdown, 57P03 cannot connect now, 08*: connection exceptions,
-            // 57014: statement timeout.
+            // 08: connection exceptions, 57: operator intervention (shutdown, cannot connect
+            // now, statement timeout), 53: insufficient resources (too many connections),
+            // 28: invalid authorization, 3D000: no such database.
             sqlx::Error::Database(db)
-                if db
-                    .code()
-                    .is_some_and(|c| c.starts_with("08") || c.starts_with("57")) =>
+                if db.code().is_some_and(|c| {
+                    ["08", "57", "53", "28"].iter().any(|p| c.starts_with(p)) || c == "3D000"
+                }) =>
             {
                 StoreError::Unavailable(e)
             }
@@ -186,13 +187,29 @@ impl Store {
             .await?)
     }
 
-    /// The active cards with these slugs.
-    pub async fn cards_by_slugs(&self, slugs: &[String]) -> Result<Vec<Card>> {
-        let query = format!("SELECT {CARD_COLUMNS} FROM cards WHERE slug = ANY($1) AND active");
+    /// The active role cards with these slugs.
+    pub async fn roles_by_slugs(&self, slugs: &[String]) -> Result<Vec<Card>> {
+        let query = format!(
+            "SELECT {CARD_COLUMNS} FROM cards WHERE slug = ANY($1) AND active \
+             AND split_part(type, '@', 1) = 'role'"
+        );
         Ok(sqlx::query_as::<_, Card>(sqlx::AssertSqlSafe(query))
             .bind(slugs)
             .fetch_all(&self.pool)
             .await?)
+    }
+
+    /// Whether an image card for `repository` ever existed, deactivated ones included: a
+    /// deactivated image's name is not recreated by a first push.
+    pub async fn image_ever_existed(&self, repository: &str) -> Result<bool> {
+        let (exists,): (bool,) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM cards WHERE (data ->> 'repository') = $1 \
+             AND split_part(type, '@', 1) = 'image')",
+        )
+        .bind(repository)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(exists)
     }
 
     /// The active image card for a registry repository name.

@@ -58,13 +58,13 @@ async fn platform_admins_by_slug_or_role_create_orgs_and_users_and_nobody_else_d
         let caller = w.caller(admin).await;
         assert!(caller.platform_admin);
         w.admin
-            .create_org(&caller, &format!("org-by-{admin}"))
+            .create_org(&caller, &format!("by-{admin}"))
             .await
             .unwrap();
         w.admin
             .create_user(
                 &caller,
-                &format!("user-by-{admin}"),
+                &format!("member-by-{admin}"),
                 &["user-default".into()],
             )
             .await
@@ -359,4 +359,30 @@ async fn passwords_and_deactivation_follow_who_manages_whom() {
         .await
         .unwrap();
     assert!(w.admin.caller(plain.id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn built_in_actors_are_never_members_or_grantees_and_names_cannot_impersonate() {
+    let w = World::new().await;
+    let olivia = w.caller("olivia").await;
+    for holder in ["user-guest", "user-admin"] {
+        assert!(matches!(
+            w.admin
+                .grant(&olivia, holder, "acme/web", &["pull".into()])
+                .await,
+            Err(AdminError::Invalid(_))
+        ));
+        assert!(matches!(
+            w.admin
+                .add_member(&olivia, "org-acme", holder, MembershipRole::Viewer)
+                .await,
+            Err(AdminError::Invalid(_))
+        ));
+    }
+    for name in ["user-admin", "user-olivia", "org-acme"] {
+        assert!(matches!(
+            w.admin.create_robot(&olivia, "org-acme", name).await,
+            Err(AdminError::Invalid(_))
+        ));
+    }
 }

@@ -1,35 +1,45 @@
 //! Differential test: random policies written to PostgreSQL, every (actor, session, scope)
 //! decision of the card authorizer compared with a small in-memory reference model.
 //!
+//! The model shares no decision code with the implementation: it has its own marker rule, its
+//! own action arithmetic (plain sets of action names) and its own view of the policy, built
+//! from what the generator wrote, deactivations and removed memberships included.
+//!
 //! Seeded and reproducible: `CARDGATE_DIFF_SEED` picks the seed, `CARDGATE_DIFF_POLICIES`
 //! the number of policies. A mismatch prints the seed, the policy and the request.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use cardgate_store::{Card, CardType, MembershipRole, NewCard, markers_allow};
-use cardgate_token::{Action, ActionSet};
+use cardgate_store::testing::Fixture;
+use cardgate_store::{Card, CardType, LinkVerb, MembershipRole, NewCard};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
-use cardgate_store::testing::Fixture;
-
 use crate::Decide;
+
+type Actions = BTreeSet<&'static str>;
+
+const EXPLICIT: [&str; 3] = ["pull", "push", "delete"];
+
+fn set(names: &[&'static str]) -> Actions {
+    names.iter().copied().collect()
+}
 
 /// The reference model's view of one policy.
 #[derive(Debug, Default, Clone)]
 struct Model {
     /// user slug → role names
     users: BTreeMap<String, Vec<String>>,
-    /// role slug → read schema
-    roles: BTreeMap<String, Value>,
+    /// role slug → (read schema, grants the catalog)
+    roles: BTreeMap<String, (Value, bool)>,
     /// (org slug, user slug) → role
     members: BTreeMap<(String, String), MembershipRole>,
     images: Vec<ModelImage>,
     /// (holder slug, repository) → actions
-    grants: Vec<(String, String, Vec<Action>)>,
+    grants: Vec<(String, String, Vec<&'static str>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -37,6 +47,7 @@ struct ModelImage {
     repository: String,
     markers: Vec<String>,
     public: bool,
+    active: bool,
 }
 
 impl ModelImage {
@@ -55,6 +66,22 @@ fn valid(schema: &Value, instance: &Value) -> bool {
         .is_valid(instance)
 }
 
+/// Jellyfish's marker rule, written out again: every marker has a `+`-part the actor holds.
+fn markers_match(card: &[String], actor: &[String]) -> bool {
+    for marker in card {
+        let mut matched = false;
+        for part in marker.split('+') {
+            if actor.iter().any(|m| m == part) {
+                matched = true;
+            }
+        }
+        if !matched {
+            return false;
+        }
+    }
+    true
+}
+
 impl Model {
     fn role(&self, user: &str, org: &str) -> Option<MembershipRole> {
         self.members
@@ -70,82 +97,121 @@ impl Model {
             .collect()
     }
 
-    fn visible(&self, user: &str, image: &ModelImage) -> bool {
-        let mut markers = vec![user.to_owned()];
-        markers.extend(self.orgs_of(user));
-        let mut role_slugs = vec![format!("role-{user}")];
-        role_slugs.extend(self.users[user].iter().map(|r| format!("role-{r}")));
-        markers_allow(&image.markers, &markers)
-            && role_slugs
-                .iter()
-                .filter_map(|r| self.roles.get(r))
-                .any(|schema| valid(schema, &image.json()))
+    fn role_cards(&self, user: &str) -> Vec<&(Value, bool)> {
+        let mut slugs = vec![format!("role-{user}")];
+        slugs.extend(self.users[user].iter().map(|r| format!("role-{r}")));
+        slugs.iter().filter_map(|r| self.roles.get(r)).collect()
     }
 
-    /// What the rules allow `user` (through a session with `scope`, if any) on `repository`
-    /// when asking `asked`; creates the image on an allowed first push, as the store does.
-    fn allowed(
+    fn markers_ok(&self, user: &str, image: &ModelImage) -> bool {
+        let mut markers = vec![user.to_owned()];
+        markers.extend(self.orgs_of(user));
+        markers_match(&image.markers, &markers)
+    }
+
+    fn readable(&self, user: &str, image: &ModelImage) -> bool {
+        self.role_cards(user)
+            .iter()
+            .any(|(schema, _)| valid(schema, &image.json()))
+    }
+
+    /// What `user` (through a session with `scope`, if any) is allowed on `repository` when
+    /// asking `asked`, as action names; creates the image on an allowed first push.
+    fn allowed_repository(
         &mut self,
         user: &str,
         scope: Option<&Value>,
         repository: &str,
-        asked: ActionSet,
-    ) -> ActionSet {
+        asked: &Actions,
+    ) -> Actions {
         if user == "user-admin" {
-            return ActionSet::of(&[Action::All]);
+            return set(&["*"]);
         }
         let in_scope = |card: &Value| scope.is_none_or(|s| valid(s, card));
         let org = format!("org-{}", repository.split('/').next().unwrap());
         let role = self.role(user, &org);
-        if !self.images.iter().any(|i| i.repository == repository) {
-            let prospective = ModelImage {
-                repository: repository.to_owned(),
-                markers: vec![org.clone()],
-                public: false,
-            };
-            if asked.contains(Action::Push)
-                && role >= Some(MembershipRole::Developer)
-                && in_scope(&prospective.json())
-                && self.visible(user, &prospective)
-            {
-                self.images.push(prospective);
-            } else {
-                return ActionSet::EMPTY;
-            }
-        }
-        let image = self
+        let existing = self
             .images
             .iter()
             .find(|i| i.repository == repository)
-            .unwrap()
-            .clone();
-        let mut allowed = ActionSet::EMPTY;
+            .cloned();
+        let image = match existing {
+            Some(image) if image.active => image,
+            // Retired names are never recreated.
+            Some(_) => return Actions::new(),
+            None => {
+                let prospective = ModelImage {
+                    repository: repository.to_owned(),
+                    markers: vec![org.clone()],
+                    public: false,
+                    active: true,
+                };
+                let creatable = asked.contains("push")
+                    && role >= Some(MembershipRole::Developer)
+                    && in_scope(&prospective.json())
+                    && self.markers_ok(user, &prospective)
+                    && self.readable(user, &prospective);
+                if !creatable {
+                    return Actions::new();
+                }
+                self.images.push(prospective.clone());
+                prospective
+            }
+        };
+        let mut allowed = Actions::new();
         if image.public {
-            allowed = allowed.with(Action::Pull);
+            allowed.insert("pull");
         }
-        if in_scope(&image.json()) {
-            if self.visible(user, &image) {
-                allowed = allowed.with(Action::Pull);
+        if in_scope(&image.json()) && self.readable(user, &image) {
+            if self.markers_ok(user, &image) {
+                allowed.insert("pull");
                 if role >= Some(MembershipRole::Developer) {
-                    allowed = allowed.with(Action::Push);
+                    allowed.insert("push");
                 }
                 if role >= Some(MembershipRole::Maintainer) {
-                    allowed = allowed.with(Action::Delete);
+                    allowed.insert("delete");
                 }
                 if role == Some(MembershipRole::Owner) {
-                    allowed = allowed.with(Action::All);
+                    allowed.insert("*");
                 }
             }
             let mut holders = vec![user.to_owned()];
             holders.extend(self.orgs_of(user));
             for (holder, repo, actions) in &self.grants {
                 if repo == repository && holders.contains(holder) {
-                    allowed = actions.iter().fold(allowed, |s, a| s.with(*a));
+                    allowed.extend(actions.iter().copied());
                 }
             }
         }
         allowed
     }
+
+    fn allowed_catalog(&self, user: &str) -> Actions {
+        if user == "user-admin" || self.role_cards(user).iter().any(|(_, catalog)| *catalog) {
+            set(&["*"])
+        } else {
+            Actions::new()
+        }
+    }
+}
+
+/// What a request for `asked` receives when `allowed` is allowed, written out again.
+fn model_grant(asked: &Actions, allowed: &Actions, repository: bool) -> Actions {
+    if allowed.contains("*") {
+        return asked.clone();
+    }
+    let mut granted: Actions = asked
+        .iter()
+        .filter(|a| EXPLICIT.contains(a) && allowed.contains(*a))
+        .copied()
+        .collect();
+    if asked.contains("*") {
+        granted.extend(allowed.iter().filter(|a| EXPLICIT.contains(a)).copied());
+        if repository && granted.len() == 3 {
+            return set(&["*"]);
+        }
+    }
+    granted
 }
 
 /// Writes a random policy with names prefixed by `p` and returns its model and the sessions
@@ -163,38 +229,54 @@ async fn random_policy(
     for org in &orgs {
         org_cards.insert(format!("org-{org}"), f.org(org).await);
     }
-    // Role cards: readers of one namespace, of public images, of nothing.
+    // Role cards: readers of one namespace, of private images, of nothing, and a catalog role.
     let role_schemas = [
-        ("all", json!(true)),
+        ("all", json!(true), false),
         (
             "ns0",
             json!({"properties": {"data": {"properties": {"repository": {"pattern": format!("^{}/", orgs[0])}}}}}),
+            false,
         ),
         (
             "private",
             json!({"properties": {"data": {"properties": {"public": {"const": false}}}}}),
+            false,
         ),
-        ("none", json!(false)),
+        ("none", json!(false), false),
+        ("auditor", json!(true), true),
     ];
-    for (name, schema) in &role_schemas {
+    for (name, schema, catalog) in &role_schemas {
         let slug = format!("role-{p}{name}");
         f.store
             .create(
                 &f.admin,
-                NewCard::new(CardType::Role, slug.clone(), json!({"read": schema})),
+                NewCard::new(
+                    CardType::Role,
+                    slug.clone(),
+                    json!({"read": schema, "catalog": catalog}),
+                ),
             )
             .await
             .unwrap();
-        model.roles.insert(slug, schema.clone());
+        model.roles.insert(slug, (schema.clone(), *catalog));
     }
-    model.roles.insert("role-user-default".into(), json!(true));
+    model
+        .roles
+        .insert("role-user-default".into(), (json!(true), false));
+    model.roles.insert(
+        "role-user-guest".into(),
+        (
+            json!({"type": "object", "required": ["data"], "properties": {"data": {"type": "object", "required": ["public"], "properties": {"public": {"const": true}}}}}),
+            false,
+        ),
+    );
 
     let mut user_cards: BTreeMap<String, Card> = BTreeMap::new();
     for i in 0..rng.random_range(2..=4) {
         let name = format!("{p}u{i}");
         let mut roles: Vec<String> = Vec::new();
-        for (role, _) in &role_schemas {
-            if rng.random_bool(0.35) {
+        for (role, _, _) in &role_schemas {
+            if rng.random_bool(0.3) {
                 roles.push(format!("{p}{role}"));
             }
         }
@@ -203,16 +285,30 @@ async fn random_policy(
         }
         let roles_ref: Vec<&str> = roles.iter().map(String::as_str).collect();
         let card = f.user(&name, &roles_ref).await;
+        // Sometimes a per-user role card narrows (or widens) what the user reads.
+        if rng.random_bool(0.2) {
+            let schema = json!({"properties": {"markers": {"contains": {"const": format!("org-{}", orgs[0])}}}});
+            f.store
+                .create(
+                    &f.admin,
+                    NewCard::new(
+                        CardType::Role,
+                        format!("role-{}", card.slug),
+                        json!({"read": schema}),
+                    ),
+                )
+                .await
+                .unwrap();
+            model
+                .roles
+                .insert(format!("role-{}", card.slug), (schema, false));
+        }
         model.users.insert(card.slug.clone(), roles);
         user_cards.insert(card.slug.clone(), card);
     }
     model
         .users
         .insert("user-guest".into(), vec!["user-guest".into()]);
-    model.roles.insert(
-        "role-user-guest".into(),
-        json!({"type": "object", "required": ["data"], "properties": {"data": {"type": "object", "required": ["public"], "properties": {"public": {"const": true}}}}}),
-    );
     model
         .users
         .insert("user-admin".into(), vec!["user-default".into()]);
@@ -222,9 +318,17 @@ async fn random_policy(
             if rng.random_bool(0.45) {
                 let role = *MembershipRole::ALL.choose(rng).unwrap();
                 f.member(org, user, role.as_str()).await;
-                model
-                    .members
-                    .insert((org_slug.clone(), user_slug.clone()), role);
+                // Some memberships end again.
+                if rng.random_bool(0.15) {
+                    f.store
+                        .unlink(&f.admin, org, LinkVerb::HasMember, user)
+                        .await
+                        .unwrap();
+                } else {
+                    model
+                        .members
+                        .insert((org_slug.clone(), user_slug.clone()), role);
+                }
             }
         }
     }
@@ -237,7 +341,11 @@ async fn random_policy(
         } else {
             format!("{p}free")
         };
-        let repository = format!("{namespace}/img{i}");
+        let repository = if rng.random_bool(0.3) {
+            format!("{namespace}/team/img{i}")
+        } else {
+            format!("{namespace}/img{i}")
+        };
         let org_marker = format!("org-{namespace}");
         let user = users.choose(rng).unwrap().clone();
         let markers: Vec<String> = match rng.random_range(0..5) {
@@ -249,23 +357,27 @@ async fn random_policy(
         };
         let public = rng.random_bool(0.25);
         let markers_ref: Vec<&str> = markers.iter().map(String::as_str).collect();
-        image_cards.push(f.image(&repository, &markers_ref, public).await);
+        let card = f.image(&repository, &markers_ref, public).await;
+        let active = !rng.random_bool(0.1);
+        if !active {
+            f.deactivate(&card).await;
+        }
+        image_cards.push(card);
         model.images.push(ModelImage {
             repository,
             markers,
             public,
+            active,
         });
     }
 
-    let explicit = [Action::Pull, Action::Push, Action::Delete];
     for image in &image_cards {
         for _ in 0..rng.random_range(0..=2) {
-            let actions: Vec<Action> = explicit
+            let actions: Vec<&'static str> = EXPLICIT
                 .iter()
                 .copied()
                 .filter(|_| rng.random_bool(0.5))
                 .collect();
-            let names: Vec<&str> = actions.iter().map(|a| a.as_str()).collect();
             let (holder_slug, holder) = if rng.random_bool(0.7) {
                 let (slug, card) = user_cards
                     .iter()
@@ -287,7 +399,7 @@ async fn random_policy(
             {
                 continue;
             }
-            f.grant(holder, image, &names).await;
+            f.grant(holder, image, &actions).await;
             model.grants.push((holder_slug, repository, actions));
         }
     }
@@ -317,15 +429,15 @@ async fn random_policy(
     (model, sessions)
 }
 
-fn random_actions(rng: &mut StdRng) -> ActionSet {
-    let set: ActionSet = Action::EVERY
+fn random_actions(rng: &mut StdRng) -> Actions {
+    let asked: Actions = ["pull", "push", "delete", "*"]
         .into_iter()
         .filter(|_| rng.random_bool(0.4))
         .collect();
-    if set.is_empty() {
-        ActionSet::of(&[Action::Pull])
+    if asked.is_empty() {
+        set(&["pull"])
     } else {
-        set
+        asked
     }
 }
 
@@ -347,17 +459,22 @@ async fn the_sql_authorizer_agrees_with_the_reference_model_on_random_policies()
     for n in 0..policies {
         let p = format!("p{n}");
         let (mut model, sessions) = random_policy(&f, &mut rng, &p).await;
-        let mut repositories: Vec<String> =
-            model.images.iter().map(|i| i.repository.clone()).collect();
-        // Names without an image: first pushes.
+        let mut resources: Vec<String> = model
+            .images
+            .iter()
+            .map(|i| format!("repository:{}", i.repository))
+            .collect();
+        // Names without an image (first pushes), the catalog, and a type nobody knows.
         for org in model
             .members
             .keys()
-            .map(|(o, _)| o.trim_start_matches("org-").to_owned())
-            .collect::<Vec<_>>()
+            .map(|(o, _)| o.strip_prefix("org-").unwrap().to_owned())
+            .collect::<BTreeSet<_>>()
         {
-            repositories.push(format!("{org}/fresh{}", rng.random_range(0..3)));
+            resources.push(format!("repository:{org}/fresh{}", rng.random_range(0..3)));
         }
+        resources.push("registry:catalog".into());
+        resources.push(format!("plugin:{p}thing"));
         let mut actors: Vec<(String, Option<(String, Value)>)> =
             model.users.keys().map(|u| (u.clone(), None)).collect();
         actors.extend(
@@ -367,30 +484,41 @@ async fn the_sql_authorizer_agrees_with_the_reference_model_on_random_policies()
         );
 
         for (user, session) in &actors {
-            for repository in &repositories {
+            for resource in &resources {
                 let asked = random_actions(&mut rng);
-                let scope: cardgate_token::Scope =
-                    format!("repository:{repository}:{asked}").parse().unwrap();
+                let asked_text: Vec<&str> = asked.iter().copied().collect();
+                let scope: cardgate_token::Scope = format!("{resource}:{}", asked_text.join(","))
+                    .parse()
+                    .unwrap();
                 let account = match user.as_str() {
                     "user-guest" => String::new(),
-                    other => other.trim_start_matches("user-").to_owned(),
+                    other => other.strip_prefix("user-").unwrap_or(other).to_owned(),
                 };
                 let identity = cardgate_authz::Identity {
                     session: session.as_ref().map(|(id, _)| id.clone()),
                     ..cardgate_authz::Identity::new(account, "cards")
                 };
                 let before = model.clone();
-                let got = chain
+                let got: Actions = chain
                     .authorize(&identity, std::slice::from_ref(&scope))
                     .await
                     .unwrap()[0]
-                    .granted;
-                let expected = scope.grant(model.allowed(
-                    user,
-                    session.as_ref().map(|(_, s)| s),
-                    repository,
-                    asked,
-                ));
+                    .granted
+                    .names()
+                    .into_iter()
+                    .collect();
+                let (kind, name) = resource.split_once(':').unwrap();
+                let allowed = match (kind, name) {
+                    ("repository", repository) => model.allowed_repository(
+                        user,
+                        session.as_ref().map(|(_, s)| s),
+                        repository,
+                        &asked,
+                    ),
+                    ("registry", "catalog") => model.allowed_catalog(user),
+                    _ => Actions::new(),
+                };
+                let expected = model_grant(&asked, &allowed, kind == "repository");
                 decisions += 1;
                 if !got.is_empty() {
                     granted_any += 1;

@@ -335,3 +335,168 @@ async fn deactivated_images_orgs_and_users_grant_nothing() {
         actions("")
     );
 }
+
+#[tokio::test]
+async fn a_grant_stands_in_for_markers_but_never_for_role_schemas_or_session_scope() {
+    let f = two_tenants().await;
+    let web = f
+        .store
+        .image_by_repository("acme/web")
+        .await
+        .unwrap()
+        .unwrap();
+    // Reads nothing: a grant gives nothing.
+    let blind = f.user("blind-bot", &[]).await;
+    f.grant(&blind, &web, &["pull", "push"]).await;
+    assert_eq!(
+        f.granted("blind-bot", None, "repository:acme/web:pull,push")
+            .await,
+        actions("")
+    );
+    // Reads everything but matches no marker: the grant gives exactly its actions.
+    let bot = f.user("bot", &["user-default"]).await;
+    f.grant(&bot, &web, &["pull", "push"]).await;
+    assert_eq!(
+        f.granted("bot", None, "repository:acme/web:pull,push,delete")
+            .await,
+        actions("pull,push")
+    );
+    // A session scoped away from the image takes the grant away too.
+    let session = f
+        .store
+        .create_session(
+            &f.admin,
+            &bot,
+            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+            Some(json!({"properties": {"data": {"properties": {"repository": {"const": "other/x"}}}}})),
+        )
+        .await
+        .unwrap();
+    let id = session.card.id.to_string();
+    assert_eq!(
+        f.granted("bot", Some(&id), "repository:acme/web:pull")
+            .await,
+        actions("")
+    );
+}
+
+#[tokio::test]
+async fn a_deactivated_image_is_not_recreated_by_a_first_push() {
+    let f = two_tenants().await;
+    let secret = f
+        .image("acme/secret", &["org-acme", "user-mark"], false)
+        .await;
+    f.deactivate(&secret).await;
+    assert_eq!(
+        f.granted("dev", None, "repository:acme/secret:pull,push")
+            .await,
+        actions("")
+    );
+    assert!(
+        f.store
+            .image_by_repository("acme/secret")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let authz = CardAuthorizer::new(f.store.clone());
+    let scope: Scope = "repository:acme/secret:push".parse().unwrap();
+    let explanation = authz
+        .explain(&Identity::new("dev", "cards"), &scope)
+        .await
+        .unwrap()
+        .unwrap();
+    let verdicts = explanation.verdicts(&scope);
+    assert!(!verdicts[0].granted);
+    assert!(
+        verdicts[0]
+            .reasons
+            .iter()
+            .any(|r| r.contains("deactivated")),
+        "{verdicts:?}"
+    );
+}
+
+#[tokio::test]
+async fn admins_get_repositories_and_the_catalog_and_nothing_else() {
+    let f = two_tenants().await;
+    assert_eq!(
+        f.granted("admin", None, "repository:acme/web:*").await,
+        actions("*")
+    );
+    assert_eq!(
+        f.granted("admin", None, "registry:catalog:*").await,
+        actions("*")
+    );
+    assert_eq!(
+        f.granted("admin", None, "registry:other:*").await,
+        actions("")
+    );
+    assert_eq!(
+        f.granted("admin", None, "plugin:thing:pull").await,
+        actions("")
+    );
+}
+
+#[tokio::test]
+async fn identities_from_other_authenticators_and_gone_sessions_are_not_decided() {
+    let f = two_tenants().await;
+    let authz = CardAuthorizer::new(f.store.clone());
+    let scope: Scope = "repository:acme/web:pull".parse().unwrap();
+    // A static user named `admin` is not user-admin.
+    assert_eq!(
+        authz
+            .authorize(&Identity::new("admin", "static"), &scope)
+            .await
+            .unwrap(),
+        Decision::NoMatch
+    );
+    let vic = f.store.card_by_slug("user-vic").await.unwrap().unwrap();
+    let session = f
+        .store
+        .create_session(
+            &f.admin,
+            &vic,
+            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+            None,
+        )
+        .await
+        .unwrap();
+    let id = session.card.id.to_string();
+    assert_eq!(
+        f.granted("vic", Some(&id), "repository:acme/web:pull")
+            .await,
+        actions("pull")
+    );
+    f.deactivate(&session.card).await;
+    assert_eq!(
+        f.granted("vic", Some(&id), "repository:acme/web:pull")
+            .await,
+        actions("")
+    );
+}
+
+#[tokio::test]
+async fn user_names_starting_with_user_are_refused_so_no_account_can_impersonate_another() {
+    let f = two_tenants().await;
+    for slug in ["user-user-admin", "user-user-vic", "user-", "admin"] {
+        let err = f
+            .store
+            .create(
+                &f.admin,
+                cardgate_store::NewCard::new(
+                    cardgate_store::CardType::User,
+                    slug,
+                    json!({"roles": []}),
+                ),
+            )
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("slug"), "{slug}: {err}");
+    }
+    assert_eq!(
+        cardgate_authz_cards::account_of("user-user-admin"),
+        "user-admin"
+    );
+    assert_eq!(cardgate_authz_cards::account_of("user-vic"), "vic");
+}
