@@ -46,16 +46,34 @@ pub struct Identity {
     /// The session the credentials were, when they were one: authorizers may narrow what it
     /// reaches.
     pub session: Option<String>,
+    /// A person or a robot: robots' tokens may live for a time of their own.
+    pub kind: IdentityKind,
+}
+
+/// Who is behind an identity, as far as its authenticator knows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum IdentityKind {
+    /// A user (or an anonymous client): the default.
+    #[default]
+    User,
+    /// A machine account (CI), as its authenticator records it.
+    Robot,
 }
 
 impl Identity {
-    /// An identity vouched for by `authenticator`, not bound to a session.
+    /// An identity vouched for by `authenticator`, not bound to a session, of kind
+    /// [`IdentityKind::User`].
     pub fn new(account: impl Into<String>, authenticator: &'static str) -> Self {
         Identity {
             account: account.into(),
             authenticator,
             session: None,
+            kind: IdentityKind::User,
         }
+    }
+
+    pub fn is_robot(&self) -> bool {
+        self.kind == IdentityKind::Robot
     }
 
     pub fn anonymous(authenticator: &'static str) -> Self {

@@ -10,7 +10,6 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use cardgate_server::{Application, Settings, SettingsSource};
-use cardgate_token::SigningKey;
 use clap::{Parser, Subcommand};
 use secrecy::SecretString;
 use tracing_subscriber::EnvFilter;
@@ -143,7 +142,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Jwks { out } => {
             let settings = Settings::load(&settings_source(&cli, cli.profile.clone()))?;
-            let jwks = serde_json::to_string_pretty(&SigningKey::jwks([settings.minter()?.key()]))?;
+            let jwks = serde_json::to_string_pretty(&settings.jwks(settings.minter()?.key())?)?;
             match out {
                 Some(path) => std::fs::write(path, jwks + "\n")
                     .with_context(|| format!("cannot write {}", path.display()))?,

@@ -9,7 +9,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use cardgate_admin::{Admin, AdminError, Caller};
 use cardgate_authz::{Authentication, Authenticator, Credentials, PluginError};
-use cardgate_authz_cards::CardAuthenticator;
+use cardgate_authz_cards::{CardAuthenticator, CardAuthorizer, Subject};
 use cardgate_store::{Card, EventFilter, MembershipRole, Store, StoreError, markers_allow};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -24,6 +24,8 @@ pub struct AdminState {
     pub admin: Admin,
     pub store: Store,
     pub authenticator: CardAuthenticator,
+    /// Explains decisions exactly as the token endpoint's authorizer makes them.
+    pub authorizer: CardAuthorizer,
     /// How long a login session lasts.
     pub session_lifetime: Duration,
 }
@@ -646,6 +648,68 @@ async fn events(
     Ok(HttpResponse::Ok().json(json!({"events": visible})))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExplainQuery {
+    /// The account to explain for; empty or absent: an anonymous request.
+    #[serde(default)]
+    account: String,
+    scope: String,
+}
+
+/// `GET /v1/admin/explain?account=&scope=`: per requested action, granted or denied and why,
+/// decided exactly as for a token request with that account's password. Platform admins for
+/// anything; an org's owners only for their org's repositories.
+async fn explain(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    query: web::Query<ExplainQuery>,
+) -> ApiResult {
+    let (caller, _) = caller(&req, &state).await?;
+    let scope: cardgate_token::Scope = query
+        .scope
+        .parse()
+        .map_err(|e: cardgate_token::ScopeError| ApiError::BadRequest(format!("scope: {e}")))?;
+    if !caller.platform_admin {
+        let org = (scope.resource_type.as_str() == "repository")
+            .then(|| {
+                scope
+                    .name
+                    .as_str()
+                    .split('/')
+                    .next()
+                    .map(|ns| format!("org-{ns}"))
+            })
+            .flatten();
+        let owns = org.is_some_and(|org| caller.role_in(&org) == Some(MembershipRole::Owner));
+        if !owns {
+            return Err(ApiError::Admin(AdminError::Forbidden(format!(
+                "{} may explain only repositories of orgs it owns",
+                caller.card.slug
+            ))));
+        }
+    }
+    let identity = cardgate_authz::Identity::new(query.account.clone(), "cards");
+    let explanation = state
+        .authorizer
+        .explain(&identity, &scope)
+        .await
+        .map_err(ApiError::Backend)?
+        .ok_or_else(|| {
+            ApiError::Admin(AdminError::NotFound(format!("account `{}`", query.account)))
+        })?;
+    let facts = match &explanation.subject {
+        Subject::Repository(assessment) => json!(assessment),
+        other => json!(other),
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "actor": explanation.actor,
+        "scope": scope.to_string(),
+        "actions": explanation.verdicts(&scope),
+        "facts": facts,
+    })))
+}
+
 /// Registers the admin routes under `/v1/admin`.
 pub fn configure(config: &mut web::ServiceConfig) {
     config.service(
@@ -671,6 +735,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
             .route("/images", web::delete().to(deactivate_image))
             .route("/grants", web::post().to(grant))
             .route("/grants", web::delete().to(revoke))
-            .route("/events", web::get().to(events)),
+            .route("/events", web::get().to(events))
+            .route("/explain", web::get().to(explain)),
     );
 }

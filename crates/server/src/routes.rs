@@ -10,7 +10,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_httpauth::headers::authorization::{Basic, ParseError, Scheme};
 use cardgate_authz::{AuthnChain, AuthnError, AuthzChain, Credentials, Identity, RefreshTokens};
 use cardgate_store::Store;
-use cardgate_token::{AccessEntry, Minter, Scope, TokenId, TokenRequest, parse_scopes};
+use cardgate_token::{
+    AccessEntry, Minter, Scope, TokenId, TokenLifetimes, TokenRequest, parse_scopes,
+};
 use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::json;
@@ -31,6 +33,8 @@ const BAD_REFRESH_TOKEN: &str = "the refresh token is invalid, expired or revoke
 #[derive(Debug)]
 pub struct AppState {
     pub minter: Minter,
+    /// How long tokens live, by what they grant and who holds them.
+    pub lifetimes: TokenLifetimes,
     /// The one `service` this server issues tokens for.
     pub service: String,
     pub authn: AuthnChain,
@@ -226,6 +230,7 @@ async fn respond(state: &AppState, grant: Grant<'_>) -> Result<HttpResponse, Tok
                 subject: &identity.account,
                 audience: &state.service,
                 access: &access,
+                lifetime: state.lifetimes.for_token(&access, identity.is_robot()),
             },
             SystemTime::now(),
             token_id()?,
@@ -491,6 +496,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
                     subject: "",
                     audience: &state.service,
                     access: &[],
+                    lifetime: state.lifetimes.for_token(&[], false),
                 },
                 SystemTime::now(),
                 jti,

@@ -12,7 +12,10 @@ use cardgate_authz::{Authenticator, AuthnChain, Authorizer, AuthzChain, RefreshT
 use cardgate_authz_cards::{CardAuthenticator, CardAuthorizer, CardRefreshTokens};
 use cardgate_authz_static::{AclConfig, StaticAcl, StaticUsers, UsersConfig};
 use cardgate_store::{PoolSettings, Store};
-use cardgate_token::{KeyError, KeyInput, Minter, SigningAlgorithm, SigningKey};
+use cardgate_token::{
+    JwkSet, KeyError, KeyInput, LifetimeClass, Minter, PublishedKey, SigningAlgorithm, SigningKey,
+    TokenLifetimes,
+};
 use config::{Config, Environment, File, FileFormat, Map, Source, Value};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -85,7 +88,18 @@ pub struct TokenSettings {
     pub service: String,
     /// `ES256` or `RS256`; when empty, taken from the key.
     pub algorithm: String,
+    /// Token lifetime, in seconds: the default of the lifetimes below that are not set.
     pub lifetime_seconds: u64,
+    /// Lifetime of tokens granting only `pull`, or nothing.
+    #[serde(default)]
+    pub pull_lifetime_seconds: Option<u64>,
+    /// Lifetime of tokens granting `push`, `delete` or `*` anywhere.
+    #[serde(default)]
+    pub push_lifetime_seconds: Option<u64>,
+    /// Lifetime of robots' tokens (users whose card has `data.robot = true`), whatever they
+    /// grant; unset = as everybody else's.
+    #[serde(default)]
+    pub robot_lifetime_seconds: Option<u64>,
     /// Lifetime of OAuth2 refresh tokens (offline access), in seconds.
     pub refresh_lifetime_seconds: u64,
     /// The private key: PEM text, a file path, or base64 of the PEM.
@@ -94,6 +108,28 @@ pub struct TokenSettings {
     pub certificate: Option<String>,
     /// The libtrust key ID (or base64 of it), checked against the key.
     pub kid: Option<String>,
+    /// Send the certificate chain of `certificate` in the `x5c` header of every token.
+    #[serde(default)]
+    pub x5c: bool,
+    /// Keys published in the JWKS besides the signing key, which never sign: older keys whose
+    /// tokens may still be in use, or the next key announced before it signs.
+    #[serde(default)]
+    pub previous: Vec<PublishedKeySettings>,
+}
+
+/// One `[[token.previous]]` entry: a certificate (and its key ID) and/or the private key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishedKeySettings {
+    /// The certificate (PEM text, path or base64); checked against `key` when both are given.
+    #[serde(default)]
+    pub certificate: Option<String>,
+    /// The libtrust key ID (or base64 of it), checked against the key.
+    #[serde(default)]
+    pub kid: Option<String>,
+    /// The private key (PEM text, path or base64); only its public half is used.
+    #[serde(default)]
+    pub key: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -211,6 +247,10 @@ fn variables_for(key: &str) -> String {
 }
 
 fn setting(key: &str) -> String {
+    if key.contains('[') {
+        // Entries of a list of tables are set in configuration files only.
+        return format!("`{key}`");
+    }
     format!("`{key}` ({})", variables_for(key))
 }
 
@@ -281,15 +321,18 @@ impl Settings {
             .kid
             .as_deref()
             .filter(|k| !k.trim().is_empty())
-            .map(decode_kid)
+            .map(|k| decode_kid("token.kid", k))
             .transpose()?;
         let algorithm = match token.algorithm.trim() {
             "" => None,
-            a => Some(a.parse::<SigningAlgorithm>().map_err(key_error)?),
+            a => Some(
+                a.parse::<SigningAlgorithm>()
+                    .map_err(|e| key_error("token", e))?,
+            ),
         };
         let signing_key =
             SigningKey::from_pem(&key_pem, algorithm, certificate.as_deref(), kid.as_deref())
-                .map_err(key_error)?;
+                .map_err(|e| key_error("token", e))?;
         for (name, value) in [
             ("token.issuer", &token.issuer),
             ("token.service", &token.service),
@@ -298,12 +341,100 @@ impl Settings {
                 return Err(SettingsError::new(format!("{} is required", setting(name))));
             }
         }
-        Minter::new(
-            token.issuer.clone(),
-            signing_key,
-            Duration::from_secs(token.lifetime_seconds),
+        let minter = Minter::new(token.issuer.clone(), signing_key);
+        if !token.x5c {
+            return Ok(minter);
+        }
+        if certificate.is_none() {
+            return Err(SettingsError::new(format!(
+                "{} is on but {} is not set: the x5c header carries its certificates",
+                setting("token.x5c"),
+                setting("token.certificate")
+            )));
+        }
+        minter
+            .with_x5c()
+            .map_err(|e| SettingsError::new(format!("{}: {e}", setting("token.x5c"))))
+    }
+
+    /// The token lifetimes: `token.pull_lifetime_seconds`, `token.push_lifetime_seconds` and
+    /// `token.robot_lifetime_seconds`, the first two defaulting to `token.lifetime_seconds`;
+    /// each at least 60 s.
+    pub fn token_lifetimes(&self) -> Result<TokenLifetimes, SettingsError> {
+        let token = &self.token;
+        let refused = |name: &str, e: cardgate_token::LifetimeError| {
+            SettingsError::new(format!("{}: {e}", setting(name)))
+        };
+        let default = Duration::from_secs(token.lifetime_seconds);
+        TokenLifetimes::uniform(default).map_err(|e| refused("token.lifetime_seconds", e))?;
+        let or_default = |seconds: Option<u64>| seconds.map_or(default, Duration::from_secs);
+        TokenLifetimes::new(
+            or_default(token.pull_lifetime_seconds),
+            or_default(token.push_lifetime_seconds),
+            token.robot_lifetime_seconds.map(Duration::from_secs),
         )
-        .map_err(|e| SettingsError::new(format!("{}: {e}", setting("token.lifetime_seconds"))))
+        .map_err(|e| {
+            let name = match e.class {
+                LifetimeClass::Pull => "token.pull_lifetime_seconds",
+                LifetimeClass::Push => "token.push_lifetime_seconds",
+                LifetimeClass::Robot => "token.robot_lifetime_seconds",
+            };
+            refused(name, e)
+        })
+    }
+
+    /// The keys of `[[token.previous]]`, each checked as the signing key is: the key ID against
+    /// the key, the certificate against the private key when both are given. None may be
+    /// `signer` or another entry's key.
+    pub fn published_keys(&self, signer: &SigningKey) -> Result<Vec<PublishedKey>, SettingsError> {
+        let mut keys: Vec<PublishedKey> = Vec::new();
+        for (index, entry) in self.token.previous.iter().enumerate() {
+            let name = format!("token.previous[{index}]");
+            let field = |field: &str| format!("{name}.{field}");
+            let certificate = given(entry.certificate.as_deref())
+                .map(|c| read_pem(&field("certificate"), c))
+                .transpose()?;
+            let kid = given(entry.kid.as_deref())
+                .map(|k| decode_kid(&field("kid"), k))
+                .transpose()?;
+            let key_pem = given(entry.key.as_ref().map(ExposeSecret::expose_secret))
+                .map(|k| read_pem(&field("key"), k))
+                .transpose()?;
+            let published = match (&key_pem, &certificate) {
+                (Some(key_pem), _) => {
+                    SigningKey::from_pem(key_pem, None, certificate.as_deref(), kid.as_deref())
+                        .map(|key| key.published())
+                }
+                (None, Some(certificate)) => {
+                    PublishedKey::from_certificate_pem(certificate, kid.as_deref())
+                }
+                (None, None) => {
+                    return Err(SettingsError::new(format!(
+                        "`{name}` needs a `certificate` or a `key`"
+                    )));
+                }
+            }
+            .map_err(|e| key_error(&name, e))?;
+            if published.kid() == signer.kid() {
+                return Err(SettingsError::new(format!(
+                    "`{name}` is the signing key (`token.key`, key ID {}): list only other keys",
+                    signer.kid()
+                )));
+            }
+            if let Some(earlier) = keys.iter().position(|k| k.kid() == published.kid()) {
+                return Err(SettingsError::new(format!(
+                    "`{name}` is the same key as `token.previous[{earlier}]` (key ID {})",
+                    published.kid()
+                )));
+            }
+            keys.push(published);
+        }
+        Ok(keys)
+    }
+
+    /// The JWKS to publish: `signer` first, then the keys of `[[token.previous]]`.
+    pub fn jwks(&self, signer: &SigningKey) -> Result<JwkSet, SettingsError> {
+        Ok(signer.jwks_with(&self.published_keys(signer)?))
     }
 
     /// How long refresh tokens live: `token.refresh_lifetime_seconds`, from a minute to ten
@@ -408,14 +539,21 @@ impl Settings {
     }
 }
 
-fn key_error(e: KeyError) -> SettingsError {
-    let key = match e.input() {
-        KeyInput::Algorithm => "token.algorithm",
-        KeyInput::Key => "token.key",
-        KeyInput::Certificate => "token.certificate",
-        KeyInput::Kid => "token.kid",
+/// A value that is set and not blank.
+fn given(value: Option<&str>) -> Option<&str> {
+    value.filter(|v| !v.trim().is_empty())
+}
+
+/// A key error named after the setting at fault: `section` is `token` or `token.previous[N]`
+/// (whose algorithm follows its key).
+fn key_error(section: &str, e: KeyError) -> SettingsError {
+    let field = match e.input() {
+        KeyInput::Algorithm if section == "token" => "algorithm",
+        KeyInput::Algorithm | KeyInput::Key => "key",
+        KeyInput::Certificate => "certificate",
+        KeyInput::Kid => "kid",
     };
-    SettingsError::new(format!("{}: {e}", setting(key)))
+    SettingsError::new(format!("{}: {e}", setting(&format!("{section}.{field}"))))
 }
 
 /// A PEM setting holds PEM text, a path to a PEM file, or base64 of the PEM (as in the seed's
@@ -450,7 +588,7 @@ fn read_pem(key: &str, value: &str) -> Result<String, SettingsError> {
 }
 
 /// The key ID is given as is or base64-encoded (as the seed's `REGISTRY_TOKEN_AUTH_CERT_KID`).
-fn decode_kid(value: &str) -> Result<String, SettingsError> {
+fn decode_kid(key: &str, value: &str) -> Result<String, SettingsError> {
     let value = value.trim();
     if value.contains(':') {
         return Ok(value.to_owned());
@@ -464,7 +602,7 @@ fn decode_kid(value: &str) -> Result<String, SettingsError> {
         .ok_or_else(|| {
             SettingsError::new(format!(
                 "{}: expected a libtrust key ID (ABCD:EFGH:...) or base64 of one",
-                setting("token.kid")
+                setting(key)
             ))
         })
 }
@@ -600,19 +738,100 @@ mod tests {
     #[test]
     fn kids_are_taken_plain_or_base64() {
         let kid = "PF3H:26FR:LYS3:TIYU:2JUI:A2HE:7ZXT:G3B5:HX74:5UEB:SNU2:B5JL";
-        assert_eq!(decode_kid(kid).unwrap(), kid);
+        assert_eq!(decode_kid("token.kid", kid).unwrap(), kid);
         assert_eq!(
             decode_kid(
+                "token.kid",
                 "UEYzSDoyNkZSOkxZUzM6VElZVToySlVJOkEySEU6N1pYVDpHM0I1OkhYNzQ6NVVFQjpTTlUyOkI1Skw="
             )
             .unwrap(),
             kid
         );
         assert!(
-            decode_kid("garbage")
+            decode_kid("token.kid", "garbage")
                 .unwrap_err()
                 .to_string()
                 .contains("REGISTRY_TOKEN_AUTH_CERT_KID")
         );
+    }
+
+    #[test]
+    fn per_class_lifetimes_default_to_lifetime_seconds() {
+        let settings = Settings::load(&source(&[])).unwrap();
+        assert_eq!(settings.token.pull_lifetime_seconds, None);
+        let lifetimes = settings.token_lifetimes().unwrap();
+        assert_eq!(
+            lifetimes,
+            TokenLifetimes::uniform(Duration::from_secs(300)).unwrap()
+        );
+        let settings = Settings::load(&source(&[
+            ("CARDGATE__TOKEN__LIFETIME_SECONDS", "600"),
+            ("CARDGATE__TOKEN__PUSH_LIFETIME_SECONDS", "3600"),
+            ("CARDGATE__TOKEN__ROBOT_LIFETIME_SECONDS", ""),
+        ]))
+        .unwrap();
+        let lifetimes = settings.token_lifetimes().unwrap();
+        assert_eq!(lifetimes.of(LifetimeClass::Pull), Duration::from_secs(600));
+        assert_eq!(lifetimes.of(LifetimeClass::Push), Duration::from_secs(3600));
+        assert_eq!(lifetimes.longest(), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn previous_keys_and_x5c_are_read_from_a_configuration_file() {
+        let dir = std::env::temp_dir().join(format!("cardgate-previous-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("rotation.toml"),
+            r#"
+[token]
+x5c = true
+pull_lifetime_seconds = 120
+
+[[token.previous]]
+certificate = "/etc/cardgate/old.crt"
+kid = "PF3H:26FR:LYS3:TIYU:2JUI:A2HE:7ZXT:G3B5:HX74:5UEB:SNU2:B5JL"
+
+[[token.previous]]
+key = "-----BEGIN EC PRIVATE KEY-----\nc2VjcmV0\n-----END EC PRIVATE KEY-----"
+"#,
+        )
+        .unwrap();
+        let settings = Settings::load(&SettingsSource {
+            config_dir: dir.clone(),
+            profile: Some("rotation".into()),
+            env: HashMap::new(),
+        })
+        .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(settings.token.x5c);
+        assert_eq!(settings.token.pull_lifetime_seconds, Some(120));
+        assert_eq!(settings.token.previous.len(), 2);
+        assert_eq!(
+            settings.token.previous[0].certificate.as_deref(),
+            Some("/etc/cardgate/old.crt")
+        );
+        assert!(settings.token.previous[1].key.is_some());
+        let debug = format!("{settings:?}");
+        assert!(!debug.contains("c2VjcmV0"), "{debug}");
+    }
+
+    #[test]
+    fn unknown_keys_of_a_previous_entry_are_refused() {
+        let dir = std::env::temp_dir().join(format!("cardgate-prev-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("bad.toml"),
+            "[[token.previous]]\ncertficate = \"x\"\n",
+        )
+        .unwrap();
+        let err = Settings::load(&SettingsSource {
+            config_dir: dir.clone(),
+            profile: Some("bad".into()),
+            env: HashMap::new(),
+        })
+        .unwrap_err()
+        .to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(err.contains("certficate"), "{err}");
     }
 }

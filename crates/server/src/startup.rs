@@ -6,8 +6,7 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use cardgate_admin::Admin;
-use cardgate_authz_cards::CardAuthenticator;
-use cardgate_token::SigningKey;
+use cardgate_authz_cards::{CardAuthenticator, CardAuthorizer};
 use serde_json::json;
 use tracing_actix_web::TracingLogger;
 
@@ -54,6 +53,9 @@ impl Application {
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
         let realm_path = settings.realm_path()?;
         let minter = settings.minter()?;
+        let lifetimes = settings.token_lifetimes()?;
+        let jwks = serde_json::to_string(&settings.jwks(minter.key())?)
+            .map_err(|e| SettingsError::from_message(format!("JWKS: {e}")))?;
         let store = settings.store()?;
         if let Some(store) = &store
             && settings.database.migrate
@@ -71,14 +73,14 @@ impl Application {
                 store: store.clone(),
                 authenticator: CardAuthenticator::new(store.clone())
                     .map_err(|e| SettingsError::from_message(format!("admin: {e}")))?,
+                authorizer: CardAuthorizer::new(store.clone()),
                 session_lifetime: Duration::from_secs(settings.admin.session_lifetime_seconds),
             })),
             None => None,
         };
-        let jwks = serde_json::to_string(&SigningKey::jwks([minter.key()]))
-            .map_err(|e| SettingsError::from_message(format!("JWKS: {e}")))?;
         let state = web::Data::new(AppState {
             minter,
+            lifetimes,
             service: settings.token.service.clone(),
             authn,
             authz,

@@ -7,12 +7,15 @@ use std::str::FromStr;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::signature::KeyPair as _;
 use data_encoding::BASE32_NOPAD;
-use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, CommonParameters, EllipticCurve, EllipticCurveKeyParameters,
+    EllipticCurveKeyType, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse, RSAKeyParameters, RSAKeyType,
+};
 use jsonwebtoken::{Algorithm, EncodingKey};
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 use sha2::{Digest, Sha256};
 use x509_cert::Certificate;
-use x509_cert::der::{DecodePem, Encode};
+use x509_cert::der::Encode;
 
 /// The JWS algorithms cardgate signs with; both are understood by every registry version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -129,13 +132,16 @@ impl fmt::Display for KeyId {
     }
 }
 
-/// A private key ready to sign tokens, with its computed key ID and public JWK.
+/// A private key ready to sign tokens, with its computed key ID, public JWK and (when one was
+/// given) its certificate chain.
 #[derive(Clone)]
 pub struct SigningKey {
     algorithm: SigningAlgorithm,
     encoding: EncodingKey,
     kid: KeyId,
     jwk: Jwk,
+    /// DER of the certificates given with the key, leaf first; empty when none was.
+    chain: Vec<Vec<u8>>,
 }
 
 impl fmt::Debug for SigningKey {
@@ -143,8 +149,147 @@ impl fmt::Debug for SigningKey {
         f.debug_struct("SigningKey")
             .field("algorithm", &self.algorithm)
             .field("kid", &self.kid)
+            .field("certificates", &self.chain.len())
             .finish_non_exhaustive()
     }
+}
+
+/// The public half of a key that is published (in the JWKS) but does not sign: an older key
+/// kept while tokens it signed may still be in use, or the next one announced before it
+/// signs.
+#[derive(Debug, Clone)]
+pub struct PublishedKey {
+    algorithm: SigningAlgorithm,
+    kid: KeyId,
+    jwk: Jwk,
+}
+
+impl PublishedKey {
+    /// The key of a certificate (the first one, when `certificate_pem` holds a chain).
+    /// `configured_kid`, when given, must equal the computed libtrust key ID.
+    pub fn from_certificate_pem(
+        certificate_pem: &str,
+        configured_kid: Option<&str>,
+    ) -> Result<Self, KeyError> {
+        let chain = parse_chain(certificate_pem)?;
+        let leaf = chain
+            .first()
+            .ok_or_else(|| KeyError::Certificate("no certificate found".into()))?;
+        let cert_spki = leaf_spki(leaf)?;
+        let (algorithm, spki_der) = match p256::PublicKey::from_public_key_der(&cert_spki) {
+            // Re-encoded uncompressed, as the key ID of the private key is computed.
+            Ok(public) => (
+                SigningAlgorithm::ES256,
+                public
+                    .to_public_key_der()
+                    .map_err(|e| KeyError::Certificate(e.to_string()))?
+                    .as_bytes()
+                    .to_vec(),
+            ),
+            Err(ec_error) => match aws_lc_rs::rsa::PublicKey::from_der(&cert_spki) {
+                Ok(_) => (SigningAlgorithm::RS256, cert_spki),
+                Err(rsa_error) => {
+                    return Err(KeyError::Certificate(format!(
+                        "its public key is neither P-256 ({ec_error}) nor RSA ({rsa_error})"
+                    )));
+                }
+            },
+        };
+        let kid = KeyId::from_spki_der(&spki_der);
+        check_kid(&kid, configured_kid)?;
+        let jwk = public_jwk(algorithm, &spki_der, &kid)?;
+        Ok(PublishedKey {
+            algorithm,
+            kid,
+            jwk,
+        })
+    }
+
+    pub fn algorithm(&self) -> SigningAlgorithm {
+        self.algorithm
+    }
+
+    pub fn kid(&self) -> &KeyId {
+        &self.kid
+    }
+
+    /// The public key as a JWK whose `kid` is the libtrust key ID.
+    pub fn jwk(&self) -> &Jwk {
+        &self.jwk
+    }
+}
+
+/// The certificates of a PEM text holding one or more `CERTIFICATE` blocks, in order.
+fn parse_chain(certificate_pem: &str) -> Result<Vec<Certificate>, KeyError> {
+    let chain = Certificate::load_pem_chain(certificate_pem.trim().as_bytes())
+        .map_err(|e| KeyError::Certificate(e.to_string()))?;
+    if chain.is_empty() {
+        return Err(KeyError::Certificate("no certificate found".into()));
+    }
+    Ok(chain)
+}
+
+/// The DER SubjectPublicKeyInfo of a certificate.
+fn leaf_spki(certificate: &Certificate) -> Result<Vec<u8>, KeyError> {
+    certificate
+        .tbs_certificate()
+        .subject_public_key_info()
+        .to_der()
+        .map_err(|e| KeyError::Certificate(e.to_string()))
+}
+
+fn check_kid(kid: &KeyId, configured: Option<&str>) -> Result<(), KeyError> {
+    match configured {
+        Some(configured) if configured.trim() != kid.as_str() => Err(KeyError::KidMismatch {
+            configured: configured.trim().to_owned(),
+            computed: kid.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The JWK of a public key given as DER SubjectPublicKeyInfo.
+fn public_jwk(algorithm: SigningAlgorithm, spki_der: &[u8], kid: &KeyId) -> Result<Jwk, KeyError> {
+    let b64 = |bytes: &[u8]| data_encoding::BASE64URL_NOPAD.encode(bytes);
+    let parameters = match algorithm {
+        SigningAlgorithm::ES256 => {
+            let public = p256::PublicKey::from_public_key_der(spki_der)
+                .map_err(|e| KeyError::Certificate(e.to_string()))?;
+            let point = public.to_sec1_bytes();
+            let (x, y) = match point.split_first() {
+                Some((4, xy)) if xy.len() == 64 => xy.split_at(32),
+                _ => return Err(KeyError::Certificate("unexpected P-256 point".into())),
+            };
+            AlgorithmParameters::EllipticCurve(EllipticCurveKeyParameters {
+                key_type: EllipticCurveKeyType::EC,
+                curve: EllipticCurve::P256,
+                x: b64(x),
+                y: b64(y),
+            })
+        }
+        SigningAlgorithm::RS256 => {
+            let public = aws_lc_rs::rsa::PublicKey::from_der(spki_der)
+                .map_err(|e| KeyError::Certificate(e.to_string()))?;
+            let components = aws_lc_rs::signature::RsaPublicKeyComponents::<Vec<u8>>::from(&public);
+            AlgorithmParameters::RSA(RSAKeyParameters {
+                key_type: RSAKeyType::RSA,
+                n: b64(&components.n),
+                e: b64(&components.e),
+            })
+        }
+    };
+    Ok(Jwk {
+        common: CommonParameters {
+            public_key_use: Some(PublicKeyUse::Signature),
+            key_algorithm: Some(match algorithm {
+                SigningAlgorithm::ES256 => KeyAlgorithm::ES256,
+                SigningAlgorithm::RS256 => KeyAlgorithm::RS256,
+            }),
+            key_id: Some(kid.as_str().to_owned()),
+            ..CommonParameters::default()
+        },
+        algorithm: parameters,
+    })
 }
 
 /// A parsed private key: the DER form jsonwebtoken signs with and the public key's SPKI.
@@ -238,7 +383,8 @@ impl SigningKey {
     /// (`RSA PRIVATE KEY`) or PKCS#8.
     ///
     /// - `algorithm`, when given, must match the key's type.
-    /// - `certificate_pem`, when given, must hold the key's public key.
+    /// - `certificate_pem`, when given, is one certificate or a chain (leaf first) whose leaf
+    ///   must hold the key's public key; it is kept for the `x5c` header.
     /// - `configured_kid`, when given, must equal the computed libtrust key ID.
     pub fn from_pem(
         key_pem: &str,
@@ -255,27 +401,25 @@ impl SigningKey {
                 found: parsed.algorithm,
             });
         }
+        let mut chain = Vec::new();
         if let Some(cert_pem) = certificate_pem {
-            let cert = Certificate::from_pem(cert_pem.trim().as_bytes())
-                .map_err(|e| KeyError::Certificate(e.to_string()))?;
-            let cert_spki = cert
-                .tbs_certificate()
-                .subject_public_key_info()
-                .to_der()
-                .map_err(|e| KeyError::Certificate(e.to_string()))?;
-            if !same_public_key(parsed.algorithm, &cert_spki, &parsed.spki_der) {
+            let certificates = parse_chain(cert_pem)?;
+            let leaf = certificates
+                .first()
+                .ok_or_else(|| KeyError::Certificate("no certificate found".into()))?;
+            if !same_public_key(parsed.algorithm, &leaf_spki(leaf)?, &parsed.spki_der) {
                 return Err(KeyError::CertificateMismatch);
+            }
+            for certificate in &certificates {
+                chain.push(
+                    certificate
+                        .to_der()
+                        .map_err(|e| KeyError::Certificate(e.to_string()))?,
+                );
             }
         }
         let kid = KeyId::from_spki_der(&parsed.spki_der);
-        if let Some(configured) = configured_kid
-            && configured.trim() != kid.as_str()
-        {
-            return Err(KeyError::KidMismatch {
-                configured: configured.trim().to_owned(),
-                computed: kid,
-            });
-        }
+        check_kid(&kid, configured_kid)?;
         let mut jwk = Jwk::from_encoding_key(&parsed.encoding, parsed.algorithm.jwt())
             .map_err(|e| KeyError::Key(e.to_string()))?;
         jwk.common.key_id = Some(kid.as_str().to_owned());
@@ -285,6 +429,7 @@ impl SigningKey {
             encoding: parsed.encoding,
             kid,
             jwk,
+            chain,
         })
     }
 
@@ -294,6 +439,20 @@ impl SigningKey {
 
     pub fn kid(&self) -> &KeyId {
         &self.kid
+    }
+
+    /// DER of the certificates given with the key, leaf first (empty when none was).
+    pub fn certificate_chain(&self) -> &[Vec<u8>] {
+        &self.chain
+    }
+
+    /// The public half, to publish.
+    pub fn published(&self) -> PublishedKey {
+        PublishedKey {
+            algorithm: self.algorithm,
+            kid: self.kid.clone(),
+            jwk: self.jwk.clone(),
+        }
     }
 
     /// The public key as a JWK whose `kid` is the libtrust key ID.
@@ -311,6 +470,16 @@ impl SigningKey {
             keys: keys.into_iter().map(|k| k.jwk.clone()).collect(),
         }
     }
+
+    /// The JWKS publishing this key first, then `others` in order.
+    pub fn jwks_with(&self, others: &[PublishedKey]) -> JwkSet {
+        JwkSet {
+            keys: std::iter::once(&self.jwk)
+                .chain(others.iter().map(|k| &k.jwk))
+                .cloned()
+                .collect(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -318,6 +487,7 @@ mod tests {
     use super::*;
     use base64::Engine;
     use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use x509_cert::der::DecodePem;
 
     /// `REGISTRY_TOKEN_AUTH_CERT` of the seed `.env`.
     const SEED_CERT_B64: &str = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUJqVENDQVRPZ0F3SUJBZ0lVVjVRZ2xNSDRuK2wrZGF6eE1PZG1vQldqTFhJd0NnWUlLb1pJemowRUF3SXcKSERFYU1CZ0dBMVVFQXd3UllYQnBMbXg1TG1acGMyZ3ViRzlqWVd3d0hoY05NakF4TVRJMk1UY3pNalEwV2hjTgpNakl4TVRJMk1UY3pNalEwV2pBY01Sb3dHQVlEVlFRRERCRmhjR2t1YkhrdVptbHphQzVzYjJOaGJEQlpNQk1HCkJ5cUdTTTQ5QWdFR0NDcUdTTTQ5QXdFSEEwSUFCRE5IUkNWYmthZlpZaWxGY3dXd2F0bkN6bEt1VHlEZmdLTVoKZ3BhbUJVR08vRlNIMGhjTU9CYTE5V3p2eFJXN05GOWNwRmVIZSszQndWdnB4OGIxOTZTalV6QlJNQjBHQTFVZApEZ1FXQkJRelc5SDJab3VDa2NsaVJrRHYwRnJUQSthbmtUQWZCZ05WSFNNRUdEQVdnQlF6VzlIMlpvdUNrY2xpClJrRHYwRnJUQSthbmtUQVBCZ05WSFJNQkFmOEVCVEFEQVFIL01Bb0dDQ3FHU000OUJBTUNBMGdBTUVVQ0lHRWQKTXF1UGJtcTNoV1hRbkowTUpieHc1RWJLMEFWQndhem9GR2F6RFVxTkFpRUF4MzFqdEpPUUEveWNPQlIyZDEyTgpQZ3dacjdZWTN3TUJ4RWtaS2VXR3FuQT0KLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo=";
@@ -473,5 +643,77 @@ mod tests {
         let jwk = serde_json::to_value(pkcs1.jwk()).unwrap();
         assert_eq!(jwk["kty"], "RSA");
         assert_eq!(jwk["alg"], "RS256");
+    }
+
+    #[test]
+    fn a_published_key_from_a_certificate_has_the_signing_key_s_kid_and_jwk() {
+        for alg in [SigningAlgorithm::ES256, SigningAlgorithm::RS256] {
+            let generated =
+                crate::keygen::generate(alg, "x", time::OffsetDateTime::now_utc(), 1).unwrap();
+            let key = SigningKey::from_pem(&generated.key_pem, None, None, None).unwrap();
+            let published = PublishedKey::from_certificate_pem(
+                &generated.certificate_pem,
+                Some(generated.kid.as_str()),
+            )
+            .unwrap();
+            assert_eq!(published.algorithm(), alg);
+            assert_eq!(published.kid(), key.kid());
+            assert_eq!(
+                serde_json::to_value(published.jwk()).unwrap(),
+                serde_json::to_value(key.jwk()).unwrap(),
+                "{alg}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_seed_certificate_publishes_the_seed_kid() {
+        let published = PublishedKey::from_certificate_pem(&b64(SEED_CERT_B64), None).unwrap();
+        assert_eq!(published.kid().as_str(), SEED_KID);
+    }
+
+    #[test]
+    fn a_published_key_with_a_wrong_kid_is_refused_naming_both() {
+        let err = PublishedKey::from_certificate_pem(
+            &b64(SEED_CERT_B64),
+            Some("AAAA:AAAA:AAAA:AAAA:AAAA:AAAA:AAAA:AAAA:AAAA:AAAA:AAAA:AAAA"),
+        )
+        .unwrap_err();
+        assert_eq!(err.input(), KeyInput::Kid);
+        assert!(err.to_string().contains(SEED_KID), "{err}");
+        let err = PublishedKey::from_certificate_pem("not a certificate", None).unwrap_err();
+        assert_eq!(err.input(), KeyInput::Certificate);
+    }
+
+    #[test]
+    fn the_jwks_lists_the_signing_key_first_then_the_published_ones() {
+        let key = SigningKey::from_pem(&b64(SEED_KEY_B64), None, None, None).unwrap();
+        let next = crate::keygen::generate(
+            SigningAlgorithm::RS256,
+            "x",
+            time::OffsetDateTime::now_utc(),
+            1,
+        )
+        .unwrap();
+        let next = PublishedKey::from_certificate_pem(&next.certificate_pem, None).unwrap();
+        let jwks = serde_json::to_value(key.jwks_with(std::slice::from_ref(&next))).unwrap();
+        let kids: Vec<&str> = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap())
+            .collect();
+        assert_eq!(kids, [SEED_KID, next.kid().as_str()]);
+        assert!(jwks["keys"][1].get("d").is_none());
+    }
+
+    #[test]
+    fn a_key_keeps_its_certificate_chain_and_the_debug_output_has_no_secret() {
+        let key = SigningKey::from_pem(&b64(SEED_KEY_B64), None, Some(&b64(SEED_CERT_B64)), None)
+            .unwrap();
+        assert_eq!(key.certificate_chain().len(), 1);
+        let debug = format!("{key:?}");
+        let secret_line = b64(SEED_KEY_B64).lines().nth(1).unwrap().to_owned();
+        assert!(!debug.contains(&secret_line[..20]), "{debug}");
     }
 }

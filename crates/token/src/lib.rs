@@ -8,11 +8,17 @@
 mod access;
 mod keygen;
 mod keys;
+mod lifetime;
 mod mint;
 mod scope;
 
 pub use access::{Action, ActionSet};
+/// The JWK types of the JWKS, re-exported so that callers need not depend on `jsonwebtoken`.
+pub use jsonwebtoken::jwk::{Jwk, JwkSet};
 pub use keygen::{GeneratedKey, generate};
-pub use keys::{KeyError, KeyId, KeyInput, SigningAlgorithm, SigningKey};
-pub use mint::{AccessEntry, Claims, IssuedToken, MintError, Minter, TokenId, TokenRequest};
+pub use keys::{KeyError, KeyId, KeyInput, PublishedKey, SigningAlgorithm, SigningKey};
+pub use lifetime::{LifetimeClass, LifetimeError, MAX_LIFETIME, TokenLifetimes};
+pub use mint::{
+    AccessEntry, Claims, IssuedToken, MIN_LIFETIME, MintError, Minter, TokenId, TokenRequest,
+};
 pub use scope::{MAX_SCOPES, ResourceName, ResourceType, Scope, ScopeError, parse_scopes};

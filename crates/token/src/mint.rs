@@ -76,6 +76,9 @@ pub struct TokenRequest<'a> {
     /// The service (registry) the token is for.
     pub audience: &'a str,
     pub access: &'a [AccessEntry],
+    /// How long the token lives (`exp - iat`), at least [`MIN_LIFETIME`]; see
+    /// [`crate::TokenLifetimes`].
+    pub lifetime: Duration,
 }
 
 /// A signed token and the figures the token endpoint answers with.
@@ -99,6 +102,10 @@ impl fmt::Debug for IssuedToken {
 pub enum MintError {
     #[error("token lifetime must be at least 60s, got {0}s")]
     LifetimeTooShort(u64),
+    #[error("token lifetime of {0}s is too long")]
+    LifetimeTooLong(u64),
+    #[error("an x5c header needs the signing key's certificate")]
+    NoCertificate,
     #[error("the clock is before 1970")]
     Clock,
     #[error("signing failed: {0}")]
@@ -111,22 +118,34 @@ pub struct Minter {
     issuer: String,
     key: SigningKey,
     header: Header,
-    lifetime: Duration,
 }
 
 impl Minter {
-    pub fn new(issuer: String, key: SigningKey, lifetime: Duration) -> Result<Self, MintError> {
-        if lifetime < MIN_LIFETIME {
-            return Err(MintError::LifetimeTooShort(lifetime.as_secs()));
-        }
+    /// Signs with `key`; the header carries `kid` = its libtrust key ID.
+    pub fn new(issuer: String, key: SigningKey) -> Self {
         let mut header = Header::new(key.algorithm().jwt());
         header.kid = Some(key.kid().as_str().to_owned());
-        Ok(Minter {
+        Minter {
             issuer,
             key,
             header,
-            lifetime,
-        })
+        }
+    }
+
+    /// Adds the key's certificate chain (leaf first, base64 DER) as the `x5c` header, for
+    /// registries that verify by certificate. Refused when the key came without a certificate.
+    pub fn with_x5c(mut self) -> Result<Self, MintError> {
+        let chain = self.key.certificate_chain();
+        if chain.is_empty() {
+            return Err(MintError::NoCertificate);
+        }
+        self.header.x5c = Some(
+            chain
+                .iter()
+                .map(|der| data_encoding::BASE64.encode(der))
+                .collect(),
+        );
+        Ok(self)
     }
 
     pub fn key(&self) -> &SigningKey {
@@ -140,16 +159,23 @@ impl Minter {
         now: SystemTime,
         jti: TokenId,
     ) -> Result<IssuedToken, MintError> {
+        if request.lifetime < MIN_LIFETIME {
+            return Err(MintError::LifetimeTooShort(request.lifetime.as_secs()));
+        }
         let iat = now
             .duration_since(UNIX_EPOCH)
             .map_err(|_| MintError::Clock)?
             .as_secs();
-        let expires_in = self.lifetime.as_secs();
+        let expires_in = request.lifetime.as_secs();
+        let exp = iat
+            .checked_add(expires_in)
+            .filter(|exp| i64::try_from(*exp).is_ok())
+            .ok_or(MintError::LifetimeTooLong(expires_in))?;
         let claims = Claims {
             iss: self.issuer.clone(),
             sub: request.subject.to_owned(),
             aud: request.audience.to_owned(),
-            exp: iat + expires_in,
+            exp,
             nbf: iat,
             iat,
             jti: jti.0,
@@ -180,7 +206,7 @@ mod tests {
     fn minter(alg: SigningAlgorithm) -> (Minter, String) {
         let generated = generate(alg, "issuer.test", OffsetDateTime::now_utc(), 1).unwrap();
         let key = SigningKey::from_pem(&generated.key_pem, None, None, None).unwrap();
-        let minter = Minter::new("issuer.test".into(), key, Duration::from_secs(300)).unwrap();
+        let minter = Minter::new("issuer.test".into(), key);
         (minter, generated.certificate_pem)
     }
 
@@ -207,6 +233,7 @@ mod tests {
                     subject: "alice",
                     audience: "registry.test",
                     access: &access,
+                    lifetime: Duration::from_secs(300),
                 },
                 now,
                 TokenId::from_random([7; 16]),
@@ -268,6 +295,7 @@ mod tests {
                     subject: "",
                     audience: "r",
                     access: &[],
+                    lifetime: MIN_LIFETIME,
                 },
                 SystemTime::now(),
                 TokenId::from_random([0; 16]),
@@ -279,11 +307,165 @@ mod tests {
         assert_eq!(bytes.len(), 64);
     }
 
+    fn request(lifetime: Duration) -> TokenRequest<'static> {
+        TokenRequest {
+            subject: "alice",
+            audience: "registry.test",
+            access: &[],
+            lifetime,
+        }
+    }
+
     #[test]
     fn lifetimes_under_a_minute_are_refused() {
         let (minter, _) = minter(SigningAlgorithm::ES256);
-        let err =
-            Minter::new("i".into(), minter.key().clone(), Duration::from_secs(59)).unwrap_err();
+        let err = minter
+            .mint(
+                request(Duration::from_secs(59)),
+                SystemTime::now(),
+                TokenId::from_random([0; 16]),
+            )
+            .unwrap_err();
         assert!(matches!(err, MintError::LifetimeTooShort(59)));
+    }
+
+    #[test]
+    fn the_lifetime_passed_in_is_exp_minus_iat_and_expires_in() {
+        let (minter, cert) = minter(SigningAlgorithm::ES256);
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        for seconds in [60, 300, 3 * 3600] {
+            let issued = minter
+                .mint(
+                    request(Duration::from_secs(seconds)),
+                    now,
+                    TokenId::from_random([1; 16]),
+                )
+                .unwrap();
+            assert_eq!(issued.expires_in, seconds);
+            let mut validation = Validation::new(jsonwebtoken::Algorithm::ES256);
+            validation.set_audience(&["registry.test"]);
+            validation.validate_exp = false;
+            let claims = jsonwebtoken::decode::<Claims>(
+                &issued.token,
+                &decoding_key(SigningAlgorithm::ES256, &cert),
+                &validation,
+            )
+            .unwrap()
+            .claims;
+            assert_eq!(claims.exp - claims.iat, seconds);
+            assert_eq!(claims.iat, 1_700_000_000);
+        }
+    }
+
+    #[test]
+    fn an_absurd_lifetime_is_an_error_not_an_overflow() {
+        let (minter, _) = minter(SigningAlgorithm::ES256);
+        let err = minter
+            .mint(
+                request(Duration::from_secs(u64::MAX)),
+                SystemTime::now(),
+                TokenId::from_random([0; 16]),
+            )
+            .unwrap_err();
+        assert!(matches!(err, MintError::LifetimeTooLong(_)));
+    }
+
+    /// A chain: a CA and a leaf it issued for `key`, as PEM (leaf first).
+    fn chain_for(key_pair: &rcgen::KeyPair) -> (String, String) {
+        let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let leaf = rcgen::CertificateParams::new(vec!["issuer.test".to_owned()])
+            .unwrap()
+            .signed_by(key_pair, &issuer)
+            .unwrap();
+        (leaf.pem(), ca.pem())
+    }
+
+    #[test]
+    fn x5c_carries_the_certificate_chain_leaf_first_and_the_leaf_verifies_the_token() {
+        let leaf_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let (leaf_pem, ca_pem) = chain_for(&leaf_key);
+        let chain = format!("{leaf_pem}{ca_pem}");
+        let key =
+            SigningKey::from_pem(&leaf_key.serialize_pem(), None, Some(&chain), None).unwrap();
+        let minter = Minter::new("issuer.test".into(), key).with_x5c().unwrap();
+        let issued = minter
+            .mint(
+                request(Duration::from_secs(300)),
+                SystemTime::now(),
+                TokenId::from_random([2; 16]),
+            )
+            .unwrap();
+
+        let header = jsonwebtoken::decode_header(&issued.token).unwrap();
+        assert_eq!(header.kid.as_deref(), Some(minter.key().kid().as_str()));
+        let x5c = header.x5c_der().unwrap().unwrap();
+        let pem_der = |pem: &str| {
+            x509_cert::der::Encode::to_der(
+                &<x509_cert::Certificate as x509_cert::der::DecodePem>::from_pem(pem.as_bytes())
+                    .unwrap(),
+            )
+            .unwrap()
+        };
+        assert_eq!(x5c, [pem_der(&leaf_pem), pem_der(&ca_pem)]);
+
+        // The leaf's public key, as a registry verifying by x5c takes it, verifies the token.
+        let leaf = <x509_cert::Certificate as x509_cert::der::Decode>::from_der(&x5c[0]).unwrap();
+        let public = leaf
+            .tbs_certificate()
+            .subject_public_key_info()
+            .subject_public_key
+            .raw_bytes();
+        let mut validation = Validation::new(jsonwebtoken::Algorithm::ES256);
+        validation.set_audience(&["registry.test"]);
+        jsonwebtoken::decode::<Claims>(
+            &issued.token,
+            &DecodingKey::from_ec_der(public),
+            &validation,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn without_x5c_the_header_has_no_certificates() {
+        let (minter, _) = minter(SigningAlgorithm::ES256);
+        let issued = minter
+            .mint(
+                request(Duration::from_secs(300)),
+                SystemTime::now(),
+                TokenId::from_random([3; 16]),
+            )
+            .unwrap();
+        assert!(
+            jsonwebtoken::decode_header(&issued.token)
+                .unwrap()
+                .x5c
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn x5c_is_refused_for_a_key_without_a_certificate() {
+        let (minter, _) = minter(SigningAlgorithm::ES256);
+        let err = minter.with_x5c().unwrap_err();
+        assert!(matches!(err, MintError::NoCertificate));
+    }
+
+    #[test]
+    fn a_chain_must_start_with_the_signing_key_s_certificate() {
+        let leaf_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let (leaf_pem, ca_pem) = chain_for(&leaf_key);
+        // The CA first: its key is not the signing key.
+        let err = SigningKey::from_pem(
+            &leaf_key.serialize_pem(),
+            None,
+            Some(&format!("{ca_pem}{leaf_pem}")),
+            None,
+        )
+        .unwrap_err();
+        assert!(matches!(err, crate::KeyError::CertificateMismatch));
     }
 }

@@ -8,6 +8,7 @@ mod compose;
 mod dev;
 mod keygen;
 mod registry;
+mod rotation;
 mod tenants;
 
 use std::path::{Path, PathBuf};

@@ -2,6 +2,8 @@
 //! permitted callers, refusals of everyone else, revisions, events; and that a change is in
 //! force for the very next token request.
 
+use std::future::Future;
+
 use argon2::{Argon2, PasswordHasher};
 use cardgate_store::testing::{Fixture, fresh_database_url};
 use cardgate_store::{PoolSettings, Store};
@@ -516,4 +518,204 @@ async fn robot_tokens_are_shown_once_listed_without_secrets_and_revoked_at_once(
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
     let (status, _) = api.status(Method::DELETE, &path, &olivia, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn explain_says_per_action_what_decided_and_what_is_missing() {
+    let api = Api::new().await;
+    let olivia = api.login("olivia").await;
+    let (status, answer) = api
+        .status(
+            Method::GET,
+            "/v1/admin/explain?account=mark&scope=repository:acme/web:pull,push,*",
+            &olivia,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["actor"], "user-mark");
+    let actions = answer["actions"].as_array().unwrap();
+    let verdict = |name: &str| {
+        actions
+            .iter()
+            .find(|a| a["action"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(verdict("pull")["granted"], true);
+    assert_eq!(verdict("push")["granted"], true);
+    assert!(
+        verdict("push")["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("maintainer of org-acme")
+    );
+    // Asking `*`, a maintainer gets pull, push and delete, which the token carries as `*`.
+    assert_eq!(verdict("*")["granted"], true);
+    assert_eq!(answer["facts"]["membership"], "maintainer");
+
+    let (_, answer) = api
+        .status(
+            Method::GET,
+            "/v1/admin/explain?account=gina&scope=repository:acme/web:push",
+            &olivia,
+            None,
+        )
+        .await;
+    let reasons = answer["actions"][0]["reasons"].as_array().unwrap();
+    assert_eq!(answer["actions"][0]["granted"], false);
+    let text = serde_json::to_string(reasons).unwrap();
+    assert!(text.contains("not a member of org-acme"), "{text}");
+    assert!(text.contains("no explicit grant gives push"), "{text}");
+    assert!(text.contains("markers"), "{text}");
+
+    // Anonymous requests can be explained too.
+    let (_, anonymous) = api
+        .status(
+            Method::GET,
+            "/v1/admin/explain?scope=repository:acme/web:pull",
+            &olivia,
+            None,
+        )
+        .await;
+    assert_eq!(anonymous["actor"], "user-guest");
+    assert_eq!(anonymous["actions"][0]["granted"], false);
+    assert!(
+        serde_json::to_string(&anonymous)
+            .unwrap()
+            .contains("not public")
+    );
+
+    // Owners explain only their org's repositories; others not at all.
+    let gina = api.login("gina").await;
+    let (status, _) = api
+        .status(
+            Method::GET,
+            "/v1/admin/explain?account=mark&scope=repository:acme/web:pull",
+            &gina,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let mark = api.login("mark").await;
+    let (status, _) = api
+        .status(
+            Method::GET,
+            "/v1/admin/explain?account=mark&scope=repository:acme/web:pull",
+            &mark,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = api
+        .status(
+            Method::GET,
+            "/v1/admin/explain?account=mark&scope=registry:catalog:*",
+            &olivia,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let admin = api.login("admin").await;
+    let (status, catalog) = api
+        .status(
+            Method::GET,
+            "/v1/admin/explain?account=mark&scope=registry:catalog:*",
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(catalog["actions"][0]["granted"], false);
+    let (status, answer) = api
+        .status(
+            Method::GET,
+            "/v1/admin/explain?account=mark&scope=Bad",
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        answer["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("scope:")
+    );
+    let (status, _) = api
+        .status(
+            Method::GET,
+            "/v1/admin/explain?account=nobody&scope=repository:acme/web:pull",
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn parallel_conflicting_updates_let_exactly_one_win_per_revision() {
+    let api = Api::new().await;
+    let olivia = api.login("olivia").await;
+    let web = api
+        .f
+        .store
+        .image_by_repository("acme/web")
+        .await
+        .unwrap()
+        .unwrap();
+    for (round, revision) in (web.revision..web.revision + 3).enumerate() {
+        let requests = (0..12).map(|i| {
+            api.client
+                .patch(format!("{}/v1/admin/images", api.base))
+                .bearer_auth(&olivia)
+                .header("If-Match", format!("\"{revision}\""))
+                .json(&json!({"repository": "acme/web", "public": (i + round) % 2 == 0}))
+                .send()
+        });
+        let responses = send_all(requests).await;
+        let won: Vec<_> = responses.iter().filter(|s| **s == StatusCode::OK).collect();
+        let stale = responses
+            .iter()
+            .filter(|s| **s == StatusCode::PRECONDITION_FAILED)
+            .count();
+        assert_eq!(won.len(), 1, "round {round}: {responses:?}");
+        assert_eq!(stale, 11, "round {round}: {responses:?}");
+    }
+    let updates = api
+        .f
+        .store
+        .events(&cardgate_store::EventFilter {
+            target: Some(web.id),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.base_type() == "update")
+        .count();
+    assert_eq!(updates, 3, "one event per applied change");
+    assert_eq!(
+        api.f
+            .store
+            .card_by_id(web.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revision,
+        web.revision + 3
+    );
+}
+
+/// Sends all requests at once and returns their statuses.
+async fn send_all<F>(requests: impl Iterator<Item = F>) -> Vec<StatusCode>
+where
+    F: Future<Output = reqwest::Result<reqwest::Response>> + Send + 'static,
+{
+    let handles: Vec<_> = requests.map(tokio::spawn).collect();
+    let mut statuses = Vec::new();
+    for handle in handles {
+        statuses.push(handle.await.unwrap().unwrap().status());
+    }
+    statuses
 }

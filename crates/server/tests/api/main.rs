@@ -6,6 +6,7 @@
 
 mod admin;
 mod cards;
+mod keys;
 mod oauth;
 
 use std::collections::HashMap;
