@@ -60,6 +60,12 @@ enum Command {
     Keygen(keygen::KeygenArgs),
     /// Read a password from standard input and print its argon2id hash for [[authn.static.users]].
     HashPassword,
+    /// Set a card store user's password, read from standard input, directly in the database
+    /// (acting as user-admin): how the first admin gets a password.
+    SetPassword {
+        /// The user: `admin`, `alice` or `user-alice`.
+        user: String,
+    },
 }
 
 fn settings_source(cli: &Cli, profile: Option<String>) -> SettingsSource {
@@ -98,7 +104,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     app.run_until_stopped().await.context("server failed")
 }
 
-fn hash_password() -> anyhow::Result<()> {
+/// Reads a password from standard input and returns its argon2id hash.
+fn read_password_hash() -> anyhow::Result<String> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         eprintln!("password (input is echoed; pipe it in to avoid that):");
@@ -107,9 +114,9 @@ fn hash_password() -> anyhow::Result<()> {
     stdin.lock().read_line(&mut line)?;
     let password = line.trim_end_matches(['\r', '\n']);
     anyhow::ensure!(!password.is_empty(), "empty password");
-    let hash = cardgate_authz_static::hash_password(&SecretString::from(password))?;
-    println!("{hash}");
-    Ok(())
+    Ok(cardgate_authz_static::hash_password(&SecretString::from(
+        password,
+    ))?)
 }
 
 #[tokio::main]
@@ -179,6 +186,31 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keygen(args) => keygen::run(args),
-        Command::HashPassword => hash_password(),
+        Command::HashPassword => {
+            println!("{}", read_password_hash()?);
+            Ok(())
+        }
+        Command::SetPassword { user } => {
+            let settings = Settings::load(&settings_source(&cli, cli.profile.clone()))?;
+            let store = settings
+                .store()?
+                .context("`database.url` (DATABASE_URL or CARDGATE__DATABASE__URL) is not set")?;
+            store.migrate().await?;
+            store.bootstrap().await?;
+            let slug = cardgate_authz_cards::user_slug(user);
+            let card = store
+                .card_by_slug(&slug)
+                .await?
+                .filter(|c| c.base_type() == cardgate_store::CardType::User.name())
+                .with_context(|| format!("no active user {slug}"))?;
+            let admin = store
+                .card_by_slug(cardgate_store::ADMIN_SLUG)
+                .await?
+                .context("the store has no user-admin")?;
+            let hash = read_password_hash()?;
+            store.set_password(&admin, &card, &hash).await?;
+            eprintln!("password of {slug} set");
+            Ok(())
+        }
     }
 }

@@ -11,8 +11,7 @@ use tokio::process::Command;
 
 use std::collections::HashMap;
 
-use cardgate_store::testing::{Fixture, fresh_database_url};
-use cardgate_store::{PoolSettings, Store};
+use cardgate_store::testing::fresh_database_url;
 
 use crate::registry::{RegistrySettings, Stack, write_oci_image};
 use crate::{cardgate, seed_env, workspace};
@@ -251,13 +250,6 @@ async fn the_compose_wiring_without_containers_pushes_and_pulls_with_skopeo() {
     // cardgate gets what the compose file gives its container, but a local database.
     let url = fresh_database_url().await;
     cardgate_env.insert("DATABASE_URL".into(), url.clone());
-    let f = Fixture::on(Store::connect_lazy(&url, &PoolSettings::default()).unwrap()).await;
-    let alice = f.user("alice", &["user-default"]).await;
-    let hash = cardgate_authz_static::hash_password(&"alice-staging-password".into()).unwrap();
-    f.store.set_password(&f.admin, &alice, &hash).await.unwrap();
-    let acme = f.org("acme").await;
-    f.member(&acme, &alice, "owner").await;
-
     let registry = RegistrySettings {
         service: registry_env["REGISTRY2_HOST"].clone(),
         issuer: registry_env["REGISTRY2_TOKEN_AUTH_ISSUER"].clone(),
@@ -270,6 +262,76 @@ async fn the_compose_wiring_without_containers_pushes_and_pulls_with_skopeo() {
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     let stack = Stack::start_with(&registry, &env).await;
+
+    // The README's first steps: the first admin's password, then a tenant through the API.
+    let mut set_password = Command::new(cardgate())
+        .args(["set-password", "admin"])
+        .env("CARDGATE_CONFIG_DIR", workspace().join("config"))
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = set_password.stdin.take().unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, b"first-admin-password\n")
+        .await
+        .unwrap();
+    drop(stdin);
+    let done = set_password.wait_with_output().await.unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let client = reqwest::Client::new();
+    let admin_api = |path: &str| format!("{}/v1/admin{path}", stack.cardgate_url);
+    let login: serde_json::Value = client
+        .post(admin_api("/login"))
+        .json(&serde_json::json!({"username": "admin", "password": "first-admin-password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let admin_token = login["token"].as_str().unwrap().to_owned();
+    for (method, path, body) in [
+        (
+            reqwest::Method::POST,
+            "/orgs",
+            serde_json::json!({"name": "acme"}),
+        ),
+        (
+            reqwest::Method::POST,
+            "/users",
+            serde_json::json!({"name": "alice", "roles": ["user-default"]}),
+        ),
+        (
+            reqwest::Method::PUT,
+            "/users/alice/password",
+            serde_json::json!({"password": "alice-staging-password"}),
+        ),
+        (
+            reqwest::Method::POST,
+            "/orgs/acme/members",
+            serde_json::json!({"user": "alice", "role": "owner"}),
+        ),
+    ] {
+        let response = client
+            .request(method, admin_api(path))
+            .bearer_auth(&admin_token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+    }
+
     let image = stack.path("image");
     write_oci_image(&image, "v1", "staging\n");
     let source = format!("oci:{}:v1", image.display());

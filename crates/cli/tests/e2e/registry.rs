@@ -156,6 +156,8 @@ fn diff_ids(dir: &Path) -> Vec<String> {
 pub struct Stack {
     dir: tempfile::TempDir,
     registry: String,
+    /// cardgate's base URL.
+    pub cardgate_url: String,
     _cardgate: Child,
     _docker_registry: Child,
 }
@@ -261,6 +263,7 @@ impl Stack {
         .unwrap();
         let stack = Stack {
             registry: format!("127.0.0.1:{registry_port}"),
+            cardgate_url: format!("http://127.0.0.1:{auth_port}"),
             dir,
             _cardgate: cardgate,
             _docker_registry: docker_registry,
