@@ -2,8 +2,11 @@
 //! the test harness. PostgreSQL refuses to run as root, so as root it runs as the `postgres`
 //! system user, which is given the data directory.
 
+use std::io::Write;
 use std::net::TcpListener;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+
+use secrecy::ExposeSecret;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -26,6 +29,8 @@ pub struct EmbeddedPostgres {
     run_as: Option<String>,
     /// Server options (`pg_ctl -o`).
     options: String,
+    /// The `cardgate` role's password (clusters made before passwords were used have none).
+    password: Option<secrecy::SecretString>,
 }
 
 /// The folder holding `initdb` and `pg_ctl`: `pg_config --bindir`, else the newest
@@ -119,37 +124,86 @@ impl EmbeddedPostgres {
         };
         let port = free_port()?;
         let mut options = format!(
-            "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=/tmp -c max_connections=200"
+            "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=/tmp \
+             -c unix_socket_permissions=0700 -c max_connections=200"
         );
         if fast {
             options.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
         }
-        let cluster = EmbeddedPostgres {
+        let password_file = data_dir.with_extension("password");
+        let mut cluster = EmbeddedPostgres {
             data_dir,
             bin_dir,
             port,
             run_as,
             options,
+            password: None,
         };
-        if !cluster.data_dir.join("PG_VERSION").exists() {
-            cluster.run(
-                "initdb",
-                &[
-                    "-D",
-                    &cluster.data_dir.display().to_string(),
-                    "-A",
-                    "trust",
-                    "-U",
-                    "cardgate",
-                    "-E",
-                    "UTF8",
-                    "--no-sync",
-                ],
-            )?;
+        if cluster.data_dir.join("PG_VERSION").exists() {
+            cluster.password = std::fs::read_to_string(&password_file)
+                .ok()
+                .map(|p| secrecy::SecretString::from(p.trim().to_owned()));
+        } else {
+            cluster.init(&password_file)?;
         }
         cluster.resume()?;
         cluster.watch_parent(fast);
         Ok(cluster)
+    }
+
+    /// Creates the cluster: the `cardgate` superuser with a random password (kept in
+    /// `password_file`, mode 0600), password authentication for every connection.
+    fn init(&mut self, password_file: &Path) -> Result<(), EmbeddedError> {
+        let mut bytes = [0u8; 24];
+        getrandom::fill(&mut bytes).map_err(|e| fail(format!("randomness: {e}")))?;
+        let password: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let write_secret = |path: &Path, owner: Option<(u32, u32)>| -> Result<(), EmbeddedError> {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| fail(format!("{}: {e}", path.display())))?;
+            file.write_all(password.as_bytes())
+                .map_err(|e| fail(format!("{}: {e}", path.display())))?;
+            if let Some((uid, gid)) = owner {
+                std::os::unix::fs::chown(path, Some(uid), Some(gid))
+                    .map_err(|e| fail(format!("{}: {e}", path.display())))?;
+            }
+            Ok(())
+        };
+        let _ = std::fs::remove_file(password_file);
+        write_secret(password_file, None)?;
+        // initdb reads the password from a file its user can read; removed right after.
+        let pwfile = std::env::temp_dir().join(format!(
+            "cardgate-initdb-{}-{}",
+            std::process::id(),
+            self.port
+        ));
+        let owner = match &self.run_as {
+            Some(user) => Some((id_of("-u", user)?, id_of("-g", user)?)),
+            None => None,
+        };
+        write_secret(&pwfile, owner)?;
+        let result = self.run(
+            "initdb",
+            &[
+                "-D",
+                &self.data_dir.display().to_string(),
+                "-A",
+                "scram-sha-256",
+                "-U",
+                "cardgate",
+                &format!("--pwfile={}", pwfile.display()),
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+        );
+        let _ = std::fs::remove_file(&pwfile);
+        result?;
+        self.password = Some(secrecy::SecretString::from(password));
+        Ok(())
     }
 
     fn command(&self, program: &str) -> Command {
@@ -169,6 +223,11 @@ impl EmbeddedPostgres {
             .command(program)
             .args(args)
             .current_dir("/")
+            .envs(
+                self.password
+                    .as_ref()
+                    .map(|p| ("PGPASSWORD", p.expose_secret().to_owned())),
+            )
             .stdin(Stdio::null())
             .output()
             .map_err(|e| fail(format!("{program}: {e}")))?;
@@ -196,7 +255,11 @@ impl EmbeddedPostgres {
             self.data_dir.display()
         );
         let cleanup = if remove {
-            format!("rm -rf '{}'", self.data_dir.display())
+            format!(
+                "rm -rf '{}' '{}'",
+                self.data_dir.display(),
+                self.data_dir.with_extension("password").display()
+            )
         } else {
             String::new()
         };
@@ -220,9 +283,21 @@ impl EmbeddedPostgres {
         self.port
     }
 
-    /// The URL of `database` on this cluster.
+    /// The server's URL, without a database (it holds the password: never log it).
+    pub fn base_url(&self) -> String {
+        match &self.password {
+            Some(password) => format!(
+                "postgres://cardgate:{}@127.0.0.1:{}",
+                password.expose_secret(),
+                self.port
+            ),
+            None => format!("postgres://cardgate@127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// The URL of `database` on this cluster (it holds the password: never log it).
     pub fn url(&self, database: &str) -> String {
-        format!("postgres://cardgate@127.0.0.1:{}/{database}", self.port)
+        format!("{}/{database}", self.base_url())
     }
 
     /// The file naming the process that owns the running server: a watchdog stops the server

@@ -41,7 +41,7 @@ fn base_url() -> String {
             std::env::temp_dir().join(format!("cardgate-test-pg-{}", Uuid::new_v4().simple()));
         EmbeddedPostgres::start(&dir, true).unwrap_or_else(|e| panic!("{e}"))
     });
-    format!("postgres://cardgate@127.0.0.1:{}", cluster.port())
+    cluster.base_url()
 }
 
 async fn server() -> &'static Server {

@@ -465,3 +465,37 @@ async fn ensure_image_creates_a_private_image_once_even_under_concurrency() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].data["actor"], pusher.id.to_string());
 }
+
+#[tokio::test]
+async fn a_private_cluster_admits_only_connections_with_its_password() {
+    use sqlx::Connection;
+    let dir = std::env::temp_dir().join(format!(
+        "cardgate-password-test-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let start_dir = dir.clone();
+    let cluster = tokio::task::spawn_blocking(move || {
+        cardgate_store::embedded::EmbeddedPostgres::start(&start_dir, true)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let with_password = cluster.url("postgres");
+    assert!(sqlx::PgConnection::connect(&with_password).await.is_ok());
+    let port = cluster.port();
+    for url in [
+        format!("postgres://cardgate@127.0.0.1:{port}/postgres"),
+        format!("postgres://cardgate:wrong@127.0.0.1:{port}/postgres"),
+    ] {
+        assert!(
+            sqlx::PgConnection::connect(&url).await.is_err(),
+            "{url} was admitted"
+        );
+    }
+    let password_file = dir.with_extension("password");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&password_file).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    cluster.stop().unwrap();
+}
