@@ -719,3 +719,70 @@ where
     }
     statuses
 }
+
+#[tokio::test]
+async fn refresh_tokens_show_in_the_session_listing_and_are_revoked_there() {
+    let api = Api::new().await;
+    let offline = api
+        .client
+        .get(format!(
+            "{}/v1/registry?account=olivia&client_id=docker&offline_token=true&service=registry.test",
+            api.base
+        ))
+        .basic_auth("olivia", Some("olivia-password"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(offline.status(), StatusCode::OK);
+    let body: Value = offline.json().await.unwrap();
+    let refresh = body["refresh_token"].as_str().unwrap().to_owned();
+    let refresh_grant = || {
+        api.client
+            .post(format!("{}/v1/registry", api.base))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh.as_str()),
+                ("service", "registry.test"),
+                ("client_id", "docker"),
+                ("scope", "repository:acme/web:pull"),
+            ])
+            .send()
+    };
+    assert_eq!(refresh_grant().await.unwrap().status(), StatusCode::OK);
+
+    let olivia = api.login("olivia").await;
+    let (status, listed) = api
+        .status(
+            Method::GET,
+            "/v1/admin/users/olivia/sessions",
+            &olivia,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let sessions = listed["sessions"].as_array().unwrap();
+    let entry = sessions
+        .iter()
+        .find(|s| s["kind"] == "refresh")
+        .expect("the refresh token is listed");
+    assert_eq!(entry["client_id"], "docker");
+    assert_eq!(entry["service"], "registry.test");
+    assert!(
+        !listed
+            .to_string()
+            .contains(refresh.split_once('.').unwrap().1)
+    );
+    let (status, _) = api
+        .status(
+            Method::DELETE,
+            &format!("/v1/admin/sessions/{}", entry["id"].as_str().unwrap()),
+            &olivia,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let refused = refresh_grant().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant");
+}
