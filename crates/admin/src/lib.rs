@@ -5,6 +5,9 @@
 //!   change anything.
 //! - An org's owners may change only inside their org: its members, robots, images and the
 //!   grants on its images; never another org, never platform roles, never above their own role.
+//! - Role cards and users' platform roles are platform admins' alone.
+//! - An org's members may list the org's members and images; its owners also its robots and
+//!   the grants on its images.
 //! - Users may change their own password.
 //! - Everyone else is refused.
 //!
@@ -16,7 +19,7 @@ use cardgate_store::{
     NewCard, Store, StoreError,
 };
 use cardgate_token::ResourceName;
-use serde_json::json;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 /// The role that makes a user a platform admin.
@@ -85,6 +88,18 @@ impl Caller {
         }
     }
 
+    /// May the caller look inside `org_slug` (members, images)?
+    fn require_member(&self, org_slug: &str) -> Result<()> {
+        if self.platform_admin || self.role_in(org_slug).is_some() {
+            Ok(())
+        } else {
+            Err(AdminError::Forbidden(format!(
+                "{} is not a member of {org_slug}",
+                self.card.slug
+            )))
+        }
+    }
+
     fn require_platform_admin(&self, what: &str) -> Result<()> {
         if self.platform_admin {
             Ok(())
@@ -142,6 +157,36 @@ fn owning_org(repository: &str) -> Result<String> {
             "repository: `{repository}` must be <org>/<name> with an org name as first component"
         ))),
     }
+}
+
+/// The most cards a listing returns at once; page on with the last slug.
+pub const MAX_PAGE: i64 = 1000;
+
+/// A page of a listing: up to `limit` (at most [`MAX_PAGE`]) cards after the slug `after`.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub after: Option<String>,
+    pub limit: Option<i64>,
+}
+
+impl Page {
+    fn limit(&self) -> i64 {
+        self.limit.unwrap_or(100).clamp(1, MAX_PAGE)
+    }
+}
+
+/// A member of an org, with its membership role.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub user: Card,
+    pub role: MembershipRole,
+}
+
+/// An explicit grant on an image.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub holder: Card,
+    pub actions: Vec<String>,
 }
 
 /// The admin operations.
@@ -324,14 +369,8 @@ impl Admin {
     ) -> Result<Card> {
         caller.require_owner(&owning_org(repository)?)?;
         let image = self.image(repository).await?;
-        let patch = serde_json::from_value(json!([
-            {"op": "replace", "path": "/data/public", "value": public}
-        ]))
-        .map_err(|e| AdminError::Invalid(format!("patch: {e}")))?;
-        Ok(self
-            .store
-            .update(&caller.card, image.id, revision, &patch)
-            .await?)
+        self.patch(caller, &image, revision, "/data/public", json!(public))
+            .await
     }
 
     /// Deactivates the image of `repository` (at `revision`). Owners of the org.
@@ -400,6 +439,233 @@ impl Admin {
         }
     }
 
+    /// Changes the role of `user_slug` in `org_slug`. Owners of the org, never above their
+    /// own role.
+    pub async fn set_member_role(
+        &self,
+        caller: &Caller,
+        org_slug: &str,
+        user_slug: &str,
+        role: MembershipRole,
+    ) -> Result<()> {
+        caller.require_owner(org_slug)?;
+        if !caller.platform_admin && caller.role_in(org_slug) < Some(role) {
+            return Err(AdminError::Forbidden(format!(
+                "{} cannot grant a role above its own",
+                caller.card.slug
+            )));
+        }
+        let org = self.active(CardType::Org, org_slug).await?;
+        let user = self.active(CardType::User, user_slug).await?;
+        self.store
+            .update_link(
+                &caller.card,
+                &org,
+                LinkVerb::HasMember,
+                &user,
+                json!({"role": role}),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The orgs the caller may look inside: all of them for platform admins, else its own.
+    pub async fn orgs(&self, caller: &Caller, page: &Page) -> Result<Vec<Card>> {
+        let orgs = self
+            .store
+            .cards_of_type(CardType::Org, None, page.after.as_deref(), page.limit())
+            .await?;
+        Ok(orgs
+            .into_iter()
+            .filter(|org| caller.platform_admin || caller.role_in(&org.slug).is_some())
+            .collect())
+    }
+
+    /// The members of `org_slug` and their roles. Members of the org.
+    pub async fn members(&self, caller: &Caller, org_slug: &str) -> Result<Vec<Member>> {
+        caller.require_member(org_slug)?;
+        let org = self.active(CardType::Org, org_slug).await?;
+        Ok(self
+            .store
+            .linked(org.id, LinkVerb::HasMember.name())
+            .await?
+            .into_iter()
+            .filter_map(|(user, data)| {
+                let role = data["role"].as_str()?.parse().ok()?;
+                Some(Member { user, role })
+            })
+            .collect())
+    }
+
+    /// The robots of `org_slug`. Owners of the org.
+    pub async fn robots(&self, caller: &Caller, org_slug: &str, page: &Page) -> Result<Vec<Card>> {
+        caller.require_owner(org_slug)?;
+        self.active(CardType::Org, org_slug).await?;
+        Ok(self
+            .store
+            .cards_of_type(
+                CardType::User,
+                Some(org_slug),
+                page.after.as_deref(),
+                page.limit(),
+            )
+            .await?
+            .into_iter()
+            .filter(|user| user.data["robot"] == json!(true))
+            .collect())
+    }
+
+    /// The images of `org_slug`. Members of the org.
+    pub async fn images(&self, caller: &Caller, org_slug: &str, page: &Page) -> Result<Vec<Card>> {
+        caller.require_member(org_slug)?;
+        self.active(CardType::Org, org_slug).await?;
+        Ok(self
+            .store
+            .cards_of_type(
+                CardType::Image,
+                Some(org_slug),
+                page.after.as_deref(),
+                page.limit(),
+            )
+            .await?)
+    }
+
+    /// The explicit grants on `repository`. Owners of its org.
+    pub async fn grants(&self, caller: &Caller, repository: &str) -> Result<Vec<Grant>> {
+        caller.require_owner(&owning_org(repository)?)?;
+        let image = self.image(repository).await?;
+        Ok(self
+            .store
+            .linked(image.id, LinkVerb::HasAccessTo.inverse())
+            .await?
+            .into_iter()
+            .map(|(holder, data)| Grant {
+                holder,
+                actions: serde_json::from_value(data["actions"].clone()).unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// The user `user_slug`, for whoever manages it.
+    pub async fn user(&self, caller: &Caller, user_slug: &str) -> Result<Card> {
+        let user = self.active(CardType::User, user_slug).await?;
+        self.require_user_manager(caller, &user)?;
+        Ok(user)
+    }
+
+    /// All users. Platform admins only.
+    pub async fn users(&self, caller: &Caller, page: &Page) -> Result<Vec<Card>> {
+        caller.require_platform_admin("list all users")?;
+        Ok(self
+            .store
+            .cards_of_type(CardType::User, None, page.after.as_deref(), page.limit())
+            .await?)
+    }
+
+    /// Replaces the platform roles of `user_slug` (at `revision`). Platform admins only.
+    pub async fn set_roles(
+        &self,
+        caller: &Caller,
+        user_slug: &str,
+        revision: i64,
+        roles: &[String],
+    ) -> Result<Card> {
+        caller.require_platform_admin("change users' roles")?;
+        let user = self.active(CardType::User, user_slug).await?;
+        refuse_builtin("user", &user)?;
+        self.patch(caller, &user, revision, "/data/roles", json!(roles))
+            .await
+    }
+
+    /// All role cards. Platform admins only.
+    pub async fn roles(&self, caller: &Caller, page: &Page) -> Result<Vec<Card>> {
+        caller.require_platform_admin("list roles")?;
+        Ok(self
+            .store
+            .cards_of_type(CardType::Role, None, page.after.as_deref(), page.limit())
+            .await?)
+    }
+
+    /// Creates the role card `role-<name>` whose holders read the cards `read` (a JSON Schema,
+    /// or `true`) admits, and list the catalog when `catalog`. Platform admins only.
+    pub async fn create_role(
+        &self,
+        caller: &Caller,
+        name: &str,
+        read: Value,
+        catalog: bool,
+    ) -> Result<Card> {
+        caller.require_platform_admin("create roles")?;
+        check_name("name", name)?;
+        Ok(self
+            .store
+            .create(
+                &caller.card,
+                NewCard::new(
+                    CardType::Role,
+                    format!("role-{name}"),
+                    json!({"read": read, "catalog": catalog}),
+                )
+                .with_name(name),
+            )
+            .await?)
+    }
+
+    /// Replaces the read schema and catalog flag of the role `role-<name>` (at `revision`).
+    /// Platform admins only.
+    pub async fn update_role(
+        &self,
+        caller: &Caller,
+        name: &str,
+        revision: i64,
+        read: Value,
+        catalog: bool,
+    ) -> Result<Card> {
+        caller.require_platform_admin("change roles")?;
+        let role = self.active(CardType::Role, &format!("role-{name}")).await?;
+        self.patch(
+            caller,
+            &role,
+            revision,
+            "/data",
+            json!({"read": read, "catalog": catalog}),
+        )
+        .await
+    }
+
+    /// Deactivates the role `role-<name>` (at `revision`). Platform admins only.
+    pub async fn deactivate_role(
+        &self,
+        caller: &Caller,
+        name: &str,
+        revision: i64,
+    ) -> Result<Card> {
+        caller.require_platform_admin("deactivate roles")?;
+        let role = self.active(CardType::Role, &format!("role-{name}")).await?;
+        Ok(self
+            .store
+            .deactivate(&caller.card, role.id, Some(revision))
+            .await?)
+    }
+
+    /// Replaces the value at `path` of `card` (at `revision`) with one JSON Patch operation.
+    async fn patch(
+        &self,
+        caller: &Caller,
+        card: &Card,
+        revision: i64,
+        path: &str,
+        value: Value,
+    ) -> Result<Card> {
+        let patch =
+            serde_json::from_value(json!([{"op": "replace", "path": path, "value": value}]))
+                .map_err(|e| AdminError::Invalid(format!("patch: {e}")))?;
+        Ok(self
+            .store
+            .update(&caller.card, card.id, revision, &patch)
+            .await?)
+    }
+
     /// Sets the password (an argon2id hash) of `user_slug`: the user itself, a platform admin,
     /// or an owner of the org a robot belongs to.
     pub async fn set_password(&self, caller: &Caller, user_slug: &str, hash: &str) -> Result<()> {
@@ -429,7 +695,7 @@ impl Admin {
         caller: &Caller,
         user_slug: &str,
         expiration: time::OffsetDateTime,
-        scope: Option<serde_json::Value>,
+        scope: Option<Value>,
     ) -> Result<IssuedSession> {
         let user = self.active(CardType::User, user_slug).await?;
         self.require_user_manager(caller, &user)?;

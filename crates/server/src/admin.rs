@@ -1,21 +1,27 @@
 //! The admin API under `/v1/admin/`: log in and out, and change policy through
 //! `cardgate-admin`, which decides who may change what and records every change with its
-//! event. Served only when the card store is configured.
+//! event. Served only when the card store is configured. Its OpenAPI document is generated
+//! from the handlers' annotations and served at `/v1/admin/openapi.json`.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use cardgate_admin::{Admin, AdminError, Caller};
+use actix_web::web::Query;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, delete, get, patch, post, put, web};
+use cardgate_admin::{Admin, AdminError, Caller, Page};
 use cardgate_authz::{Authentication, Authenticator, Credentials, PluginError};
 use cardgate_authz_cards::{CardAuthenticator, CardAuthorizer, Subject};
 use cardgate_store::{Card, EventFilter, MembershipRole, Store, StoreError, markers_allow};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_actix_web::OpenApiFactory;
 use uuid::Uuid;
 
 /// What the admin handlers share.
@@ -95,8 +101,20 @@ impl ResponseError for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
-        response.json(json!({"error": self.code(), "error_description": description}))
+        response.json(ErrorBody {
+            error: self.code(),
+            error_description: description,
+        })
     }
+}
+
+/// Every error answer: a machine-readable code and a description naming the problem.
+#[derive(Serialize, ToSchema)]
+struct ErrorBody {
+    /// `invalid_request`, `unauthorized`, `forbidden`, `not_found`, `conflict`,
+    /// `precondition_failed`, `temporarily_unavailable` or `server_error`.
+    error: &'static str,
+    error_description: String,
 }
 
 type ApiResult = Result<HttpResponse, ApiError>;
@@ -160,17 +178,63 @@ async fn caller(req: &HttpRequest, state: &AdminState) -> Result<(Caller, Uuid),
     Ok((caller, session_id))
 }
 
-fn card_json(card: &Card) -> Value {
-    json!({
-        "id": card.id,
-        "slug": card.slug,
-        "type": card.card_type,
-        "name": card.name,
-        "markers": card.markers,
-        "data": card.data,
-        "active": card.active,
-        "revision": card.revision,
+/// A card as the API shows it; `revision` is also its `ETag`.
+#[derive(Serialize, ToSchema)]
+struct CardView<'a> {
+    id: Uuid,
+    slug: &'a str,
+    #[serde(rename = "type")]
+    card_type: &'a str,
+    name: Option<&'a str>,
+    markers: &'a [String],
+    data: &'a Value,
+    active: bool,
+    revision: i64,
+}
+
+fn card_json(card: &Card) -> CardView<'_> {
+    CardView {
+        id: card.id,
+        slug: &card.slug,
+        card_type: &card.card_type,
+        name: card.name.as_deref(),
+        markers: &card.markers,
+        data: &card.data,
+        active: card.active,
+        revision: card.revision,
+    }
+}
+
+/// A listing of cards; page on with `?after=<last slug>`.
+#[derive(Serialize, ToSchema)]
+struct CardList<'a> {
+    cards: Vec<CardView<'a>>,
+}
+
+fn card_list(cards: &[Card]) -> HttpResponse {
+    HttpResponse::Ok().json(CardList {
+        cards: cards.iter().map(card_json).collect(),
     })
+}
+
+/// A page of a listing.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct PageQuery {
+    /// Start after this slug (the last one of the previous page).
+    after: Option<String>,
+    /// At most this many cards (default 100, at most 1000).
+    limit: Option<i64>,
+}
+
+impl From<PageQuery> for Page {
+    fn from(q: PageQuery) -> Page {
+        Page {
+            after: q.after,
+            limit: q.limit,
+        }
+    }
 }
 
 /// A card answer, with its revision as the `ETag`.
@@ -197,15 +261,34 @@ fn if_match(req: &HttpRequest) -> Result<i64, ApiError> {
         })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Login {
     username: String,
     password: String,
 }
 
-/// `POST /v1/admin/login` `{username, password}` → a session token for `Bearer`.
-async fn login(state: web::Data<AdminState>, bytes: web::Bytes) -> ApiResult {
+/// A login session's token, for `Authorization: Bearer`.
+#[derive(Serialize, ToSchema)]
+struct LoginAnswer {
+    token: String,
+    user: String,
+    expires_at: String,
+}
+
+/// Logs in with a password; the answer's token is the `Bearer` of every other call.
+#[utoipa::path(
+    tag = "session",
+    request_body = Login,
+    security(()),
+    responses(
+        (status = 200, body = LoginAnswer),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    ),
+)]
+#[post("/login")]
+async fn log_in(state: web::Data<AdminState>, bytes: web::Bytes) -> ApiResult {
     let login: Login = body(&bytes)?;
     let credentials = Credentials::Password {
         username: login.username,
@@ -236,41 +319,102 @@ async fn login(state: web::Data<AdminState>, bytes: web::Bytes) -> ApiResult {
         .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(json!({
-            "token": session.token.expose_secret(),
-            "user": user.slug,
-            "expires_at": expiration.format(&Rfc3339).unwrap_or_default(),
-        })))
+        .json(LoginAnswer {
+            token: session.token.expose_secret().to_owned(),
+            user: user.slug,
+            expires_at: expiration.format(&Rfc3339).unwrap_or_default(),
+        }))
 }
 
-/// `POST /v1/admin/logout`: deactivates the caller's session.
-async fn logout(req: HttpRequest, state: web::Data<AdminState>) -> ApiResult {
+/// Logs out: deactivates the caller's session.
+#[utoipa::path(
+    tag = "session",
+    responses((status = 204), (status = 401, body = ErrorBody)),
+)]
+#[post("/logout")]
+async fn log_out(req: HttpRequest, state: web::Data<AdminState>) -> ApiResult {
     let (caller, session) = caller(&req, &state).await?;
     state.store.deactivate(&caller.card, session, None).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// `GET /v1/admin/whoami`.
-async fn whoami(req: HttpRequest, state: web::Data<AdminState>) -> ApiResult {
-    let (caller, _) = caller(&req, &state).await?;
-    let memberships = state.store.memberships(caller.card.id).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "user": caller.card.slug,
-        "platform_admin": caller.platform_admin,
-        "memberships": memberships
-            .iter()
-            .map(|m| json!({"org": m.org_slug, "role": m.role}))
-            .collect::<Vec<_>>(),
-    })))
+/// An org membership.
+#[derive(Serialize, ToSchema)]
+struct MembershipView {
+    org: String,
+    /// `owner`, `maintainer`, `developer` or `viewer`.
+    #[schema(value_type = String, pattern = "^(owner|maintainer|developer|viewer)$")]
+    role: MembershipRole,
 }
 
-#[derive(Deserialize)]
+/// Who the caller is.
+#[derive(Serialize, ToSchema)]
+struct WhoAmI {
+    user: String,
+    platform_admin: bool,
+    memberships: Vec<MembershipView>,
+}
+
+/// The caller: its user, whether it is a platform admin, its memberships.
+#[utoipa::path(
+    tag = "session",
+    responses((status = 200, body = WhoAmI), (status = 401, body = ErrorBody)),
+)]
+#[get("/whoami")]
+async fn who_am_i(req: HttpRequest, state: web::Data<AdminState>) -> ApiResult {
+    let (caller, _) = caller(&req, &state).await?;
+    let memberships = state.store.memberships(caller.card.id).await?;
+    Ok(HttpResponse::Ok().json(WhoAmI {
+        user: caller.card.slug.clone(),
+        platform_admin: caller.platform_admin,
+        memberships: memberships
+            .into_iter()
+            .map(|m| MembershipView {
+                org: m.org_slug,
+                role: m.role,
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewOrg {
+    /// Lowercase letters, digits and inner `-`; the org's slug is `org-<name>`.
     name: String,
 }
 
-/// `POST /v1/admin/orgs` `{name}`.
+/// The orgs the caller may look inside: all for platform admins, else its own.
+#[utoipa::path(
+    tag = "orgs",
+    responses((status = 200, body = CardList), (status = 401, body = ErrorBody)),
+)]
+#[get("/orgs")]
+async fn list_orgs(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    query: Query<PageQuery>,
+) -> ApiResult {
+    let (caller, _) = caller(&req, &state).await?;
+    let orgs = state
+        .admin
+        .orgs(&caller, &query.into_inner().into())
+        .await?;
+    Ok(card_list(&orgs))
+}
+
+/// Creates an org. Platform admins only.
+#[utoipa::path(
+    tag = "orgs",
+    request_body = NewOrg,
+    responses(
+        (status = 201, body = CardView),
+        (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody),
+    ),
+)]
+#[post("/orgs")]
 async fn create_org(
     req: HttpRequest,
     state: web::Data<AdminState>,
@@ -282,15 +426,46 @@ async fn create_org(
     Ok(with_etag(StatusCode::CREATED, &org))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewUser {
     name: String,
+    /// Platform roles, e.g. `user-default`, `platform-admin`.
     #[serde(default)]
     roles: Vec<String>,
 }
 
-/// `POST /v1/admin/users` `{name, roles}`.
+/// All users. Platform admins only.
+#[utoipa::path(
+    tag = "users",
+    responses((status = 200, body = CardList), (status = 403, body = ErrorBody)),
+)]
+#[get("/users")]
+async fn list_users(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    query: Query<PageQuery>,
+) -> ApiResult {
+    let (caller, _) = caller(&req, &state).await?;
+    let users = state
+        .admin
+        .users(&caller, &query.into_inner().into())
+        .await?;
+    Ok(card_list(&users))
+}
+
+/// Creates a user. Platform admins only.
+#[utoipa::path(
+    tag = "users",
+    request_body = NewUser,
+    responses(
+        (status = 201, body = CardView),
+        (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody),
+    ),
+)]
+#[post("/users")]
 async fn create_user(
     req: HttpRequest,
     state: web::Data<AdminState>,
@@ -305,14 +480,84 @@ async fn create_user(
     Ok(with_etag(StatusCode::CREATED, &user))
 }
 
-#[derive(Deserialize)]
+/// A user, with its revision as the `ETag`: the user itself, platform admins, owners of a
+/// robot's org.
+#[utoipa::path(
+    tag = "users",
+    responses(
+        (status = 200, body = CardView),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
+)]
+#[get("/users/{user}")]
+async fn get_user(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    path: web::Path<String>,
+) -> ApiResult {
+    let (caller, _) = caller(&req, &state).await?;
+    let user = cardgate_authz_cards::user_slug(&path.into_inner());
+    let card = state.admin.user(&caller, &user).await?;
+    Ok(with_etag(StatusCode::OK, &card))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Roles {
+    roles: Vec<String>,
+}
+
+/// Replaces a user's platform roles; `If-Match: "<revision>"` required. Platform admins only.
+#[utoipa::path(
+    tag = "users",
+    request_body = Roles,
+    params(("If-Match" = String, Header, description = "The user's revision (its ETag)")),
+    responses(
+        (status = 200, body = CardView),
+        (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 412, body = ErrorBody),
+    ),
+)]
+#[put("/users/{user}/roles")]
+async fn set_roles(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    path: web::Path<String>,
+    bytes: web::Bytes,
+) -> ApiResult {
+    let (caller, _) = caller(&req, &state).await?;
+    let revision = if_match(&req)?;
+    let new: Roles = body(&bytes)?;
+    let user = cardgate_authz_cards::user_slug(&path.into_inner());
+    let card = state
+        .admin
+        .set_roles(&caller, &user, revision, &new.roles)
+        .await?;
+    Ok(with_etag(StatusCode::OK, &card))
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewPassword {
+    /// At least 8 characters.
     password: String,
 }
 
-/// `PUT /v1/admin/users/{user}/password` `{password}`: stored as an argon2id hash; the event
-/// records the change, never the secret.
+/// Sets a password, stored as an argon2id hash; the event records the change, never the
+/// secret. The user itself, platform admins, owners of a robot's org.
+#[utoipa::path(
+    tag = "users",
+    request_body = NewPassword,
+    responses(
+        (status = 204),
+        (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
+)]
+#[put("/users/{user}/password")]
 async fn set_password(
     req: HttpRequest,
     state: web::Data<AdminState>,
@@ -333,7 +578,16 @@ async fn set_password(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// `DELETE /v1/admin/users/{user}`: deactivates the user.
+/// Deactivates a user: platform admins, owners of a robot's org.
+#[utoipa::path(
+    tag = "users",
+    responses(
+        (status = 200, body = CardView),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
+)]
+#[delete("/users/{user}")]
 async fn deactivate_user(
     req: HttpRequest,
     state: web::Data<AdminState>,
@@ -345,7 +599,7 @@ async fn deactivate_user(
     Ok(with_etag(StatusCode::OK, &card))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewToken {
     /// Lifetime in seconds (default one year).
@@ -356,11 +610,30 @@ struct NewToken {
     scope: Option<Value>,
 }
 
+/// A new token: its secret is shown only here.
+#[derive(Serialize, ToSchema)]
+struct IssuedToken {
+    id: Uuid,
+    token: String,
+    expires_at: Value,
+}
+
 /// Longest token lifetime: ten years.
 const MAX_TOKEN_SECONDS: u64 = 10 * 365 * 24 * 3600;
 
-/// `POST /v1/admin/users/{user}/tokens` `{expires_in_seconds?, scope?}`: a token for CI (the
-/// secret is shown once, only its hash is kept).
+/// Opens a token (for CI robots): the secret is shown once, only its hash is kept. The user
+/// itself, platform admins, owners of a robot's org.
+#[utoipa::path(
+    tag = "users",
+    request_body = NewToken,
+    responses(
+        (status = 201, body = IssuedToken),
+        (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
+)]
+#[post("/users/{user}/tokens")]
 async fn create_token(
     req: HttpRequest,
     state: web::Data<AdminState>,
@@ -388,28 +661,56 @@ async fn create_token(
         .await?;
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(json!({
-            "id": issued.card.id,
-            "token": issued.token.expose_secret(),
-            "expires_at": issued.card.data["expiration"],
-        })))
+        .json(IssuedToken {
+            id: issued.card.id,
+            token: issued.token.expose_secret().to_owned(),
+            expires_at: issued.card.data["expiration"].clone(),
+        }))
 }
 
 /// A session as listed: never its secret's hash.
-fn session_json(card: &Card) -> Value {
-    json!({
-        "id": card.id,
-        "kind": card.data["kind"].as_str().unwrap_or("session"),
-        "client_id": card.data["client_id"],
-        "service": card.data["service"],
-        "expires_at": card.data["expiration"],
-        "scoped": card.data.get("scope").is_some(),
-        "created_at": card.created_at.format(&Rfc3339).unwrap_or_default(),
-    })
+#[derive(Serialize, ToSchema)]
+struct SessionView<'a> {
+    id: Uuid,
+    /// `session` (logins and tokens) or `refresh` (OAuth2 refresh tokens).
+    kind: &'a str,
+    client_id: &'a Value,
+    service: &'a Value,
+    expires_at: &'a Value,
+    /// Whether a scope narrows what it reaches.
+    scoped: bool,
+    created_at: String,
 }
 
-/// `GET /v1/admin/users/{user}/sessions`: sessions, tokens and refresh tokens, without secrets.
-async fn sessions(
+/// The sessions of a user.
+#[derive(Serialize, ToSchema)]
+struct SessionList<'a> {
+    sessions: Vec<SessionView<'a>>,
+}
+
+fn session_json(card: &Card) -> SessionView<'_> {
+    SessionView {
+        id: card.id,
+        kind: card.data["kind"].as_str().unwrap_or("session"),
+        client_id: &card.data["client_id"],
+        service: &card.data["service"],
+        expires_at: &card.data["expiration"],
+        scoped: card.data.get("scope").is_some(),
+        created_at: card.created_at.format(&Rfc3339).unwrap_or_default(),
+    }
+}
+
+/// Sessions, tokens and refresh tokens of a user, without secrets.
+#[utoipa::path(
+    tag = "sessions",
+    responses(
+        (status = 200, body = SessionList),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
+)]
+#[get("/users/{user}/sessions")]
+async fn list_sessions(
     req: HttpRequest,
     state: web::Data<AdminState>,
     path: web::Path<String>,
@@ -417,12 +718,21 @@ async fn sessions(
     let (caller, _) = caller(&req, &state).await?;
     let user = cardgate_authz_cards::user_slug(&path.into_inner());
     let sessions = state.admin.sessions(&caller, &user).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "sessions": sessions.iter().map(session_json).collect::<Vec<_>>(),
-    })))
+    Ok(HttpResponse::Ok().json(SessionList {
+        sessions: sessions.iter().map(session_json).collect(),
+    }))
 }
 
-/// `DELETE /v1/admin/sessions/{id}`: revokes a session, token or refresh token at once.
+/// Revokes a session, token or refresh token at once.
+#[utoipa::path(
+    tag = "sessions",
+    responses(
+        (status = 204),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
+)]
+#[delete("/sessions/{id}")]
 async fn revoke_session(
     req: HttpRequest,
     state: web::Data<AdminState>,
@@ -436,14 +746,72 @@ async fn revoke_session(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewMember {
-    user: String,
+/// A member of an org.
+#[derive(Serialize, ToSchema)]
+struct MemberView<'a> {
+    user: &'a str,
+    /// `owner`, `maintainer`, `developer` or `viewer`.
+    #[schema(value_type = String, pattern = "^(owner|maintainer|developer|viewer)$")]
     role: MembershipRole,
 }
 
-/// `POST /v1/admin/orgs/{org}/members` `{user, role}`.
+/// The members of an org.
+#[derive(Serialize, ToSchema)]
+struct MemberList<'a> {
+    members: Vec<MemberView<'a>>,
+}
+
+/// The members of an org and their roles. Members of the org.
+#[utoipa::path(
+    tag = "orgs",
+    responses(
+        (status = 200, body = MemberList),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
+)]
+#[get("/orgs/{org}/members")]
+async fn list_members(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    path: web::Path<String>,
+) -> ApiResult {
+    let (caller, _) = caller(&req, &state).await?;
+    let org = format!("org-{}", path.into_inner());
+    let members = state.admin.members(&caller, &org).await?;
+    Ok(HttpResponse::Ok().json(MemberList {
+        members: members
+            .iter()
+            .map(|m| MemberView {
+                user: &m.user.slug,
+                role: m.role,
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct NewMember {
+    user: String,
+    /// `owner`, `maintainer`, `developer` or `viewer`.
+    #[schema(value_type = String, pattern = "^(owner|maintainer|developer|viewer)$")]
+    role: MembershipRole,
+}
+
+/// Adds a member with a role. Owners of the org, never above their own role.
+#[utoipa::path(
+    tag = "orgs",
+    request_body = NewMember,
+    responses(
+        (status = 204),
+        (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody),
+    ),
+)]
+#[post("/orgs/{org}/members")]
 async fn add_member(
     req: HttpRequest,
     state: web::Data<AdminState>,
@@ -461,7 +829,53 @@ async fn add_member(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// `DELETE /v1/admin/orgs/{org}/members/{user}`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RoleChange {
+    /// `owner`, `maintainer`, `developer` or `viewer`.
+    #[schema(value_type = String, pattern = "^(owner|maintainer|developer|viewer)$")]
+    role: MembershipRole,
+}
+
+/// Changes a member's role. Owners of the org, never above their own role.
+#[utoipa::path(
+    tag = "orgs",
+    request_body = RoleChange,
+    responses(
+        (status = 204),
+        (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
+)]
+#[put("/orgs/{org}/members/{user}")]
+async fn set_member_role(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    path: web::Path<(String, String)>,
+    bytes: web::Bytes,
+) -> ApiResult {
+    let (caller, _) = caller(&req, &state).await?;
+    let change: RoleChange = body(&bytes)?;
+    let (org, user) = path.into_inner();
+    let user = cardgate_authz_cards::user_slug(&user);
+    state
+        .admin
+        .set_member_role(&caller, &format!("org-{org}"), &user, change.role)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Removes a member. Owners of the org.
+#[utoipa::path(
+    tag = "orgs",
+    responses(
+        (status = 204),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
+)]
+#[delete("/orgs/{org}/members/{user}")]
 async fn remove_member(
     req: HttpRequest,
     state: web::Data<AdminState>,
@@ -477,7 +891,44 @@ async fn remove_member(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// `POST /v1/admin/orgs/{org}/robots` `{name}`: a robot user for CI in the org.
+/// The robots of an org. Owners of the org.
+#[utoipa::path(
+    tag = "orgs",
+    responses(
+        (status = 200, body = CardList),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
+)]
+#[get("/orgs/{org}/robots")]
+async fn list_robots(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    path: web::Path<String>,
+    query: Query<PageQuery>,
+) -> ApiResult {
+    let (caller, _) = caller(&req, &state).await?;
+    let org = format!("org-{}", path.into_inner());
+    let robots = state
+        .admin
+        .robots(&caller, &org, &query.into_inner().into())
+        .await?;
+    Ok(card_list(&robots))
+}
+
+/// Creates a robot user for CI in the org: it reaches only what it is granted. Owners of
+/// the org.
+#[utoipa::path(
+    tag = "orgs",
+    request_body = NewOrg,
+    responses(
+        (status = 201, body = CardView),
+        (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody),
+    ),
+)]
+#[post("/orgs/{org}/robots")]
 async fn create_robot(
     req: HttpRequest,
     state: web::Data<AdminState>,
@@ -491,21 +942,59 @@ async fn create_robot(
     Ok(with_etag(StatusCode::CREATED, &robot))
 }
 
-#[derive(Deserialize)]
+/// The images of an org. Members of the org.
+#[utoipa::path(
+    tag = "images",
+    responses(
+        (status = 200, body = CardList),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
+)]
+#[get("/orgs/{org}/images")]
+async fn list_images(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    path: web::Path<String>,
+    query: Query<PageQuery>,
+) -> ApiResult {
+    let (caller, _) = caller(&req, &state).await?;
+    let org = format!("org-{}", path.into_inner());
+    let images = state
+        .admin
+        .images(&caller, &org, &query.into_inner().into())
+        .await?;
+    Ok(card_list(&images))
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewImage {
+    /// `<org>/<name...>`.
     repository: String,
     #[serde(default)]
     public: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct RepositoryQuery {
     repository: String,
 }
 
-/// `POST /v1/admin/images` `{repository, public}`.
+/// Creates the image of a repository. Owners of its org.
+#[utoipa::path(
+    tag = "images",
+    request_body = NewImage,
+    responses(
+        (status = 201, body = CardView),
+        (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody),
+    ),
+)]
+#[post("/images")]
 async fn create_image(
     req: HttpRequest,
     state: web::Data<AdminState>,
@@ -520,14 +1009,28 @@ async fn create_image(
     Ok(with_etag(StatusCode::CREATED, &image))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ImageChange {
     repository: String,
     public: bool,
 }
 
-/// `PATCH /v1/admin/images` `{repository, public}` with `If-Match: "<revision>"`.
+/// Opens an image to the public or closes it; `If-Match: "<revision>"` required. Owners of
+/// its org.
+#[utoipa::path(
+    tag = "images",
+    request_body = ImageChange,
+    params(("If-Match" = String, Header, description = "The image's revision (its ETag)")),
+    responses(
+        (status = 200, body = CardView),
+        (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 412, body = ErrorBody),
+    ),
+)]
+#[patch("/images")]
 async fn set_public(
     req: HttpRequest,
     state: web::Data<AdminState>,
@@ -543,11 +1046,23 @@ async fn set_public(
     Ok(with_etag(StatusCode::OK, &image))
 }
 
-/// `DELETE /v1/admin/images?repository=...` with `If-Match`.
+/// Deactivates an image; `If-Match` required. Its name is never recreated by a push. Owners
+/// of its org.
+#[utoipa::path(
+    tag = "images",
+    params(("If-Match" = String, Header, description = "The image's revision (its ETag)")),
+    responses(
+        (status = 200, body = CardView),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 412, body = ErrorBody),
+    ),
+)]
+#[delete("/images")]
 async fn deactivate_image(
     req: HttpRequest,
     state: web::Data<AdminState>,
-    query: web::Query<RepositoryQuery>,
+    query: Query<RepositoryQuery>,
 ) -> ApiResult {
     let (caller, _) = caller(&req, &state).await?;
     let revision = if_match(&req)?;
@@ -558,23 +1073,79 @@ async fn deactivate_image(
     Ok(with_etag(StatusCode::OK, &image))
 }
 
-#[derive(Deserialize)]
+/// An explicit grant.
+#[derive(Serialize, ToSchema)]
+struct GrantView<'a> {
+    holder: &'a str,
+    actions: &'a [String],
+}
+
+/// The explicit grants on an image.
+#[derive(Serialize, ToSchema)]
+struct GrantList<'a> {
+    grants: Vec<GrantView<'a>>,
+}
+
+/// The explicit grants on a repository. Owners of its org.
+#[utoipa::path(
+    tag = "grants",
+    responses(
+        (status = 200, body = GrantList),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
+)]
+#[get("/grants")]
+async fn list_grants(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    query: Query<RepositoryQuery>,
+) -> ApiResult {
+    let (caller, _) = caller(&req, &state).await?;
+    let grants = state.admin.grants(&caller, &query.repository).await?;
+    Ok(HttpResponse::Ok().json(GrantList {
+        grants: grants
+            .iter()
+            .map(|g| GrantView {
+                holder: &g.holder.slug,
+                actions: &g.actions,
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct GrantBody {
+    /// A user or org slug (`user-ci`, `org-acme`).
     holder: String,
     repository: String,
+    /// `pull`, `push`, `delete`, `*`.
     actions: Vec<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct GrantQuery {
     holder: String,
     repository: String,
 }
 
-/// `POST /v1/admin/grants` `{holder, repository, actions}`: holder is a user or org slug.
-async fn grant(req: HttpRequest, state: web::Data<AdminState>, bytes: web::Bytes) -> ApiResult {
+/// Grants a user or org actions on a repository. Owners of its org.
+#[utoipa::path(
+    tag = "grants",
+    request_body = GrantBody,
+    responses(
+        (status = 204),
+        (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody),
+    ),
+)]
+#[post("/grants")]
+async fn add_grant(req: HttpRequest, state: web::Data<AdminState>, bytes: web::Bytes) -> ApiResult {
     let (caller, _) = caller(&req, &state).await?;
     let grant: GrantBody = body(&bytes)?;
     state
@@ -584,11 +1155,20 @@ async fn grant(req: HttpRequest, state: web::Data<AdminState>, bytes: web::Bytes
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// `DELETE /v1/admin/grants?holder=...&repository=...`.
-async fn revoke(
+/// Revokes a grant. Owners of the repository's org.
+#[utoipa::path(
+    tag = "grants",
+    responses(
+        (status = 204),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
+)]
+#[delete("/grants")]
+async fn revoke_grant(
     req: HttpRequest,
     state: web::Data<AdminState>,
-    query: web::Query<GrantQuery>,
+    query: Query<GrantQuery>,
 ) -> ApiResult {
     let (caller, _) = caller(&req, &state).await?;
     state
@@ -598,25 +1178,164 @@ async fn revoke(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+struct RoleBody {
+    /// A JSON Schema the cards holders of the role may read must satisfy, or `true`.
+    read: Value,
+    /// Whether holders may list the registry catalog.
+    #[serde(default)]
+    catalog: bool,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct NewRole {
+    name: String,
+    read: Value,
+    #[serde(default)]
+    catalog: bool,
+}
+
+/// All role cards. Platform admins only.
+#[utoipa::path(
+    tag = "roles",
+    responses((status = 200, body = CardList), (status = 403, body = ErrorBody)),
+)]
+#[get("/roles")]
+async fn list_roles(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    query: Query<PageQuery>,
+) -> ApiResult {
+    let (caller, _) = caller(&req, &state).await?;
+    let roles = state
+        .admin
+        .roles(&caller, &query.into_inner().into())
+        .await?;
+    Ok(card_list(&roles))
+}
+
+/// Creates the role card `role-<name>`. Platform admins only.
+#[utoipa::path(
+    tag = "roles",
+    request_body = NewRole,
+    responses(
+        (status = 201, body = CardView),
+        (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody),
+    ),
+)]
+#[post("/roles")]
+async fn create_role(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    bytes: web::Bytes,
+) -> ApiResult {
+    let (caller, _) = caller(&req, &state).await?;
+    let new: NewRole = body(&bytes)?;
+    let role = state
+        .admin
+        .create_role(&caller, &new.name, new.read, new.catalog)
+        .await?;
+    Ok(with_etag(StatusCode::CREATED, &role))
+}
+
+/// Replaces a role's read schema and catalog flag; `If-Match` required. Platform admins only.
+#[utoipa::path(
+    tag = "roles",
+    request_body = RoleBody,
+    params(("If-Match" = String, Header, description = "The role's revision (its ETag)")),
+    responses(
+        (status = 200, body = CardView),
+        (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 412, body = ErrorBody),
+    ),
+)]
+#[put("/roles/{role}")]
+async fn update_role(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    path: web::Path<String>,
+    bytes: web::Bytes,
+) -> ApiResult {
+    let (caller, _) = caller(&req, &state).await?;
+    let revision = if_match(&req)?;
+    let change: RoleBody = body(&bytes)?;
+    let role = state
+        .admin
+        .update_role(
+            &caller,
+            &path.into_inner(),
+            revision,
+            change.read,
+            change.catalog,
+        )
+        .await?;
+    Ok(with_etag(StatusCode::OK, &role))
+}
+
+/// Deactivates a role; `If-Match` required. Platform admins only.
+#[utoipa::path(
+    tag = "roles",
+    params(("If-Match" = String, Header, description = "The role's revision (its ETag)")),
+    responses(
+        (status = 200, body = CardView),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 412, body = ErrorBody),
+    ),
+)]
+#[delete("/roles/{role}")]
+async fn deactivate_role(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    path: web::Path<String>,
+) -> ApiResult {
+    let (caller, _) = caller(&req, &state).await?;
+    let revision = if_match(&req)?;
+    let role = state
+        .admin
+        .deactivate_role(&caller, &path.into_inner(), revision)
+        .await?;
+    Ok(with_etag(StatusCode::OK, &role))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct EventQuery {
+    /// Only events about this card.
     target: Option<Uuid>,
+    /// Only events by this user card.
     actor: Option<Uuid>,
+    /// RFC 3339; only events at or after.
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>)]
     since: Option<OffsetDateTime>,
+    /// RFC 3339; only events before.
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>)]
     until: Option<OffsetDateTime>,
+    /// At most this many (default 100, at most 1000).
     #[serde(default)]
     limit: Option<i64>,
 }
 
-/// `GET /v1/admin/events?target=&actor=&since=&until=&limit=`: newest first, only events of
-/// cards the caller can see (platform admins see all).
-async fn events(
+/// The audit trail, newest first: only events of cards the caller can see (platform admins
+/// see all).
+#[utoipa::path(
+    tag = "events",
+    responses((status = 200, body = CardList), (status = 400, body = ErrorBody)),
+)]
+#[get("/events")]
+async fn list_events(
     req: HttpRequest,
     state: web::Data<AdminState>,
-    query: web::Query<EventQuery>,
+    query: Query<EventQuery>,
 ) -> ApiResult {
     let (caller, _) = caller(&req, &state).await?;
     let query = query.into_inner();
@@ -640,30 +1359,43 @@ async fn events(
             .into_iter()
             .map(|m| m.org_slug),
     );
-    let visible: Vec<Value> = events
-        .iter()
+    let visible: Vec<Card> = events
+        .into_iter()
         .filter(|e| caller.platform_admin || markers_allow(&e.markers, &markers))
-        .map(card_json)
         .collect();
-    Ok(HttpResponse::Ok().json(json!({"events": visible})))
+    Ok(HttpResponse::Ok().json(json!({
+        "events": visible.iter().map(card_json).collect::<Vec<_>>(),
+    })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ExplainQuery {
     /// The account to explain for; empty or absent: an anonymous request.
     #[serde(default)]
     account: String,
+    /// One scope, e.g. `repository:acme/web:pull,push`.
     scope: String,
 }
 
-/// `GET /v1/admin/explain?account=&scope=`: per requested action, granted or denied and why,
-/// decided exactly as for a token request with that account's password. Platform admins for
-/// anything; an org's owners only for their org's repositories.
-async fn explain(
+/// Per requested action, granted or denied and why, decided exactly as for a token request
+/// with that account's password. Platform admins for anything; an org's owners only for
+/// their org's repositories.
+#[utoipa::path(
+    tag = "explain",
+    responses(
+        (status = 200, body = Object),
+        (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
+)]
+#[get("/explain")]
+async fn explain_access(
     req: HttpRequest,
     state: web::Data<AdminState>,
-    query: web::Query<ExplainQuery>,
+    query: Query<ExplainQuery>,
 ) -> ApiResult {
     let (caller, _) = caller(&req, &state).await?;
     let scope: cardgate_token::Scope = query
@@ -710,32 +1442,109 @@ async fn explain(
     })))
 }
 
+/// This document.
+#[utoipa::path(tag = "session", security(()), responses((status = 200, body = Object)))]
+#[get("/openapi.json")]
+async fn openapi_json() -> HttpResponse {
+    match &*DOCUMENT {
+        Ok(document) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(document.clone()),
+        Err(e) => ApiError::BadRequest(format!("the OpenAPI document: {e}")).error_response(),
+    }
+}
+
+/// The admin scope: every handler above, each registered (and documented) once.
+fn scope() -> utoipa_actix_web::scope::Scope<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    utoipa_actix_web::scope("/v1/admin")
+        .service(log_in)
+        .service(log_out)
+        .service(who_am_i)
+        .service(list_orgs)
+        .service(create_org)
+        .service(list_members)
+        .service(add_member)
+        .service(set_member_role)
+        .service(remove_member)
+        .service(list_robots)
+        .service(create_robot)
+        .service(list_images)
+        .service(list_users)
+        .service(create_user)
+        .service(get_user)
+        .service(set_roles)
+        .service(deactivate_user)
+        .service(set_password)
+        .service(create_token)
+        .service(list_sessions)
+        .service(revoke_session)
+        .service(create_image)
+        .service(set_public)
+        .service(deactivate_image)
+        .service(list_grants)
+        .service(add_grant)
+        .service(revoke_grant)
+        .service(list_roles)
+        .service(create_role)
+        .service(update_role)
+        .service(deactivate_role)
+        .service(list_events)
+        .service(explain_access)
+        .service(openapi_json)
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "cardgate admin API",
+        description = "Policy changes on the card store: audited, in force for the next token request."
+    ),
+    security(("bearer" = [])),
+    modifiers(&BearerAuth),
+)]
+struct AdminApi;
+
+/// The `bearer` security scheme: a login session token `<id>.<secret>`.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+    }
+}
+
+/// The admin API's OpenAPI document, generated from the handlers' annotations.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let scope = scope();
+    let mut api = AdminApi::openapi();
+    api.paths.merge(scope.paths());
+    let mut schemas = Vec::new();
+    scope.schemas(&mut schemas);
+    api.components
+        .get_or_insert_with(Default::default)
+        .schemas
+        .extend(schemas);
+    api
+}
+
+static DOCUMENT: LazyLock<Result<String, String>> =
+    LazyLock::new(|| openapi().to_pretty_json().map_err(|e| e.to_string()));
+
 /// Registers the admin routes under `/v1/admin`.
 pub fn configure(config: &mut web::ServiceConfig) {
-    config.service(
-        web::scope("/v1/admin")
-            .route("/login", web::post().to(login))
-            .route("/logout", web::post().to(logout))
-            .route("/whoami", web::get().to(whoami))
-            .route("/orgs", web::post().to(create_org))
-            .route("/orgs/{org}/members", web::post().to(add_member))
-            .route(
-                "/orgs/{org}/members/{user}",
-                web::delete().to(remove_member),
-            )
-            .route("/orgs/{org}/robots", web::post().to(create_robot))
-            .route("/users", web::post().to(create_user))
-            .route("/users/{user}", web::delete().to(deactivate_user))
-            .route("/users/{user}/password", web::put().to(set_password))
-            .route("/users/{user}/tokens", web::post().to(create_token))
-            .route("/users/{user}/sessions", web::get().to(sessions))
-            .route("/sessions/{id}", web::delete().to(revoke_session))
-            .route("/images", web::post().to(create_image))
-            .route("/images", web::patch().to(set_public))
-            .route("/images", web::delete().to(deactivate_image))
-            .route("/grants", web::post().to(grant))
-            .route("/grants", web::delete().to(revoke))
-            .route("/events", web::get().to(events))
-            .route("/explain", web::get().to(explain)),
-    );
+    config.service(scope());
 }

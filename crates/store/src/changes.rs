@@ -411,6 +411,62 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces the data of the active link `from` `verb` `to` (and its inverse), e.g. a
+    /// membership's role or a grant's actions; writes a `link` event with the previous data.
+    pub async fn update_link(
+        &self,
+        actor: &Card,
+        from: &Card,
+        verb: LinkVerb,
+        to: &Card,
+        data: Value,
+    ) -> Result<()> {
+        check_link(verb, &data)
+            .map_err(|e| StoreError::Invalid(format!("link `{}`: {e}", verb.name())))?;
+        let mut tx = self.pool.begin().await?;
+        let previous: Option<(Value,)> = sqlx::query_as(
+            "SELECT data FROM links WHERE active AND from_id = $1 AND name = $2 AND to_id = $3 \
+             FOR UPDATE",
+        )
+        .bind(from.id)
+        .bind(verb.name())
+        .bind(to.id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((previous,)) = previous else {
+            return Err(StoreError::NotFound(format!(
+                "link {} {} {}",
+                from.slug,
+                verb.name(),
+                to.slug
+            )));
+        };
+        sqlx::query(
+            "UPDATE links SET data = $5, updated_at = now() WHERE active AND \
+             ((from_id = $1 AND name = $2 AND to_id = $3) OR (from_id = $3 AND name = $4 AND to_id = $1))",
+        )
+        .bind(from.id)
+        .bind(verb.name())
+        .bind(to.id)
+        .bind(verb.inverse())
+        .bind(&data)
+        .execute(&mut *tx)
+        .await?;
+        let payload = json!({
+            "verb": verb.name(), "from": from.id, "to": to.id, "data": data, "previous": previous,
+        });
+        record(
+            &mut tx,
+            CardType::LinkEvent,
+            actor.id,
+            verb.event_target(from, to),
+            payload,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Removes the active link `from` `verb` `to` (and its inverse); writes the `unlink` event.
     pub async fn unlink(&self, actor: &Card, from: &Card, verb: LinkVerb, to: &Card) -> Result<()> {
         let mut tx = self.pool.begin().await?;

@@ -297,6 +297,53 @@ impl Store {
             .await?)
     }
 
+    /// Up to `limit` active cards of `card_type`, by slug after `after`; only those carrying
+    /// `marker` when given.
+    pub async fn cards_of_type(
+        &self,
+        card_type: CardType,
+        marker: Option<&str>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Card>> {
+        let query = format!(
+            "SELECT {CARD_COLUMNS} FROM cards WHERE split_part(type, '@', 1) = $1 AND active \
+             AND ($2::text IS NULL OR markers @> ARRAY[$2::text]) \
+             AND ($3::text IS NULL OR slug > $3) ORDER BY slug LIMIT $4"
+        );
+        Ok(sqlx::query_as::<_, Card>(sqlx::AssertSqlSafe(query))
+            .bind(card_type.name())
+            .bind(marker)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// The active cards that active links named `name` lead to from `from`, with each link's
+    /// data, by slug: an org's members (`has member`), an image's grantees (`is accessible by`).
+    pub async fn linked(&self, from: Uuid, name: &str) -> Result<Vec<(Card, Value)>> {
+        let links: Vec<(Uuid, Value)> = sqlx::query_as(
+            "SELECT to_id, data FROM links WHERE from_id = $1 AND name = $2 AND active",
+        )
+        .bind(from)
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?;
+        let ids: Vec<Uuid> = links.iter().map(|(id, _)| *id).collect();
+        let query =
+            format!("SELECT {CARD_COLUMNS} FROM cards WHERE id = ANY($1) AND active ORDER BY slug");
+        let cards = sqlx::query_as::<_, Card>(sqlx::AssertSqlSafe(query))
+            .bind(&ids)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut data: std::collections::HashMap<Uuid, Value> = links.into_iter().collect();
+        Ok(cards
+            .into_iter()
+            .filter_map(|card| data.remove(&card.id).map(|d| (card, d)))
+            .collect())
+    }
+
     /// The underlying pool (for the plugins' own queries and tests).
     pub fn pool(&self) -> &PgPool {
         &self.pool
