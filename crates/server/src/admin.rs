@@ -119,9 +119,14 @@ struct ErrorBody {
 
 type ApiResult = Result<HttpResponse, ApiError>;
 
-/// A JSON body; malformed ones are 400 naming the problem.
+/// A JSON body; malformed ones are 400 naming the field (or the body, when it is not JSON).
 fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("body: {e}")))
+    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { "body".to_owned() } else { path };
+        ApiError::BadRequest(format!("{field}: {}", e.inner()))
+    })
 }
 
 /// The caller behind `Authorization: Bearer <session id>.<secret>`, and the session id.

@@ -786,3 +786,463 @@ async fn refresh_tokens_show_in_the_session_listing_and_are_revoked_there() {
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["error"], "invalid_grant");
 }
+
+/// Every route of the admin API, as `METHOD /path`.
+const ROUTES: [&str; 34] = [
+    "POST /v1/admin/login",
+    "POST /v1/admin/logout",
+    "GET /v1/admin/whoami",
+    "GET /v1/admin/orgs",
+    "POST /v1/admin/orgs",
+    "GET /v1/admin/orgs/{org}/members",
+    "POST /v1/admin/orgs/{org}/members",
+    "PUT /v1/admin/orgs/{org}/members/{user}",
+    "DELETE /v1/admin/orgs/{org}/members/{user}",
+    "GET /v1/admin/orgs/{org}/robots",
+    "POST /v1/admin/orgs/{org}/robots",
+    "GET /v1/admin/orgs/{org}/images",
+    "GET /v1/admin/users",
+    "POST /v1/admin/users",
+    "GET /v1/admin/users/{user}",
+    "DELETE /v1/admin/users/{user}",
+    "PUT /v1/admin/users/{user}/roles",
+    "PUT /v1/admin/users/{user}/password",
+    "POST /v1/admin/users/{user}/tokens",
+    "GET /v1/admin/users/{user}/sessions",
+    "DELETE /v1/admin/sessions/{id}",
+    "POST /v1/admin/images",
+    "PATCH /v1/admin/images",
+    "DELETE /v1/admin/images",
+    "GET /v1/admin/grants",
+    "POST /v1/admin/grants",
+    "DELETE /v1/admin/grants",
+    "GET /v1/admin/roles",
+    "POST /v1/admin/roles",
+    "PUT /v1/admin/roles/{role}",
+    "DELETE /v1/admin/roles/{role}",
+    "GET /v1/admin/events",
+    "GET /v1/admin/explain",
+    "GET /v1/admin/openapi.json",
+];
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route_and_every_listed_route_is_served() {
+    let api = Api::new().await;
+    let response = api
+        .call(Method::GET, "/v1/admin/openapi.json", None, None)
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let document: Value = response.json().await.unwrap();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    let mut listed: Vec<String> = document["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |method| format!("{} {path}", method.to_uppercase()))
+        })
+        .collect();
+    listed.sort();
+    let mut expected: Vec<String> = ROUTES.iter().map(|r| r.to_string()).collect();
+    expected.sort();
+    assert_eq!(listed, expected);
+    assert!(
+        document["components"]["schemas"]
+            .as_object()
+            .unwrap()
+            .contains_key("ErrorBody")
+    );
+
+    // Each listed route is served: without credentials it answers anything but the server's
+    // "no such endpoint", which a route the document does not list does get.
+    let served = |method: &str, path: &str| {
+        let api = &api;
+        let (method, path) = (method.parse::<Method>().unwrap(), path.to_owned());
+        async move {
+            let concrete = path
+                .replace("{id}", "00000000-0000-0000-0000-000000000000")
+                .replace(['{', '}'], "");
+            let response = api.call(method, &concrete, None, None).await;
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            body["error_description"] != "no such endpoint"
+        }
+    };
+    for route in ROUTES {
+        let (method, path) = route.split_once(' ').unwrap();
+        assert!(served(method, path).await, "{route} is not served");
+    }
+    assert!(!served("PUT", "/v1/admin/orgs").await);
+    assert!(!served("GET", "/v1/admin/nothing").await);
+}
+
+#[tokio::test]
+async fn listings_show_each_caller_only_what_its_role_lets_it_see() {
+    let api = Api::new().await;
+    let (olivia, mark, gina, admin) = (
+        api.login("olivia").await,
+        api.login("mark").await,
+        api.login("gina").await,
+        api.login("admin").await,
+    );
+    let slugs = |body: &Value, list: &str, field: &str| -> Vec<String> {
+        body[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c[field].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (status, body) = api
+        .status(Method::GET, "/v1/admin/orgs", &olivia, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(slugs(&body, "cards", "slug"), ["org-acme"]);
+    let (_, body) = api
+        .status(Method::GET, "/v1/admin/orgs", &admin, None)
+        .await;
+    assert_eq!(slugs(&body, "cards", "slug"), ["org-acme", "org-globex"]);
+
+    let (status, body) = api
+        .status(Method::GET, "/v1/admin/orgs/acme/members", &mark, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body["members"],
+        json!([{"user": "user-mark", "role": "maintainer"}, {"user": "user-olivia", "role": "owner"}])
+    );
+    let (status, _) = api
+        .status(Method::GET, "/v1/admin/orgs/acme/members", &gina, None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (status, body) = api
+        .status(Method::GET, "/v1/admin/orgs/acme/images", &mark, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(slugs(&body, "cards", "name"), ["acme/web"]);
+    let (status, _) = api
+        .status(Method::GET, "/v1/admin/orgs/acme/images", &gina, None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (status, _) = api
+        .status(
+            Method::POST,
+            "/v1/admin/orgs/acme/robots",
+            &olivia,
+            Some(json!({"name": "ci-bot"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = api
+        .status(Method::GET, "/v1/admin/orgs/acme/robots", &olivia, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(slugs(&body, "cards", "slug"), ["user-ci-bot"]);
+    let (status, _) = api
+        .status(Method::GET, "/v1/admin/orgs/acme/robots", &mark, None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (status, _) = api
+        .status(
+            Method::POST,
+            "/v1/admin/grants",
+            &olivia,
+            Some(json!({"holder": "user-ci-bot", "repository": "acme/web", "actions": ["push", "pull"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = api
+        .status(
+            Method::GET,
+            "/v1/admin/grants?repository=acme/web",
+            &olivia,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body["grants"],
+        json!([{"holder": "user-ci-bot", "actions": ["push", "pull"]}])
+    );
+    for caller in [&mark, &gina] {
+        let (status, _) = api
+            .status(
+                Method::GET,
+                "/v1/admin/grants?repository=acme/web",
+                caller,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+
+    // All users: platform admins only, paged by slug.
+    let (status, _) = api
+        .status(Method::GET, "/v1/admin/users", &olivia, None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, all) = api
+        .status(Method::GET, "/v1/admin/users", &admin, None)
+        .await;
+    let all = slugs(&all, "cards", "slug");
+    assert!(all.contains(&"user-olivia".to_owned()) && all.contains(&"user-ci-bot".to_owned()));
+    let (_, first) = api
+        .status(Method::GET, "/v1/admin/users?limit=2", &admin, None)
+        .await;
+    let first = slugs(&first, "cards", "slug");
+    assert_eq!(first, all[..2]);
+    let (_, next) = api
+        .status(
+            Method::GET,
+            &format!("/v1/admin/users?limit=2&after={}", first[1]),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(slugs(&next, "cards", "slug"), all[2..4]);
+    let (status, body) = api
+        .status(Method::GET, "/v1/admin/users?limit=x", &admin, None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+#[tokio::test]
+async fn membership_roles_change_inside_the_owners_org_and_count_at_the_next_token_request() {
+    let api = Api::new().await;
+    let (olivia, mark, gina) = (
+        api.login("olivia").await,
+        api.login("mark").await,
+        api.login("gina").await,
+    );
+    let actions = |api: &Api| {
+        let base = api.base.clone();
+        async move {
+            let response = token(
+                &base,
+                Some(("plain", "plain-password")),
+                "repository:acme/web:pull,push",
+            )
+            .await;
+            assert_eq!(response.status(), StatusCode::OK);
+            access(&response.json().await.unwrap())[0]["actions"].clone()
+        }
+    };
+    let (status, body) = api
+        .status(
+            Method::PUT,
+            "/v1/admin/orgs/acme/members/plain",
+            &olivia,
+            Some(json!({"role": "developer"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "not a member yet: {body}");
+    let (status, _) = api
+        .status(
+            Method::POST,
+            "/v1/admin/orgs/acme/members",
+            &olivia,
+            Some(json!({"user": "plain", "role": "viewer"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(actions(&api).await, json!(["pull"]));
+
+    for (caller, expected) in [
+        (&mark, StatusCode::FORBIDDEN),
+        (&gina, StatusCode::FORBIDDEN),
+    ] {
+        let (status, _) = api
+            .status(
+                Method::PUT,
+                "/v1/admin/orgs/acme/members/plain",
+                caller,
+                Some(json!({"role": "developer"})),
+            )
+            .await;
+        assert_eq!(status, expected);
+    }
+    let (status, body) = api
+        .status(
+            Method::PUT,
+            "/v1/admin/orgs/acme/members/plain",
+            &olivia,
+            Some(json!({"role": "emperor"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error_description"].as_str().unwrap().contains("role"),
+        "{body}"
+    );
+    assert_eq!(actions(&api).await, json!(["pull"]));
+
+    let (status, _) = api
+        .status(
+            Method::PUT,
+            "/v1/admin/orgs/acme/members/plain",
+            &olivia,
+            Some(json!({"role": "developer"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(actions(&api).await, json!(["pull", "push"]));
+
+    // The change is audited with the previous role.
+    let acme = api.f.store.card_by_slug("org-acme").await.unwrap().unwrap();
+    let (_, events) = api
+        .status(
+            Method::GET,
+            &format!("/v1/admin/events?target={}&limit=1", acme.id),
+            &olivia,
+            None,
+        )
+        .await;
+    let latest = &events["events"][0]["data"]["payload"];
+    assert_eq!(latest["data"], json!({"role": "developer"}), "{events}");
+    assert_eq!(latest["previous"], json!({"role": "viewer"}));
+}
+
+#[tokio::test]
+async fn platform_roles_and_role_cards_are_platform_admins_alone_and_in_force_at_once() {
+    let api = Api::new().await;
+    let (olivia, admin) = (api.login("olivia").await, api.login("admin").await);
+    let pull = |api: &Api| {
+        let base = api.base.clone();
+        async move {
+            let response = token(
+                &base,
+                Some(("mark", "mark-password")),
+                "repository:acme/web:pull",
+            )
+            .await;
+            assert_eq!(response.status(), StatusCode::OK);
+            access(&response.json().await.unwrap())[0]["actions"].clone()
+        }
+    };
+    assert_eq!(pull(&api).await, json!(["pull"]));
+    let api_only =
+        json!({"properties": {"data": {"properties": {"repository": {"pattern": "^acme/api"}}}}});
+
+    // Owners are refused everything platform-wide.
+    for (method, path, body) in [
+        (Method::GET, "/v1/admin/roles", None),
+        (
+            Method::POST,
+            "/v1/admin/roles",
+            Some(json!({"name": "api-only", "read": api_only})),
+        ),
+        (
+            Method::PUT,
+            "/v1/admin/users/mark/roles",
+            Some(json!({"roles": ["api-only"]})),
+        ),
+    ] {
+        let response = api
+            .client
+            .request(method.clone(), format!("{}{path}", api.base))
+            .bearer_auth(&olivia)
+            .header("If-Match", "\"1\"")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{method} {path}");
+    }
+
+    let (status, body) = api
+        .status(
+            Method::POST,
+            "/v1/admin/roles",
+            &admin,
+            Some(json!({"name": "broken", "read": {"type": 5}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("data/read"),
+        "{body}"
+    );
+    let (status, role) = api
+        .status(
+            Method::POST,
+            "/v1/admin/roles",
+            &admin,
+            Some(json!({"name": "api-only", "read": api_only})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{role}");
+
+    // Mark's roles: read the revision, then replace them; a stale revision changes nothing.
+    let response = api
+        .call(Method::GET, "/v1/admin/users/mark", Some(&admin), None)
+        .await;
+    let etag = response.headers()["etag"].to_str().unwrap().to_owned();
+    let set_roles = |revision: String, roles: Value| {
+        let api = &api;
+        let admin = admin.clone();
+        async move {
+            api.client
+                .put(format!("{}/v1/admin/users/mark/roles", api.base))
+                .bearer_auth(admin)
+                .header("If-Match", revision)
+                .json(&json!({"roles": roles}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let changed = set_roles(etag.clone(), json!(["api-only"])).await;
+    assert_eq!(changed.status(), StatusCode::OK);
+    assert_eq!(
+        pull(&api).await,
+        json!([]),
+        "acme/web is no longer readable"
+    );
+    let stale = set_roles(etag, json!(["user-default"])).await;
+    assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
+    assert_eq!(pull(&api).await, json!([]));
+
+    // Widening the role's read schema is in force at once; deactivating the role too.
+    let revision = role["revision"].to_string();
+    let response = api
+        .client
+        .put(format!("{}/v1/admin/roles/api-only", api.base))
+        .bearer_auth(&admin)
+        .header("If-Match", format!("\"{revision}\""))
+        .json(&json!({"read": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let etag = response.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(pull(&api).await, json!(["pull"]));
+    let (status, listed) = api
+        .status(Method::GET, "/v1/admin/roles", &admin, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        listed["cards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["slug"] == "role-api-only" && r["data"]["read"] == json!(true))
+    );
+    let response = api
+        .client
+        .delete(format!("{}/v1/admin/roles/api-only", api.base))
+        .bearer_auth(&admin)
+        .header("If-Match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(pull(&api).await, json!([]));
+}
