@@ -73,17 +73,22 @@ async fn seed(store: &Store) -> anyhow::Result<()> {
         let card = match store.card_by_slug(&format!("user-{name}")).await? {
             Some(existing) => existing,
             None => {
-                let data = if name == "ci-robot" {
-                    json!({"roles": ["user-default"], "robot": true})
-                } else {
-                    json!({"roles": ["user-default"]})
-                };
-                store
-                    .create(
-                        &admin,
-                        NewCard::new(CardType::User, format!("user-{name}"), data),
+                // The robot belongs to acme, as `cardgate admin robots create` makes them.
+                let new = if name == "ci-robot" {
+                    NewCard::new(
+                        CardType::User,
+                        format!("user-{name}"),
+                        json!({"roles": ["user-default"], "robot": true}),
                     )
-                    .await?
+                    .with_markers(vec!["org-acme".to_owned()])
+                } else {
+                    NewCard::new(
+                        CardType::User,
+                        format!("user-{name}"),
+                        json!({"roles": ["user-default"]}),
+                    )
+                };
+                store.create(&admin, new).await?
             }
         };
         let hash = cardgate_authz_static::hash_password(&SecretString::from(demo_password(name)))?;

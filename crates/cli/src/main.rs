@@ -1,6 +1,8 @@
 //! The `cardgate` command line: a thin shell over `cardgate-server` (serve, dev) and
-//! `cardgate-token` (keygen), plus `hash-password` for static users.
+//! `cardgate-token` (keygen), plus `hash-password` for static users and `admin`, a client of
+//! the admin API.
 
+mod admin;
 mod dev;
 mod keygen;
 
@@ -54,6 +56,8 @@ enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+    /// Change policy through a running server's admin API (`cardgate admin --help`).
+    Admin(admin::AdminArgs),
     /// Run on the embedded dev defaults: dev keys, demo users, 127.0.0.1.
     Dev(dev::DevArgs),
     /// Generate a signing key, its certificate, key ID and JWKS.
@@ -186,6 +190,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keygen(args) => keygen::run(args),
+        Command::Admin(args) => admin::run(args).await,
         Command::HashPassword => {
             println!("{}", read_password_hash()?);
             Ok(())

@@ -1334,7 +1334,7 @@ struct EventQuery {
 /// see all).
 #[utoipa::path(
     tag = "events",
-    responses((status = 200, body = CardList), (status = 400, body = ErrorBody)),
+    responses((status = 200, body = EventList), (status = 400, body = ErrorBody)),
 )]
 #[get("/events")]
 async fn list_events(
@@ -1368,9 +1368,49 @@ async fn list_events(
         .into_iter()
         .filter(|e| caller.platform_admin || markers_allow(&e.markers, &markers))
         .collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "events": visible.iter().map(card_json).collect::<Vec<_>>(),
-    })))
+    // Who acted and on what, by slug: each card looked up once.
+    let mut slugs: std::collections::HashMap<Uuid, Option<String>> = Default::default();
+    for event in &visible {
+        for field in ["actor", "target"] {
+            if let Some(id) = event.data[field].as_str().and_then(|id| id.parse().ok())
+                && !slugs.contains_key(&id)
+            {
+                let slug = state.store.card_by_id(id).await?.map(|card| card.slug);
+                slugs.insert(id, slug);
+            }
+        }
+    }
+    let slug_of = |event: &Card, field: &str| {
+        event.data[field]
+            .as_str()
+            .and_then(|id| id.parse::<Uuid>().ok())
+            .and_then(|id| slugs.get(&id).cloned().flatten())
+    };
+    Ok(HttpResponse::Ok().json(EventList {
+        events: visible
+            .iter()
+            .map(|event| EventView {
+                card: card_json(event),
+                actor: slug_of(event, "actor"),
+                target: slug_of(event, "target"),
+            })
+            .collect(),
+    }))
+}
+
+/// An event: its card, with the slugs of its actor and its target.
+#[derive(Serialize, ToSchema)]
+struct EventView<'a> {
+    #[serde(flatten)]
+    card: CardView<'a>,
+    actor: Option<String>,
+    target: Option<String>,
+}
+
+/// Events, newest first.
+#[derive(Serialize, ToSchema)]
+struct EventList<'a> {
+    events: Vec<EventView<'a>>,
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -1,0 +1,194 @@
+//! Policy changed at runtime through `cardgate admin`, seen by a real registry: an owner
+//! grants a robot push on acme/web, the robot pushes, the grant is revoked, the robot's next
+//! push is refused; the events show both changes by the owner, and explain says why.
+
+use std::process::Stdio;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cardgate_store::PoolSettings;
+use cardgate_store::Store;
+use cardgate_store::testing::{Fixture, fresh_database_url};
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+use crate::cardgate;
+use crate::registry::{RegistrySettings, Stack, write_oci_image};
+
+/// Runs `cardgate admin --url <url> --token-file <file> <args>` with `stdin`; the output.
+async fn admin(stack: &Stack, args: &[&str], stdin: &str) -> std::process::Output {
+    let mut child = Command::new(cardgate())
+        .arg("admin")
+        .arg("--url")
+        .arg(&stack.cardgate_url)
+        .args(args)
+        .env("CARDGATE_TOKEN_FILE", stack.path("owner.token"))
+        .env_remove("CARDGATE_TOKEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).await.unwrap();
+    drop(input);
+    child.wait_with_output().await.unwrap()
+}
+
+/// Runs `cardgate admin` and returns its standard output, failing on a non-zero exit.
+async fn admin_ok(stack: &Stack, args: &[&str]) -> String {
+    let output = admin(stack, args, "").await;
+    assert!(
+        output.status.success(),
+        "cardgate admin {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The actions the robot's token carries for `repository:acme/web:pull,push`.
+async fn robot_token_actions(stack: &Stack) -> Value {
+    let seed = RegistrySettings::from_seed();
+    let realm_path = seed
+        .realm
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned()))
+        .unwrap();
+    let response = reqwest::Client::new()
+        .get(format!("{}{realm_path}", stack.cardgate_url))
+        .query(&[
+            ("service", seed.service.as_str()),
+            ("scope", "repository:acme/web:pull,push"),
+        ])
+        .basic_auth("ci", Some("ci-robot-e2e-secret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let payload = body["token"].as_str().unwrap().split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    claims["access"][0]["actions"].clone()
+}
+
+#[tokio::test]
+async fn an_owner_grants_and_revokes_robot_push_through_the_cli_and_the_registry_follows() {
+    let url = fresh_database_url().await;
+    let f = Fixture::on(Store::connect_lazy(&url, &PoolSettings::default()).unwrap()).await;
+    let alice = f.user("alice", &["user-default"]).await;
+    let hash = cardgate_authz_static::hash_password(&"alice-e2e-password".into()).unwrap();
+    f.store.set_password(&f.admin, &alice, &hash).await.unwrap();
+    let acme = f.org("acme").await;
+    f.member(&acme, &alice, "owner").await;
+    let web = f.image("acme/web", &["org-acme"], false).await;
+    let stack = &Stack::start(&[("CARDGATE__DATABASE__URL", url.as_str())]).await;
+
+    // The owner logs in (password on standard input, never in argv) and makes a robot.
+    let login = admin(
+        stack,
+        &[
+            "login",
+            "alice",
+            "--save",
+            stack.path("owner.token").to_str().unwrap(),
+        ],
+        "alice-e2e-password\n",
+    )
+    .await;
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    let whoami = admin_ok(stack, &["whoami"]).await;
+    assert!(
+        whoami.contains("user-alice") && whoami.contains("owner"),
+        "{whoami}"
+    );
+    admin_ok(stack, &["robots", "create", "acme", "ci"]).await;
+    let set = admin(stack, &["users", "password", "ci"], "ci-robot-e2e-secret\n").await;
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let robots = admin_ok(stack, &["robots", "list", "acme"]).await;
+    assert!(robots.contains("user-ci"), "{robots}");
+
+    let source_dir = stack.path("image");
+    write_oci_image(&source_dir, "v1", "pushed by the robot\n");
+    let source = format!("oci:{}:v1", source_dir.display());
+    let dest = stack.image("acme/web:v1");
+    let push_args = [
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        "ci:ci-robot-e2e-secret",
+        &source,
+        &dest,
+    ];
+    let push = || stack.fails_or_output(&push_args);
+    assert!(push().await.is_some(), "no grant yet: the push is refused");
+
+    admin_ok(
+        stack,
+        &["grants", "add", "user-ci", "acme/web", "pull,push"],
+    )
+    .await;
+    let grants = admin_ok(stack, &["grants", "list", "acme/web"]).await;
+    assert!(
+        grants.contains("user-ci") && grants.contains("pull,push"),
+        "{grants}"
+    );
+    assert_eq!(
+        robot_token_actions(stack).await,
+        serde_json::json!(["pull", "push"])
+    );
+    if let Some(error) = push().await {
+        panic!("the granted robot's push failed: {error}\n{}", stack.logs());
+    }
+
+    admin_ok(stack, &["grants", "revoke", "user-ci", "acme/web"]).await;
+    assert_eq!(robot_token_actions(stack).await, serde_json::json!([]));
+    let refused = push()
+        .await
+        .expect("the push is refused after the revocation");
+    assert!(
+        refused.contains("denied") || refused.contains("unauthorized"),
+        "{refused}"
+    );
+
+    // The events show both changes, by the owner; explain says why the robot is refused.
+    let events = admin_ok(
+        stack,
+        &["--json", "events", "--target", &web.id.to_string()],
+    )
+    .await;
+    let events: Value = serde_json::from_str(&events).unwrap();
+    let by_owner: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor"] == "user-alice")
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(by_owner, ["unlink@1.0.0", "link@1.0.0"], "{events}");
+    let table = admin_ok(stack, &["events", "--target", &web.id.to_string()]).await;
+    assert!(
+        table.starts_with(" TIME") && table.contains("user-alice"),
+        "{table}"
+    );
+    let explained = admin_ok(stack, &["explain", "ci", "repository:acme/web:push"]).await;
+    assert!(explained.contains("push: denied"), "{explained}");
+    assert!(
+        explained.contains("no explicit grant gives push"),
+        "{explained}"
+    );
+
+    // Without a token the CLI says how to get one.
+    std::fs::remove_file(stack.path("owner.token")).unwrap();
+    let anonymous = admin(stack, &["whoami"], "").await;
+    assert!(!anonymous.status.success());
+    assert!(String::from_utf8_lossy(&anonymous.stderr).contains("token"));
+}
