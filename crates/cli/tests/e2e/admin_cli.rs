@@ -16,14 +16,15 @@ use tokio::process::Command;
 use crate::cardgate;
 use crate::registry::{RegistrySettings, Stack, write_oci_image};
 
-/// Runs `cardgate admin --url <url> --token-file <file> <args>` with `stdin`; the output.
-async fn admin(stack: &Stack, args: &[&str], stdin: &str) -> std::process::Output {
+/// Runs `cardgate admin --url <url> <args>` with `stdin`, the token file `cli.token` of the
+/// stack; the output.
+pub async fn admin(stack: &Stack, args: &[&str], stdin: &str) -> std::process::Output {
     let mut child = Command::new(cardgate())
         .arg("admin")
         .arg("--url")
         .arg(&stack.cardgate_url)
         .args(args)
-        .env("CARDGATE_TOKEN_FILE", stack.path("owner.token"))
+        .env("CARDGATE_TOKEN_FILE", stack.path("cli.token"))
         .env_remove("CARDGATE_TOKEN")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -37,7 +38,7 @@ async fn admin(stack: &Stack, args: &[&str], stdin: &str) -> std::process::Outpu
 }
 
 /// Runs `cardgate admin` and returns its standard output, failing on a non-zero exit.
-async fn admin_ok(stack: &Stack, args: &[&str]) -> String {
+pub async fn admin_ok(stack: &Stack, args: &[&str]) -> String {
     let output = admin(stack, args, "").await;
     assert!(
         output.status.success(),
@@ -91,7 +92,7 @@ async fn an_owner_grants_and_revokes_robot_push_through_the_cli_and_the_registry
             "login",
             "alice",
             "--save",
-            stack.path("owner.token").to_str().unwrap(),
+            stack.path("cli.token").to_str().unwrap(),
         ],
         "alice-e2e-password\n",
     )
@@ -187,7 +188,7 @@ async fn an_owner_grants_and_revokes_robot_push_through_the_cli_and_the_registry
     );
 
     // Without a token the CLI says how to get one.
-    std::fs::remove_file(stack.path("owner.token")).unwrap();
+    std::fs::remove_file(stack.path("cli.token")).unwrap();
     let anonymous = admin(stack, &["whoami"], "").await;
     assert!(!anonymous.status.success());
     assert!(String::from_utf8_lossy(&anonymous.stderr).contains("token"));

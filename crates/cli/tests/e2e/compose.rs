@@ -13,6 +13,7 @@ use std::collections::HashMap;
 
 use cardgate_store::testing::fresh_database_url;
 
+use crate::admin_cli::{admin, admin_ok};
 use crate::registry::{RegistrySettings, Stack, write_oci_image};
 use crate::{cardgate, seed_env, workspace};
 
@@ -263,7 +264,7 @@ async fn the_compose_wiring_without_containers_pushes_and_pulls_with_skopeo() {
         .collect();
     let stack = Stack::start_with(&registry, &env).await;
 
-    // The README's first steps: the first admin's password, then a tenant through the API.
+    // The README's first steps: the first admin's password, then a tenant through the CLI.
     let mut set_password = Command::new(cardgate())
         .args(["set-password", "admin"])
         .env("CARDGATE_CONFIG_DIR", workspace().join("config"))
@@ -284,53 +285,32 @@ async fn the_compose_wiring_without_containers_pushes_and_pulls_with_skopeo() {
         "{}",
         String::from_utf8_lossy(&done.stderr)
     );
-    let client = reqwest::Client::new();
-    let admin_api = |path: &str| format!("{}/v1/admin{path}", stack.cardgate_url);
-    let login: serde_json::Value = client
-        .post(admin_api("/login"))
-        .json(&serde_json::json!({"username": "admin", "password": "first-admin-password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let admin_token = login["token"].as_str().unwrap().to_owned();
-    for (method, path, body) in [
-        (
-            reqwest::Method::POST,
-            "/orgs",
-            serde_json::json!({"name": "acme"}),
-        ),
-        (
-            reqwest::Method::POST,
-            "/users",
-            serde_json::json!({"name": "alice", "roles": ["user-default"]}),
-        ),
-        (
-            reqwest::Method::PUT,
-            "/users/alice/password",
-            serde_json::json!({"password": "alice-staging-password"}),
-        ),
-        (
-            reqwest::Method::POST,
-            "/orgs/acme/members",
-            serde_json::json!({"user": "alice", "role": "owner"}),
-        ),
-    ] {
-        let response = client
-            .request(method, admin_api(path))
-            .bearer_auth(&admin_token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "{path}: {}",
-            response.status()
-        );
-    }
+    let token_file = stack.path("cli.token");
+    let login = admin(
+        &stack,
+        &["login", "admin", "--save", token_file.to_str().unwrap()],
+        "first-admin-password\n",
+    )
+    .await;
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    admin_ok(&stack, &["orgs", "create", "acme"]).await;
+    admin_ok(&stack, &["users", "create", "alice"]).await;
+    let password = admin(
+        &stack,
+        &["users", "password", "alice"],
+        "alice-staging-password\n",
+    )
+    .await;
+    assert!(
+        password.status.success(),
+        "{}",
+        String::from_utf8_lossy(&password.stderr)
+    );
+    admin_ok(&stack, &["members", "add", "acme", "alice", "owner"]).await;
 
     let image = stack.path("image");
     write_oci_image(&image, "v1", "staging\n");
