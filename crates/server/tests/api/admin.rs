@@ -1141,6 +1141,13 @@ async fn platform_roles_and_role_cards_are_platform_admins_alone_and_in_force_at
             "/v1/admin/users/mark/roles",
             Some(json!({"roles": ["api-only"]})),
         ),
+        (
+            Method::PUT,
+            "/v1/admin/roles/user-default",
+            Some(json!({"read": false})),
+        ),
+        (Method::DELETE, "/v1/admin/roles/user-default", None),
+        (Method::GET, "/v1/admin/users/gina", None),
     ] {
         let response = api
             .client
