@@ -1495,7 +1495,13 @@ async fn openapi_json() -> HttpResponse {
         Ok(document) => HttpResponse::Ok()
             .content_type("application/json")
             .body(document.clone()),
-        Err(e) => ApiError::BadRequest(format!("the OpenAPI document: {e}")).error_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "the OpenAPI document cannot be serialised");
+            HttpResponse::InternalServerError().json(ErrorBody {
+                error: "server_error",
+                error_description: "the server could not complete the request".into(),
+            })
+        }
     }
 }
 
