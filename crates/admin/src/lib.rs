@@ -67,6 +67,18 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The caller's markers: its own slug and its orgs' (what the marker rule matches).
+    pub fn markers(&self) -> Vec<String> {
+        std::iter::once(self.card.slug.clone())
+            .chain(self.memberships.iter().map(|m| m.org_slug.clone()))
+            .collect()
+    }
+
+    /// The caller's memberships.
+    pub fn memberships(&self) -> &[Membership] {
+        &self.memberships
+    }
+
     /// The caller's membership role in `org_slug`.
     pub fn role_in(&self, org_slug: &str) -> Option<MembershipRole> {
         self.memberships
@@ -471,14 +483,34 @@ impl Admin {
 
     /// The orgs the caller may look inside: all of them for platform admins, else its own.
     pub async fn orgs(&self, caller: &Caller, page: &Page) -> Result<Vec<Card>> {
-        let orgs = self
-            .store
-            .cards_of_type(CardType::Org, None, page.after.as_deref(), page.limit())
-            .await?;
-        Ok(orgs
+        if caller.platform_admin {
+            return Ok(self
+                .store
+                .cards_of_type(
+                    CardType::Org,
+                    None,
+                    None,
+                    page.after.as_deref(),
+                    page.limit(),
+                )
+                .await?);
+        }
+        let mut slugs: Vec<&str> = caller
+            .memberships
+            .iter()
+            .map(|m| m.org_slug.as_str())
+            .filter(|slug| page.after.as_deref().is_none_or(|after| *slug > after))
+            .collect();
+        slugs.sort_unstable();
+        slugs.dedup();
+        let mut orgs = Vec::new();
+        for slug in slugs
             .into_iter()
-            .filter(|org| caller.platform_admin || caller.role_in(&org.slug).is_some())
-            .collect())
+            .take(usize::try_from(page.limit()).unwrap_or(0))
+        {
+            orgs.extend(self.store.card_by_slug(slug).await?);
+        }
+        Ok(orgs)
     }
 
     /// The members of `org_slug` and their roles. Members of the org.
@@ -506,13 +538,11 @@ impl Admin {
             .cards_of_type(
                 CardType::User,
                 Some(org_slug),
+                Some(&json!({"robot": true})),
                 page.after.as_deref(),
                 page.limit(),
             )
-            .await?
-            .into_iter()
-            .filter(|user| user.data["robot"] == json!(true))
-            .collect())
+            .await?)
     }
 
     /// The images of `org_slug`. Members of the org.
@@ -524,6 +554,7 @@ impl Admin {
             .cards_of_type(
                 CardType::Image,
                 Some(org_slug),
+                None,
                 page.after.as_deref(),
                 page.limit(),
             )
@@ -548,9 +579,22 @@ impl Admin {
 
     /// The user `user_slug`, for whoever manages it.
     pub async fn user(&self, caller: &Caller, user_slug: &str) -> Result<Card> {
-        let user = self.active(CardType::User, user_slug).await?;
-        self.require_user_manager(caller, &user)?;
-        Ok(user)
+        self.managed_user(caller, user_slug).await
+    }
+
+    /// The active user `user_slug` if the caller manages it. Callers who manage only some users
+    /// learn nothing of the others: absent or not theirs, the answer is the same refusal.
+    async fn managed_user(&self, caller: &Caller, user_slug: &str) -> Result<Card> {
+        match self.active(CardType::User, user_slug).await {
+            Ok(user) => {
+                self.require_user_manager(caller, &user)?;
+                Ok(user)
+            }
+            Err(AdminError::NotFound(_)) if !caller.platform_admin => Err(AdminError::Forbidden(
+                format!("{} may not manage {user_slug}", caller.card.slug),
+            )),
+            Err(e) => Err(e),
+        }
     }
 
     /// All users. Platform admins only.
@@ -558,7 +602,13 @@ impl Admin {
         caller.require_platform_admin("list all users")?;
         Ok(self
             .store
-            .cards_of_type(CardType::User, None, page.after.as_deref(), page.limit())
+            .cards_of_type(
+                CardType::User,
+                None,
+                None,
+                page.after.as_deref(),
+                page.limit(),
+            )
             .await?)
     }
 
@@ -572,7 +622,12 @@ impl Admin {
     ) -> Result<Card> {
         caller.require_platform_admin("change users' roles")?;
         let user = self.active(CardType::User, user_slug).await?;
-        refuse_builtin("user", &user)?;
+        if user.slug == GUEST_SLUG || user.slug == ADMIN_SLUG {
+            return Err(AdminError::Invalid(format!(
+                "user: the roles of {} are built in",
+                user.slug
+            )));
+        }
         self.patch(caller, &user, revision, "/data/roles", json!(roles))
             .await
     }
@@ -582,7 +637,13 @@ impl Admin {
         caller.require_platform_admin("list roles")?;
         Ok(self
             .store
-            .cards_of_type(CardType::Role, None, page.after.as_deref(), page.limit())
+            .cards_of_type(
+                CardType::Role,
+                None,
+                None,
+                page.after.as_deref(),
+                page.limit(),
+            )
             .await?)
     }
 
@@ -669,21 +730,19 @@ impl Admin {
     /// Sets the password (an argon2id hash) of `user_slug`: the user itself, a platform admin,
     /// or an owner of the org a robot belongs to.
     pub async fn set_password(&self, caller: &Caller, user_slug: &str, hash: &str) -> Result<()> {
-        let user = self.active(CardType::User, user_slug).await?;
-        self.require_user_manager(caller, &user)?;
+        let user = self.managed_user(caller, user_slug).await?;
         self.store.set_password(&caller.card, &user, hash).await?;
         Ok(())
     }
 
     /// Deactivates `user_slug`: platform admins, or owners of the org of a robot.
     pub async fn deactivate_user(&self, caller: &Caller, user_slug: &str) -> Result<Card> {
-        let user = self.active(CardType::User, user_slug).await?;
+        let user = self.managed_user(caller, user_slug).await?;
         if user.id == caller.card.id {
             return Err(AdminError::Forbidden(
                 "users cannot deactivate themselves".into(),
             ));
         }
-        self.require_user_manager(caller, &user)?;
         Ok(self.store.deactivate(&caller.card, user.id, None).await?)
     }
 
@@ -697,8 +756,7 @@ impl Admin {
         expiration: time::OffsetDateTime,
         scope: Option<Value>,
     ) -> Result<IssuedSession> {
-        let user = self.active(CardType::User, user_slug).await?;
-        self.require_user_manager(caller, &user)?;
+        let user = self.managed_user(caller, user_slug).await?;
         Ok(self
             .store
             .create_session(&caller.card, &user, expiration, scope)
@@ -708,8 +766,7 @@ impl Admin {
     /// The active sessions and tokens of `user_slug` (refresh tokens included), for whoever
     /// manages the user.
     pub async fn sessions(&self, caller: &Caller, user_slug: &str) -> Result<Vec<Card>> {
-        let user = self.active(CardType::User, user_slug).await?;
-        self.require_user_manager(caller, &user)?;
+        let user = self.managed_user(caller, user_slug).await?;
         Ok(self.store.sessions_of(user.id).await?)
     }
 
@@ -734,13 +791,14 @@ impl Admin {
         Ok(self.store.deactivate(&caller.card, id, None).await?)
     }
 
-    /// Platform admins manage every user; org owners manage their org's robots; users manage
-    /// themselves (for passwords).
+    /// Platform admins manage every user; org owners manage their org's robots; people (not
+    /// robots) manage themselves.
     fn require_user_manager(&self, caller: &Caller, user: &Card) -> Result<()> {
-        if caller.platform_admin || caller.card.id == user.id {
+        let robot = user.data["robot"] == json!(true);
+        if caller.platform_admin || (caller.card.id == user.id && !robot) {
             return Ok(());
         }
-        let robot_of_owned_org = user.data["robot"] == json!(true)
+        let robot_of_owned_org = robot
             && user
                 .markers
                 .iter()

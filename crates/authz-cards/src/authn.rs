@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use crate::{NAME, SESSION_KIND, account_of, plugin_error, user_slug};
+use crate::{LOGIN_KIND, NAME, SESSION_KIND, account_of, plugin_error, user_slug};
 
 /// Authenticates users of the card store.
 ///
@@ -45,11 +45,12 @@ pub(crate) fn parse_session_token(password: &str) -> Option<(Uuid, &str)> {
     (secret.len() == 64 && secret.bytes().all(|b| b.is_ascii_hexdigit())).then_some((id, secret))
 }
 
-/// An ordinary session (no `kind`, or `session`): refresh tokens are never Basic passwords.
+/// An ordinary session (no `kind`, `session`, or an admin `login`): refresh tokens are never
+/// Basic passwords.
 fn is_ordinary_session(data: &serde_json::Value) -> bool {
     match data.get("kind") {
         None => true,
-        Some(kind) => kind.as_str() == Some(SESSION_KIND),
+        Some(kind) => [Some(SESSION_KIND), Some(LOGIN_KIND)].contains(&kind.as_str()),
     }
 }
 

@@ -22,6 +22,7 @@ const NAME: &str = "cards";
 
 /// `data.kind` of an ordinary session (also when absent) and of a refresh token.
 const SESSION_KIND: &str = "session";
+const LOGIN_KIND: &str = "login";
 const REFRESH_KIND: &str = "refresh";
 
 /// The account name of a user card's slug: `user-alice` → `alice` (one prefix, once: user

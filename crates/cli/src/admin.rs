@@ -32,7 +32,7 @@ enum AdminCommand {
     Login {
         /// `alice` or `user-alice`.
         user: String,
-        /// Also write the token to this file (mode 0600), for `--token-file`.
+        /// Write the token to this file (mode 0600), for `--token-file`, instead of printing it.
         #[arg(long)]
         save: Option<PathBuf>,
     },
@@ -82,6 +82,28 @@ enum AdminCommand {
         /// One scope, e.g. `repository:acme/web:pull,push`.
         scope: String,
     },
+}
+
+/// The revision an update is meant for.
+#[derive(Debug, Args)]
+struct RevisionArg {
+    /// Change the card only if it is still at this revision (as listed); otherwise the server
+    /// refuses (412) and nothing changes. Without it, the current revision is read first.
+    #[arg(long)]
+    revision: Option<i64>,
+}
+
+impl RevisionArg {
+    /// The `If-Match` value: the given revision, else the card's current one.
+    async fn or_current(
+        &self,
+        current: impl Future<Output = anyhow::Result<String>>,
+    ) -> anyhow::Result<String> {
+        match self.revision {
+            Some(revision) => Ok(format!("\"{revision}\"")),
+            None => current.await,
+        }
+    }
 }
 
 /// Paging of listings.
@@ -140,6 +162,8 @@ enum UsersCommand {
         user: String,
         #[arg(required = true)]
         roles: Vec<String>,
+        #[command(flatten)]
+        revision: RevisionArg,
     },
     /// Set a user's password, read from standard input or a prompt.
     Password { user: String },
@@ -204,9 +228,15 @@ enum ImagesCommand {
         repository: String,
         #[arg(action = clap::ArgAction::Set)]
         public: bool,
+        #[command(flatten)]
+        revision: RevisionArg,
     },
     /// Deactivate an image.
-    Deactivate { repository: String },
+    Deactivate {
+        repository: String,
+        #[command(flatten)]
+        revision: RevisionArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -245,9 +275,15 @@ enum RolesCommand {
         read: String,
         #[arg(long)]
         catalog: bool,
+        #[command(flatten)]
+        revision: RevisionArg,
     },
     /// Deactivate a role.
-    Deactivate { name: String },
+    Deactivate {
+        name: String,
+        #[command(flatten)]
+        revision: RevisionArg,
+    },
 }
 
 /// The admin API at `url`, called with `token`.
@@ -302,19 +338,6 @@ impl Client {
             bail!("{method} {path}: {status}: {description}");
         }
         Ok((etag, value))
-    }
-
-    /// Reads a card, then sends `method` to `path` with its revision as `If-Match`.
-    async fn at_revision(
-        &self,
-        read: &str,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> anyhow::Result<Value> {
-        let (etag, _) = self.send(Method::GET, read, None, None).await?;
-        let etag = etag.with_context(|| format!("{read} has no revision"))?;
-        Ok(self.send(method, path, body, Some(&etag)).await?.1)
     }
 
     /// The revision (as an `If-Match` value) of the first card in the paged `listing` that
@@ -412,7 +435,7 @@ fn token(args: &AdminArgs) -> anyhow::Result<Option<String>> {
 
 /// Writes `token` to `path`, readable by its owner only.
 fn save_token(path: &Path, token: &str) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -420,6 +443,8 @@ fn save_token(path: &Path, token: &str) -> anyhow::Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
+    // An existing file keeps its mode on open: tighten it before the token goes in.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     writeln!(file, "{token}")?;
     Ok(())
 }
@@ -501,12 +526,15 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
                 text(&body["user"]),
                 text(&body["expires_at"])
             );
-            if args.json {
-                (body, Show::Done(String::new()))
+            // Saved: not printed too (terminals and CI logs keep what is printed).
+            let shown = if save.is_some() {
+                String::new()
+            } else if args.json {
+                serde_json::to_string_pretty(&body)?
             } else {
-                let token = token.to_owned();
-                (body, Show::Done(token))
-            }
+                token.to_owned()
+            };
+            (Value::Null, Show::Done(shown))
         }
         AdminCommand::Logout => {
             client.call(Method::POST, "/logout", None).await?;
@@ -794,17 +822,30 @@ async fn users(client: &Client, command: &UsersCommand) -> anyhow::Result<(Value
                 .await?,
             Show::Card,
         ),
-        UsersCommand::SetRoles { user, roles } => {
+        UsersCommand::SetRoles {
+            user,
+            roles,
+            revision,
+        } => {
             let path = format!("/users/{}", encode(user));
+            let current = async {
+                client
+                    .send(Method::GET, &path, None, None)
+                    .await?
+                    .0
+                    .with_context(|| format!("{path} has no revision"))
+            };
+            let revision = revision.or_current(current).await?;
             (
                 client
-                    .at_revision(
-                        &path,
+                    .send(
                         Method::PUT,
                         &format!("{path}/roles"),
                         Some(json!({"roles": roles})),
+                        Some(&revision),
                     )
-                    .await?,
+                    .await?
+                    .1,
                 Show::Card,
             )
         }
@@ -857,8 +898,14 @@ async fn images(client: &Client, command: &ImagesCommand) -> anyhow::Result<(Val
                 .await?,
             Show::Card,
         ),
-        ImagesCommand::Public { repository, public } => {
-            let revision = client.image_revision(repository).await?;
+        ImagesCommand::Public {
+            repository,
+            public,
+            revision,
+        } => {
+            let revision = revision
+                .or_current(client.image_revision(repository))
+                .await?;
             let body = json!({"repository": repository, "public": public});
             (
                 client
@@ -868,8 +915,13 @@ async fn images(client: &Client, command: &ImagesCommand) -> anyhow::Result<(Val
                 Show::Card,
             )
         }
-        ImagesCommand::Deactivate { repository } => {
-            let revision = client.image_revision(repository).await?;
+        ImagesCommand::Deactivate {
+            repository,
+            revision,
+        } => {
+            let revision = revision
+                .or_current(client.image_revision(repository))
+                .await?;
             let path = format!("/images?repository={}", encode(repository));
             (
                 client
@@ -970,8 +1022,9 @@ async fn roles(client: &Client, command: &RolesCommand) -> anyhow::Result<(Value
             name,
             read,
             catalog,
+            revision,
         } => {
-            let revision = client.role_revision(name).await?;
+            let revision = revision.or_current(client.role_revision(name)).await?;
             (
                 client
                     .send(
@@ -985,8 +1038,8 @@ async fn roles(client: &Client, command: &RolesCommand) -> anyhow::Result<(Value
                 Show::Card,
             )
         }
-        RolesCommand::Deactivate { name } => {
-            let revision = client.role_revision(name).await?;
+        RolesCommand::Deactivate { name, revision } => {
+            let revision = revision.or_current(client.role_revision(name)).await?;
             (
                 client
                     .send(

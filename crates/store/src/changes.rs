@@ -47,8 +47,11 @@ pub struct EventFilter {
     pub target: Option<Uuid>,
     pub actor: Option<Uuid>,
     pub since: Option<OffsetDateTime>,
+    /// Events before this time.
     pub until: Option<OffsetDateTime>,
     pub limit: i64,
+    /// Only events these markers admit (the marker rule); all when `None`.
+    pub visible_to: Option<Vec<String>>,
 }
 
 /// `data` with its secrets replaced, for an event payload.
@@ -151,8 +154,19 @@ async fn insert_link(
     Ok(())
 }
 
-/// Writes the event of a change to `target` by `actor`, attached to the target and carrying
-/// its markers (whoever sees the target sees its history).
+/// Who sees the history of `target`: whoever its markers admit; for an unmarked card (an org,
+/// a user, a role), whoever its own slug admits (the org's members, the user, platform admins),
+/// never everyone.
+fn event_markers(target: &Card) -> Vec<String> {
+    if target.markers.is_empty() {
+        vec![target.slug.clone()]
+    } else {
+        target.markers.clone()
+    }
+}
+
+/// Writes the event of a change to `target` by `actor`, attached to the target and marked as
+/// in [`event_markers`] (whoever sees the target sees its history).
 async fn record(
     conn: &mut PgConnection,
     kind: CardType,
@@ -170,7 +184,7 @@ async fn record(
             format!("{}-{}", kind.name(), Uuid::new_v4().simple()),
             json!({"timestamp": timestamp, "actor": actor, "target": target.id, "payload": payload}),
         )
-        .with_markers(target.markers.clone()),
+        .with_markers(event_markers(target)),
     )
     .await?;
     insert_link(conn, ATTACHED_TO, event.id, target.id, &json!({})).await
@@ -531,8 +545,9 @@ impl Store {
         }
     }
 
-    /// Gives `user` the password whose argon2id hash is `hash`, replacing any previous one. The
-    /// events record the change, never the hash.
+    /// Gives `user` the password whose argon2id hash is `hash`, replacing any previous one and
+    /// ending the user's admin login sessions (and so, through the password binding, its refresh
+    /// tokens). The events record the change, never the hash.
     pub async fn set_password(&self, actor: &Card, user: &Card, hash: &str) -> Result<Card> {
         let mut tx = self.pool.begin().await?;
         let previous: Vec<(Uuid,)> = sqlx::query_as(
@@ -542,7 +557,15 @@ impl Store {
         .bind(user.id.to_string())
         .fetch_all(&mut *tx)
         .await?;
-        for (id,) in previous {
+        // The old password goes, and with it the admin login sessions it opened.
+        let logins: Vec<(Uuid,)> = sqlx::query_as(
+            "SELECT id FROM cards WHERE (data ->> 'actor') = $1 AND (data ->> 'kind') = 'login' \
+             AND split_part(type, '@', 1) = 'session' AND active",
+        )
+        .bind(user.id.to_string())
+        .fetch_all(&mut *tx)
+        .await?;
+        for (id,) in previous.into_iter().chain(logins) {
             deactivate_in(&mut tx, actor.id, id, None).await?;
         }
         let card = create_in(
@@ -578,6 +601,20 @@ impl Store {
         }
         let mut tx = self.pool.begin().await?;
         let issued = open_session_in(&mut tx, actor.id, user, expiration, data).await?;
+        tx.commit().await?;
+        Ok(issued)
+    }
+
+    /// Opens an admin login session for `user` until `expiration` (`data.kind = "login"`): the
+    /// only kind of session the admin API accepts as a Bearer; a password change ends it.
+    pub async fn create_login_session(
+        &self,
+        user: &Card,
+        expiration: OffsetDateTime,
+    ) -> Result<IssuedSession> {
+        let mut tx = self.pool.begin().await?;
+        let issued =
+            open_session_in(&mut tx, user.id, user, expiration, json!({"kind": "login"})).await?;
         tx.commit().await?;
         Ok(issued)
     }
@@ -669,7 +706,9 @@ impl Store {
              AND ($1::text IS NULL OR (data ->> 'target') = $1) \
              AND ($2::text IS NULL OR (data ->> 'actor') = $2) \
              AND ($3::timestamptz IS NULL OR created_at >= $3) \
-             AND ($4::timestamptz IS NULL OR created_at <= $4) \
+             AND ($4::timestamptz IS NULL OR created_at < $4) \
+             AND ($6::text[] IS NULL OR NOT EXISTS (SELECT 1 FROM unnest(markers) AS m \
+                  WHERE NOT (string_to_array(m, '+') && $6::text[]))) \
              ORDER BY created_at DESC, id LIMIT $5"
         );
         Ok(sqlx::query_as::<_, Card>(sqlx::AssertSqlSafe(query))
@@ -678,6 +717,7 @@ impl Store {
             .bind(filter.since)
             .bind(filter.until)
             .bind(if filter.limit > 0 { filter.limit } else { 100 })
+            .bind(&filter.visible_to)
             .fetch_all(&self.pool)
             .await?)
     }

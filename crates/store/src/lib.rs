@@ -298,17 +298,19 @@ impl Store {
     }
 
     /// Up to `limit` active cards of `card_type`, by slug after `after`; only those carrying
-    /// `marker` when given.
+    /// `marker` and whose data contains `data` when given.
     pub async fn cards_of_type(
         &self,
         card_type: CardType,
         marker: Option<&str>,
+        data: Option<&Value>,
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<Card>> {
         let query = format!(
             "SELECT {CARD_COLUMNS} FROM cards WHERE split_part(type, '@', 1) = $1 AND active \
              AND ($2::text IS NULL OR markers @> ARRAY[$2::text]) \
+             AND ($5::jsonb IS NULL OR data @> $5) \
              AND ($3::text IS NULL OR slug > $3) ORDER BY slug LIMIT $4"
         );
         Ok(sqlx::query_as::<_, Card>(sqlx::AssertSqlSafe(query))
@@ -316,6 +318,7 @@ impl Store {
             .bind(marker)
             .bind(after)
             .bind(limit)
+            .bind(data)
             .fetch_all(&self.pool)
             .await?)
     }

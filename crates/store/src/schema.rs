@@ -41,9 +41,10 @@ fn card_schema(card_type: CardType) -> Value {
                 "actor": {"type": "string", "format": "uuid"},
                 "expiration": {"type": "string", "format": "date-time"},
                 "scope": {"type": ["object", "boolean"]},
-                // `refresh`: an OAuth2 refresh token, never a Basic password. Absent or
-                // `session`: an ordinary session.
-                "kind": {"enum": ["session", "refresh"]},
+                // `refresh`: an OAuth2 refresh token, never a Basic password. `login`: an admin
+                // API login, ended by a password change. Absent or `session`: an ordinary
+                // session (a token).
+                "kind": {"enum": ["session", "login", "refresh"]},
                 "client_id": {"type": "string"},
                 // The service a refresh token was issued for.
                 "service": {"type": "string"},

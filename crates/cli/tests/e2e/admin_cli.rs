@@ -85,7 +85,15 @@ async fn an_owner_grants_and_revokes_robot_push_through_the_cli_and_the_registry
     let web = f.image("acme/web", &["org-acme"], false).await;
     let stack = &Stack::start(&[("CARDGATE__DATABASE__URL", url.as_str())]).await;
 
-    // The owner logs in (password on standard input, never in argv) and makes a robot.
+    // The owner logs in (password on standard input, never in argv) and makes a robot. The
+    // token goes to the file, owner-only even if the file was readable before, and not to the
+    // terminal.
+    std::fs::write(stack.path("cli.token"), "stale").unwrap();
+    std::fs::set_permissions(
+        stack.path("cli.token"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
     let login = admin(
         stack,
         &[
@@ -102,6 +110,13 @@ async fn an_owner_grants_and_revokes_robot_push_through_the_cli_and_the_registry
         "{}",
         String::from_utf8_lossy(&login.stderr)
     );
+    assert!(login.stdout.is_empty());
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(stack.path("cli.token"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
     let whoami = admin_ok(stack, &["whoami"]).await;
     assert!(
         whoami.contains("user-alice") && whoami.contains("owner"),
@@ -186,6 +201,36 @@ async fn an_owner_grants_and_revokes_robot_push_through_the_cli_and_the_registry
         explained.contains("no explicit grant gives push"),
         "{explained}"
     );
+
+    // A stale revision is refused and changes nothing; the current one is read when none is
+    // given.
+    let stale = admin(
+        stack,
+        &["images", "public", "acme/web", "true", "--revision", "99"],
+        "",
+    )
+    .await;
+    assert!(!stale.status.success());
+    assert!(String::from_utf8_lossy(&stale.stderr).contains("412"));
+    let images = admin_ok(stack, &["images", "list", "acme"]).await;
+    assert!(
+        images.contains("acme/web") && images.contains("false"),
+        "{images}"
+    );
+    admin_ok(stack, &["images", "public", "acme/web", "true"]).await;
+    let images = admin_ok(stack, &["--json", "images", "list", "acme"]).await;
+    assert!(images.contains("\"public\": true"), "{images}");
+
+    // The token also comes from CARDGATE_TOKEN.
+    let token = std::fs::read_to_string(stack.path("cli.token")).unwrap();
+    let from_env = Command::new(cardgate())
+        .args(["admin", "--url", &stack.cardgate_url, "whoami"])
+        .env_remove("CARDGATE_TOKEN_FILE")
+        .env("CARDGATE_TOKEN", token.trim())
+        .output()
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&from_env.stdout).contains("user-alice"));
 
     // Without a token the CLI says how to get one.
     std::fs::remove_file(stack.path("cli.token")).unwrap();

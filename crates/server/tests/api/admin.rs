@@ -855,6 +855,13 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_is_served
             .unwrap()
             .contains_key("ErrorBody")
     );
+    let user_parameters: Vec<&str> = document["paths"]["/v1/admin/users"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(user_parameters, ["after", "limit"]);
 
     // Each listed route is served: without credentials it answers anything but the server's
     // "no such endpoint", which a route the document does not list does get.
@@ -1252,4 +1259,355 @@ async fn platform_roles_and_role_cards_are_platform_admins_alone_and_in_force_at
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(pull(&api).await, json!([]));
+}
+
+#[tokio::test]
+async fn the_audit_trail_of_one_tenant_is_invisible_to_another() {
+    let api = Api::new().await;
+    let olivia = api.login("olivia").await;
+    let (status, _) = api
+        .status(
+            Method::POST,
+            "/v1/admin/orgs/acme/members",
+            &olivia,
+            Some(json!({"user": "plain", "role": "viewer"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let acme = api.f.store.card_by_slug("org-acme").await.unwrap().unwrap();
+    let (_, mine) = api
+        .status(
+            Method::GET,
+            &format!("/v1/admin/events?target={}", acme.id),
+            &olivia,
+            None,
+        )
+        .await;
+    assert!(!mine["events"].as_array().unwrap().is_empty(), "{mine}");
+
+    // gina (globex), plain (now a viewer of acme) and everyone see only what their markers reach.
+    let gina = api.login("gina").await;
+    for path in [
+        "/v1/admin/events?limit=1000".to_owned(),
+        format!("/v1/admin/events?target={}", acme.id),
+    ] {
+        let (status, seen) = api.status(Method::GET, &path, &gina, None).await;
+        assert_eq!(status, StatusCode::OK);
+        for event in seen["events"].as_array().unwrap() {
+            let markers: Vec<&str> = event["markers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m.as_str().unwrap())
+                .collect();
+            assert!(
+                !markers.is_empty()
+                    && markers.iter().all(|m| m
+                        .split('+')
+                        .any(|p| ["user-gina", "org-globex"].contains(&p))),
+                "gina sees {event}"
+            );
+            assert_ne!(event["target"], "org-acme", "gina sees {event}");
+        }
+    }
+    // Users', roles' and other orgs' histories are not public either.
+    let plain = api.login("plain").await;
+    let (_, seen) = api
+        .status(Method::GET, "/v1/admin/events?limit=1000", &plain, None)
+        .await;
+    let targets: Vec<&str> = seen["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["target"].as_str())
+        .collect();
+    assert!(
+        targets.iter().all(|t| ![
+            "user-olivia",
+            "user-gina",
+            "org-globex",
+            "role-user-default"
+        ]
+        .contains(t)),
+        "{targets:?}"
+    );
+    assert!(
+        targets.contains(&"org-acme"),
+        "plain's own org: {targets:?}"
+    );
+}
+
+#[tokio::test]
+async fn only_password_logins_are_admin_credentials_and_a_new_password_ends_them() {
+    let api = Api::new().await;
+    let olivia = api.login("olivia").await;
+    // A token (for CI) of olivia's own is not an admin credential.
+    let (status, issued) = api
+        .status(Method::POST, "/v1/admin/users/olivia/tokens", &olivia, None)
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let ci_token = issued["token"].as_str().unwrap();
+    let (status, _) = api
+        .status(Method::GET, "/v1/admin/whoami", ci_token, None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // A robot that logs in manages nothing, itself included.
+    let (status, _) = api
+        .status(
+            Method::POST,
+            "/v1/admin/orgs/acme/robots",
+            &olivia,
+            Some(json!({"name": "ci-bot"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = api
+        .status(
+            Method::PUT,
+            "/v1/admin/users/ci-bot/password",
+            &olivia,
+            Some(json!({"password": "ci-bot-password"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let robot = api.login("ci-bot").await;
+    for (method, path, body) in [
+        (
+            Method::PUT,
+            "/v1/admin/users/ci-bot/password",
+            Some(json!({"password": "taken-over-robot"})),
+        ),
+        (Method::POST, "/v1/admin/users/ci-bot/tokens", None),
+        (Method::GET, "/v1/admin/users/ci-bot/sessions", None),
+    ] {
+        let (status, _) = api.status(method.clone(), path, &robot, body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}");
+    }
+
+    // A new password ends every login session of the user, the one that set it too.
+    let mark = api.login("mark").await;
+    let other = api.login("mark").await;
+    let (status, _) = api
+        .status(
+            Method::PUT,
+            "/v1/admin/users/mark/password",
+            &mark,
+            Some(json!({"password": "mark-new-password"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    for token in [&mark, &other] {
+        let (status, _) = api
+            .status(Method::GET, "/v1/admin/whoami", token, None)
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[tokio::test]
+async fn owners_cannot_touch_people_and_cannot_tell_unknown_users_from_others() {
+    let api = Api::new().await;
+    let (olivia, mark, gina) = (
+        api.login("olivia").await,
+        api.login("mark").await,
+        api.login("gina").await,
+    );
+    let web = api
+        .f
+        .store
+        .image_by_repository("acme/web")
+        .await
+        .unwrap()
+        .unwrap();
+    let revision = format!("\"{}\"", web.revision);
+    let refusals: Vec<(&str, Method, &str, Option<Value>)> = vec![
+        (
+            &olivia,
+            Method::PUT,
+            "/v1/admin/users/mark/password",
+            Some(json!({"password": "taken-over"})),
+        ),
+        (&olivia, Method::POST, "/v1/admin/users/mark/tokens", None),
+        (&olivia, Method::DELETE, "/v1/admin/users/mark", None),
+        (&olivia, Method::GET, "/v1/admin/users/mark/sessions", None),
+        (&olivia, Method::GET, "/v1/admin/users/mark", None),
+        (&olivia, Method::GET, "/v1/admin/users/nobody", None),
+        (
+            &olivia,
+            Method::GET,
+            "/v1/admin/users/nobody/sessions",
+            None,
+        ),
+        (
+            &gina,
+            Method::PATCH,
+            "/v1/admin/images",
+            Some(json!({"repository": "acme/web", "public": true})),
+        ),
+        (
+            &gina,
+            Method::DELETE,
+            "/v1/admin/images?repository=acme/web",
+            None,
+        ),
+        (
+            &mark,
+            Method::PATCH,
+            "/v1/admin/images",
+            Some(json!({"repository": "acme/web", "public": true})),
+        ),
+        (
+            &mark,
+            Method::DELETE,
+            "/v1/admin/images?repository=acme/web",
+            None,
+        ),
+        (
+            &mark,
+            Method::POST,
+            "/v1/admin/images",
+            Some(json!({"repository": "acme/new", "public": false})),
+        ),
+        (
+            &gina,
+            Method::DELETE,
+            "/v1/admin/grants?holder=user-gina&repository=acme/web",
+            None,
+        ),
+    ];
+    for (token, method, path, body) in refusals {
+        let mut request = api
+            .client
+            .request(method.clone(), format!("{}{path}", api.base))
+            .bearer_auth(token)
+            .header("If-Match", &revision);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{method} {path}");
+    }
+    // Nothing changed: mark still logs in with his password, acme/web is still private.
+    api.login("mark").await;
+    let web = api
+        .f
+        .store
+        .image_by_repository("acme/web")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(web.data["public"], json!(false));
+}
+
+#[tokio::test]
+async fn duplicates_are_409_malformed_queries_400_naming_the_parameter_and_events_filter() {
+    let api = Api::new().await;
+    let (olivia, admin) = (api.login("olivia").await, api.login("admin").await);
+    let before = time::OffsetDateTime::now_utc();
+    for (token, path, body) in [
+        (&admin, "/v1/admin/orgs", json!({"name": "acme"})),
+        (
+            &olivia,
+            "/v1/admin/orgs/acme/members",
+            json!({"user": "mark", "role": "viewer"}),
+        ),
+        (
+            &olivia,
+            "/v1/admin/images",
+            json!({"repository": "acme/web", "public": false}),
+        ),
+    ] {
+        let (status, answer) = api.status(Method::POST, path, token, Some(body)).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{path}: {answer}");
+        assert_eq!(answer["error"], "conflict");
+    }
+    for (path, parameter) in [
+        ("/v1/admin/users?limit=x", "limit"),
+        ("/v1/admin/events?since=yesterday", "since"),
+        ("/v1/admin/events?actor=me", "actor"),
+        ("/v1/admin/events?colour=red", "colour"),
+    ] {
+        let (status, answer) = api.status(Method::GET, path, &admin, None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(answer["error"], "invalid_request");
+        assert!(
+            answer["error_description"]
+                .as_str()
+                .unwrap()
+                .contains(parameter),
+            "{path}: {answer}"
+        );
+    }
+    let (status, answer) = api
+        .status(
+            Method::DELETE,
+            "/v1/admin/sessions/not-a-uuid",
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+
+    // Events by actor and time: olivia's password change and token, with no secret in them.
+    let (status, issued) = api
+        .status(Method::POST, "/v1/admin/users/olivia/tokens", &olivia, None)
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = api
+        .status(
+            Method::PUT,
+            "/v1/admin/users/olivia/password",
+            &olivia,
+            Some(json!({"password": "olivia-second-password"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let olivia_id = api
+        .f
+        .store
+        .card_by_slug("user-olivia")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let since = before
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (status, events) = api
+        .status(
+            Method::GET,
+            &format!("/v1/admin/events?actor={olivia_id}&since={since}&limit=1000"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let events = events["events"].as_array().unwrap();
+    assert!(events.iter().all(|e| e["actor"] == "user-olivia"));
+    let text = serde_json::to_string(events).unwrap();
+    let secret = issued["token"].as_str().unwrap().split_once('.').unwrap().1;
+    assert!(!text.contains(secret) && !text.contains("olivia-second-password"));
+    assert!(!text.contains("$argon2id$"), "no hash in events");
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert!(
+        kinds.contains(&"create@1.0.0") && kinds.contains(&"deactivate@1.0.0"),
+        "{kinds:?}"
+    );
+    let (_, none) = api
+        .status(
+            Method::GET,
+            &format!("/v1/admin/events?actor={olivia_id}&until={since}"),
+            &admin,
+            None,
+        )
+        .await;
+    assert!(
+        none["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["data"]["timestamp"].as_str().unwrap() < since.as_str()),
+        "{none}"
+    );
 }
