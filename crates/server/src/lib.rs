@@ -4,6 +4,7 @@
 
 mod admin;
 mod error;
+pub mod input;
 mod routes;
 pub mod settings;
 mod startup;
