@@ -5,6 +5,7 @@
 mod admin;
 mod error;
 pub mod input;
+mod limits;
 mod routes;
 pub mod settings;
 mod startup;

@@ -7,6 +7,7 @@
 mod admin;
 mod cards;
 mod keys;
+mod limits;
 mod oauth;
 
 use std::collections::HashMap;
