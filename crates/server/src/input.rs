@@ -2,4 +2,6 @@
 //! The handlers call exactly these.
 
 pub use crate::admin::bearer_session;
-pub use crate::routes::{MAX_FORM_BYTES, MAX_USERNAME_LEN, Params, basic_credentials};
+pub use crate::routes::{
+    FORM_PARAMETERS, MAX_FORM_BYTES, MAX_USERNAME_LEN, Params, basic_credentials,
+};

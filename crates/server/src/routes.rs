@@ -25,6 +25,17 @@ pub const MAX_FORM_BYTES: usize = 64 * 1024;
 /// The longest `client_id` accepted (it is stored with refresh tokens).
 const MAX_CLIENT_ID_LEN: usize = 256;
 
+/// The parameters of the OAuth2 form read besides `scope`.
+pub const FORM_PARAMETERS: &[&str] = &[
+    "grant_type",
+    "service",
+    "client_id",
+    "access_type",
+    "username",
+    "password",
+    "refresh_token",
+];
+
 /// The longest user name accepted, in characters; longer ones are malformed requests.
 pub const MAX_USERNAME_LEN: usize = 256;
 
@@ -416,18 +427,7 @@ pub async fn oauth_token(
 ) -> Result<HttpResponse, TokenError> {
     check_form_content_type(&req)?;
     let body = read_body(&req, payload).await?;
-    let form = Params::parse(
-        &body,
-        &[
-            "grant_type",
-            "service",
-            "client_id",
-            "access_type",
-            "username",
-            "password",
-            "refresh_token",
-        ],
-    )?;
+    let form = Params::parse(&body, FORM_PARAMETERS)?;
     let client_id = form.client_id()?;
     match form.required("grant_type")? {
         "password" => {

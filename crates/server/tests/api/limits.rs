@@ -1,34 +1,11 @@
 //! Limits on request size: the head (431), bodies (413), scopes, names (400), each answered
 //! with a JSON error.
 
-use std::io::{Read, Write};
-
 use cardgate_store::testing::fresh_database_url;
 use reqwest::StatusCode;
 
 use crate::cards::spawn_on;
-use crate::{ALICE, error_body, spawn_app};
-
-/// Sends `request` as it is on a fresh connection and returns the status and the raw answer.
-async fn raw(base: &str, request: Vec<u8>) -> (u16, String) {
-    let address = base.trim_start_matches("http://").to_owned();
-    tokio::task::spawn_blocking(move || {
-        let mut stream = std::net::TcpStream::connect(&address).unwrap();
-        // The server may answer, and close, before reading everything.
-        let _ = stream.write_all(&request);
-        let mut answer = Vec::new();
-        let _ = stream.read_to_end(&mut answer);
-        let answer = String::from_utf8_lossy(&answer).into_owned();
-        let status = answer
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no status line in {answer:?}"));
-        (status, answer)
-    })
-    .await
-    .unwrap()
-}
+use crate::{ALICE, error_body, raw_request, spawn_app};
 
 #[tokio::test]
 async fn a_request_head_over_the_configured_limit_is_431_with_a_json_error() {
@@ -87,14 +64,14 @@ async fn a_request_head_beyond_what_actix_web_buffers_is_still_431() {
         "GET /v1/registry HTTP/1.1\r\nHost: x\r\nX-Filler: {}\r\n\r\n",
         "a".repeat(200 * 1024)
     );
-    let (status, _) = raw(&app.base, huge.into_bytes()).await;
+    let (status, _) = raw_request(&app.base, huge.into_bytes()).await;
     assert_eq!(status, 431);
     let mut many = "GET /v1/registry HTTP/1.1\r\nHost: x\r\n".to_owned();
     for i in 0..120 {
         many.push_str(&format!("X-Filler-{i}: b\r\n"));
     }
     many.push_str("\r\n");
-    let (status, _) = raw(&app.base, many.into_bytes()).await;
+    let (status, _) = raw_request(&app.base, many.into_bytes()).await;
     assert_eq!(status, 431);
 }
 
