@@ -9,12 +9,30 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use crate::error::TokenError;
+use crate::settings::{Settings, SettingsError};
+
+/// The smallest `server.max_header_bytes` accepted: real clients' heads are larger than this.
+const MIN_HEADER_BYTES: usize = 4096;
 
 /// The limits, as app data.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// The most bytes of request target plus header names and values.
     pub max_header_bytes: usize,
+}
+
+impl Limits {
+    /// The limits of `settings`, refused when too small to serve real clients.
+    pub fn from_settings(settings: &Settings) -> Result<Self, SettingsError> {
+        let max_header_bytes = settings.server.max_header_bytes;
+        if max_header_bytes < MIN_HEADER_BYTES {
+            return Err(SettingsError::from_message(format!(
+                "`server.max_header_bytes` (CARDGATE__SERVER__MAX_HEADER_BYTES) is \
+                 {max_header_bytes}: at least {MIN_HEADER_BYTES}"
+            )));
+        }
+        Ok(Limits { max_header_bytes })
+    }
 }
 
 /// The size of a request head as counted against [`Limits::max_header_bytes`]: the request

@@ -104,9 +104,7 @@ impl Application {
             })?
             .port();
         let route = realm_path.clone();
-        let limits = web::Data::new(Limits {
-            max_header_bytes: settings.server.max_header_bytes,
-        });
+        let limits = web::Data::new(Limits::from_settings(settings)?);
         let mut server = HttpServer::new(move || {
             let admin = admin.clone();
             App::new()

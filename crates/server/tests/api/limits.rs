@@ -1,11 +1,12 @@
 //! Limits on request size: the head (431), bodies (413), scopes, names (400), each answered
 //! with a JSON error.
 
+use cardgate_server::Application;
 use cardgate_store::testing::fresh_database_url;
 use reqwest::StatusCode;
 
 use crate::cards::spawn_on;
-use crate::{ALICE, error_body, raw_request, spawn_app};
+use crate::{ALICE, error_body, raw_request, spawn_app, test_settings};
 
 #[tokio::test]
 async fn a_request_head_over_the_configured_limit_is_431_with_a_json_error() {
@@ -157,4 +158,12 @@ async fn admin_bodies_over_64_kib_are_413_and_extractor_errors_are_json() {
             .contains("scope"),
         "{answer}"
     );
+}
+
+#[tokio::test]
+async fn start_up_fails_naming_the_setting_when_the_header_limit_is_too_small() {
+    let (settings, _) = test_settings(&[("CARDGATE__SERVER__MAX_HEADER_BYTES", "100")]);
+    let err = Application::build(&settings).await.unwrap_err().to_string();
+    assert!(err.contains("server.max_header_bytes"), "{err}");
+    assert!(err.contains("at least 4096"), "{err}");
 }
