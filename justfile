@@ -24,3 +24,17 @@ keygen issuer out="." alg="ES256":
 # Print the argon2id hash of a password read from standard input.
 hash-password:
     cargo run --release -q -- hash-password
+
+# Fuzz every target (or only TARGET) for SECONDS each: nightly and `cargo install cargo-fuzz`.
+# Without a sanitizer: cardgate has no unsafe code; the targets look for panics, hangs, OOM.
+fuzz seconds="60" target="":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cd fuzz
+    targets="{{target}}"
+    [ -n "$targets" ] || targets="$(cargo +nightly fuzz list)"
+    for t in $targets; do
+        echo "== $t ({{seconds}} s)"
+        cargo +nightly fuzz run "$t" --sanitizer none --target-dir ../target/fuzz -- \
+            -max_total_time={{seconds}} -timeout=10 -rss_limit_mb=2048
+    done
