@@ -35,6 +35,18 @@ fuzz seconds="60" target="":
     [ -n "$targets" ] || targets="$(cargo +nightly fuzz list)"
     for t in $targets; do
         echo "== $t ({{seconds}} s)"
-        cargo +nightly fuzz run "$t" --sanitizer none --target-dir ../target/fuzz -- \
-            -max_total_time={{seconds}} -timeout=10 -rss_limit_mb=2048
+        # Seeds: the shipped configuration files, and freshly generated keys and certificates.
+        mkdir -p "corpus/$t"
+        seeds=""
+        if [ "$t" = settings ]; then
+            seeds="../config"
+        elif [ "$t" = signing_key ]; then
+            seeds="$(mktemp -d)"
+            for alg in ES256 RS256; do
+                cargo run -q --manifest-path ../Cargo.toml -p cardgate -- keygen --issuer "seed-$alg" \
+                    --alg "$alg" --out "$seeds" > /dev/null
+            done
+        fi
+        cargo +nightly fuzz run "$t" --sanitizer none --target-dir ../target/fuzz \
+            "corpus/$t" $seeds -- -max_total_time={{seconds}} -timeout=10 -rss_limit_mb=2048
     done
