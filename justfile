@@ -24,3 +24,29 @@ keygen issuer out="." alg="ES256":
 # Print the argon2id hash of a password read from standard input.
 hash-password:
     cargo run --release -q -- hash-password
+
+# Fuzz every target (or only TARGET) for SECONDS each: nightly and `cargo install cargo-fuzz`.
+# Without a sanitizer: cardgate has no unsafe code; the targets look for panics, hangs, OOM.
+fuzz seconds="60" target="":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cd fuzz
+    targets="{{target}}"
+    [ -n "$targets" ] || targets="$(cargo +nightly fuzz list)"
+    for t in $targets; do
+        echo "== $t ({{seconds}} s)"
+        # Seeds: the shipped configuration files, and freshly generated keys and certificates.
+        mkdir -p "corpus/$t"
+        seeds=""
+        if [ "$t" = settings ]; then
+            seeds="../config"
+        elif [ "$t" = signing_key ]; then
+            seeds="$(mktemp -d)"
+            for alg in ES256 RS256; do
+                cargo run -q --manifest-path ../Cargo.toml -p cardgate -- keygen --issuer "seed-$alg" \
+                    --alg "$alg" --out "$seeds" > /dev/null
+            done
+        fi
+        cargo +nightly fuzz run "$t" --sanitizer none --target-dir ../target/fuzz \
+            "corpus/$t" $seeds -- -max_total_time={{seconds}} -timeout=10 -rss_limit_mb=2048
+    done

@@ -173,20 +173,24 @@ impl<T: serde::de::DeserializeOwned> FromRequest for Query<T> {
     }
 }
 
+/// Reads `Authorization: Bearer <session id>.<secret>` (scheme in any case): the session id,
+/// and the whole token. `None` when the header is not of that form.
+pub fn bearer_session(value: &HeaderValue) -> Option<(Uuid, &str)> {
+    let (scheme, token) = value.to_str().ok()?.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = token.trim();
+    let (id, _) = token.split_once('.')?;
+    Some((Uuid::parse_str(id).ok()?, token))
+}
+
 /// The caller behind `Authorization: Bearer <session id>.<secret>`, and the session id.
 async fn caller(req: &HttpRequest, state: &AdminState) -> Result<(Caller, Uuid), ApiError> {
-    let token = req
+    let (session_id, token) = req
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, token) = v.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        })
-        .ok_or(ApiError::Unauthorized)?;
-    let session_id = token
-        .split_once('.')
-        .and_then(|(id, _)| Uuid::parse_str(id).ok())
+        .and_then(bearer_session)
         .ok_or(ApiError::Unauthorized)?;
     // Only admin login sessions: a CI token or a refresh token is never an admin credential.
     let actor = state

@@ -28,6 +28,9 @@ pub enum TokenError {
     /// The request body is larger than the limit, in bytes.
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// The request line and headers together are larger than the limit, in bytes.
+    #[error("the request line and headers are larger than {0} bytes")]
+    HeadersTooLarge(usize),
     /// A backend failed; nothing was decided.
     #[error("an authorization backend failed")]
     Backend(#[source] PluginError),
@@ -52,7 +55,9 @@ impl fmt::Debug for TokenError {
 impl TokenError {
     fn code(&self) -> &'static str {
         match self {
-            TokenError::BadRequest(_) | TokenError::PayloadTooLarge(_) => "invalid_request",
+            TokenError::BadRequest(_)
+            | TokenError::PayloadTooLarge(_)
+            | TokenError::HeadersTooLarge(_) => "invalid_request",
             TokenError::Unauthorized => "invalid_client",
             TokenError::InvalidGrant(_) => "invalid_grant",
             TokenError::UnsupportedGrantType(_) => "unsupported_grant_type",
@@ -69,6 +74,7 @@ impl ResponseError for TokenError {
             | TokenError::InvalidGrant(_)
             | TokenError::UnsupportedGrantType(_) => StatusCode::BAD_REQUEST,
             TokenError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            TokenError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             TokenError::Unauthorized => StatusCode::UNAUTHORIZED,
             TokenError::Backend(e) if e.unavailable => StatusCode::SERVICE_UNAVAILABLE,
             TokenError::Backend(_) | TokenError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -84,7 +90,9 @@ impl ResponseError for TokenError {
         let registry_code = match (self, status) {
             (TokenError::InvalidGrant(_), _) | (_, StatusCode::UNAUTHORIZED) => "UNAUTHORIZED",
             (_, StatusCode::BAD_REQUEST) => "UNSUPPORTED",
-            (_, StatusCode::PAYLOAD_TOO_LARGE) => "SIZE_INVALID",
+            (_, StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE) => {
+                "SIZE_INVALID"
+            }
             (_, StatusCode::SERVICE_UNAVAILABLE) => "UNAVAILABLE",
             _ => "UNKNOWN",
         };

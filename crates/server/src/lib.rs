@@ -4,6 +4,8 @@
 
 mod admin;
 mod error;
+pub mod input;
+mod limits;
 mod routes;
 pub mod settings;
 mod startup;

@@ -25,6 +25,20 @@ pub const MAX_FORM_BYTES: usize = 64 * 1024;
 /// The longest `client_id` accepted (it is stored with refresh tokens).
 const MAX_CLIENT_ID_LEN: usize = 256;
 
+/// The parameters of the OAuth2 form read besides `scope`.
+pub const FORM_PARAMETERS: &[&str] = &[
+    "grant_type",
+    "service",
+    "client_id",
+    "access_type",
+    "username",
+    "password",
+    "refresh_token",
+];
+
+/// The longest user name accepted, in characters; longer ones are malformed requests.
+pub const MAX_USERNAME_LEN: usize = 256;
+
 /// What `invalid_grant` says, whichever check failed.
 const BAD_PASSWORD: &str = "invalid username or password";
 const BAD_REFRESH_TOKEN: &str = "the refresh token is invalid, expired or revoked";
@@ -50,16 +64,22 @@ pub struct AppState {
 }
 
 /// The parameters of a token request (query string or form body): the `scope` values, and the
-/// single-valued parameters this endpoint reads. Holds secrets: no `Debug`.
-struct Params {
+/// single-valued parameters this endpoint reads. Holds secrets: `Debug` shows no values.
+pub struct Params {
     scopes: Vec<String>,
     values: Vec<(&'static str, String)>,
+}
+
+impl std::fmt::Debug for Params {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Params").finish_non_exhaustive()
+    }
 }
 
 impl Params {
     /// Parses `input` (`application/x-www-form-urlencoded`), keeping `scope` and the parameters
     /// in `names`; a parameter given twice with different values is refused.
-    fn parse(input: &[u8], names: &[&'static str]) -> Result<Self, TokenError> {
+    pub fn parse(input: &[u8], names: &[&'static str]) -> Result<Self, TokenError> {
         let mut parsed = Params {
             scopes: Vec::new(),
             values: Vec::new(),
@@ -85,7 +105,7 @@ impl Params {
         Ok(parsed)
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub fn get(&self, name: &str) -> Option<&str> {
         self.values
             .iter()
             .find(|(n, _)| *n == name)
@@ -93,14 +113,14 @@ impl Params {
     }
 
     /// A parameter that must be present (and not empty).
-    fn required(&self, name: &str) -> Result<&str, TokenError> {
+    pub fn required(&self, name: &str) -> Result<&str, TokenError> {
         self.get(name)
             .filter(|v| !v.is_empty())
             .ok_or_else(|| TokenError::BadRequest(format!("parameter `{name}` is required")))
     }
 
     /// The `client_id`, when given (and not empty).
-    fn client_id(&self) -> Result<Option<&str>, TokenError> {
+    pub fn client_id(&self) -> Result<Option<&str>, TokenError> {
         match self.get("client_id").filter(|c| !c.is_empty()) {
             Some(c) if c.chars().count() > MAX_CLIENT_ID_LEN => Err(TokenError::BadRequest(
                 format!("`client_id` is longer than {MAX_CLIENT_ID_LEN} characters"),
@@ -110,22 +130,27 @@ impl Params {
     }
 
     /// The requested scopes, each value possibly holding several separated by spaces.
-    fn scopes(&self) -> Result<Vec<Scope>, TokenError> {
+    pub fn scopes(&self) -> Result<Vec<Scope>, TokenError> {
         parse_scopes(self.scopes.iter().map(String::as_str))
             .map_err(|e| TokenError::BadRequest(e.to_string()))
     }
 }
 
 fn credentials(req: &HttpRequest) -> Result<Credentials, TokenError> {
-    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
-        return Ok(Credentials::Anonymous);
-    };
+    match req.headers().get(header::AUTHORIZATION) {
+        Some(value) => basic_credentials(value),
+        None => Ok(Credentials::Anonymous),
+    }
+}
+
+/// Reads an `Authorization` header that must use the Basic scheme (named in any case).
+pub fn basic_credentials(value: &header::HeaderValue) -> Result<Credentials, TokenError> {
     // Scheme names are case-insensitive (RFC 9110); the parser wants `Basic`.
     let normalized;
-    let value = match value.as_bytes().get(..6) {
-        Some(scheme) if scheme.eq_ignore_ascii_case(b"basic ") && scheme != b"Basic " => {
+    let value = match value.as_bytes().split_at_checked(6) {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case(b"basic ") && scheme != b"Basic " => {
             let mut bytes = b"Basic ".to_vec();
-            bytes.extend_from_slice(&value.as_bytes()[6..]);
+            bytes.extend_from_slice(rest);
             normalized = header::HeaderValue::from_bytes(&bytes).map_err(|e| {
                 TokenError::BadRequest(format!("malformed Authorization header: {e}"))
             })?;
@@ -141,10 +166,21 @@ fn credentials(req: &HttpRequest) -> Result<Credentials, TokenError> {
             other => format!("malformed Basic Authorization header: {other}"),
         })
     })?;
+    check_username(basic.user_id())?;
     Ok(Credentials::Password {
         username: basic.user_id().to_owned(),
         password: SecretString::from(basic.password().unwrap_or_default()),
     })
+}
+
+/// Refuses a user name longer than [`MAX_USERNAME_LEN`]: no account has one.
+fn check_username(username: &str) -> Result<(), TokenError> {
+    if username.chars().count() > MAX_USERNAME_LEN {
+        return Err(TokenError::BadRequest(format!(
+            "the user name is longer than {MAX_USERNAME_LEN} characters"
+        )));
+    }
+    Ok(())
 }
 
 fn token_id() -> Result<TokenId, TokenError> {
@@ -391,22 +427,12 @@ pub async fn oauth_token(
 ) -> Result<HttpResponse, TokenError> {
     check_form_content_type(&req)?;
     let body = read_body(&req, payload).await?;
-    let form = Params::parse(
-        &body,
-        &[
-            "grant_type",
-            "service",
-            "client_id",
-            "access_type",
-            "username",
-            "password",
-            "refresh_token",
-        ],
-    )?;
+    let form = Params::parse(&body, FORM_PARAMETERS)?;
     let client_id = form.client_id()?;
     match form.required("grant_type")? {
         "password" => {
             let username = form.required("username")?;
+            check_username(username)?;
             let password = form
                 .get("password")
                 .ok_or_else(|| TokenError::BadRequest("parameter `password` is required".into()))?;

@@ -77,6 +77,10 @@ pub struct ServerSettings {
     pub realm: String,
     /// HTTP worker threads; 0 = one per core.
     pub workers: usize,
+    /// The most bytes of request target plus headers; larger requests are answered 431.
+    pub max_header_bytes: usize,
+    /// On SIGTERM, how long in-flight requests may take to finish, in seconds.
+    pub shutdown_timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -4,6 +4,7 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use cardgate_admin::Admin;
 use cardgate_authz_cards::{CardAuthenticator, CardAuthorizer};
@@ -11,6 +12,7 @@ use serde_json::json;
 use tracing_actix_web::TracingLogger;
 
 use crate::admin::{self, AdminState};
+use crate::limits::{self, Limits};
 use crate::routes::{self, AppState};
 use crate::settings::{Settings, SettingsError};
 
@@ -102,9 +104,14 @@ impl Application {
             })?
             .port();
         let route = realm_path.clone();
+        let limits = web::Data::new(Limits::from_settings(settings)?);
         let mut server = HttpServer::new(move || {
             let admin = admin.clone();
             App::new()
+                .app_data(limits.clone())
+                .app_data(web::PayloadConfig::new(routes::MAX_FORM_BYTES))
+                .wrap(limits::json_errors())
+                .wrap(from_fn(limits::limit_headers))
                 .wrap(TracingLogger::default())
                 .configure(move |config| {
                     if let Some(admin) = admin {
@@ -127,6 +134,7 @@ impl Application {
                     }))
                 }))
         })
+        .shutdown_timeout(settings.server.shutdown_timeout_seconds)
         .listen(listener)
         .map_err(|source| StartupError::Bind {
             address: address.clone(),

@@ -11,6 +11,9 @@ mod dev;
 mod keygen;
 mod registry;
 mod rotation;
+mod running;
+mod secrets;
+mod shutdown;
 mod tenants;
 
 use std::path::{Path, PathBuf};

@@ -7,9 +7,11 @@
 mod admin;
 mod cards;
 mod keys;
+mod limits;
 mod oauth;
 
 use std::collections::HashMap;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use cardgate_server::{Application, Settings, SettingsSource};
@@ -164,6 +166,31 @@ type User = Option<(&'static str, &'static str)>;
 
 const ALICE: User = Some(("alice", "alice-test-password"));
 const BOB: User = Some(("bob", "bob-test-password"));
+
+/// Sends `request` as it is on a fresh connection and returns the status and the body.
+pub async fn raw_request(base: &str, request: Vec<u8>) -> (u16, String) {
+    let address = base.trim_start_matches("http://").to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        // The server may answer, and close, before reading everything.
+        let _ = stream.write_all(&request);
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        let status = answer
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status line in {answer:?}"));
+        let body = answer
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    })
+    .await
+    .unwrap()
+}
 
 async fn error_body(response: reqwest::Response, status: StatusCode) -> Value {
     assert_eq!(response.status(), status);

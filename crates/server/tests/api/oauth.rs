@@ -1,8 +1,6 @@
 //! The OAuth2 form (POST to the realm) and refresh tokens, on the card plugins against a real
 //! PostgreSQL, and on the static plugins.
 
-use std::io::{Read, Write};
-
 use argon2::{Argon2, PasswordHasher};
 use cardgate_store::testing::{Fixture, fresh_database_url};
 use cardgate_store::{PoolSettings, Store};
@@ -10,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::cards::{access, seed, spawn_on};
-use crate::spawn_app;
+use crate::{raw_request, spawn_app};
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
@@ -126,39 +124,19 @@ async fn docker_login(base: &str, user: &str, password: &str) -> String {
 /// Sends `chunks` with `Transfer-Encoding: chunked` and no `Content-Length` over a raw
 /// connection; returns the status and the body.
 async fn post_chunked(base: &str, content_type: &str, chunks: Vec<Vec<u8>>) -> (u16, String) {
-    let address = base.trim_start_matches("http://").to_owned();
-    let content_type = content_type.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let mut stream = std::net::TcpStream::connect(&address).unwrap();
-        let mut request = format!(
-            "POST /v1/registry HTTP/1.1\r\nHost: {address}\r\nContent-Type: {content_type}\r\n\
-             Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-        )
-        .into_bytes();
-        for chunk in &chunks {
-            request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-            request.extend_from_slice(chunk);
-            request.extend_from_slice(b"\r\n");
-        }
-        request.extend_from_slice(b"0\r\n\r\n");
-        // The server may answer (413) before reading everything.
-        let _ = stream.write_all(&request);
-        let mut answer = Vec::new();
-        let _ = stream.read_to_end(&mut answer);
-        let answer = String::from_utf8_lossy(&answer).into_owned();
-        let status = answer
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no status line in {answer:?}"));
-        let body = answer
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        (status, body)
-    })
-    .await
-    .unwrap()
+    let address = base.trim_start_matches("http://");
+    let mut request = format!(
+        "POST /v1/registry HTTP/1.1\r\nHost: {address}\r\nContent-Type: {content_type}\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes();
+    for chunk in &chunks {
+        request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        request.extend_from_slice(chunk);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    raw_request(base, request).await
 }
 
 #[tokio::test]
