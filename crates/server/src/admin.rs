@@ -2,6 +2,7 @@
 //! `cardgate-admin`, which decides who may change what and records every change with its
 //! event. Served only when the card store is configured.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
@@ -18,6 +19,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
+use crate::throttle::Throttle;
+
 /// What the admin handlers share.
 #[derive(Debug)]
 pub struct AdminState {
@@ -28,6 +31,8 @@ pub struct AdminState {
     pub authorizer: CardAuthorizer,
     /// How long a login session lasts.
     pub session_lifetime: Duration,
+    /// Failed logins, shared with the token endpoint.
+    pub throttle: Arc<Throttle>,
 }
 
 /// Why an admin request failed. One place maps it to a status; 5xx bodies are opaque.
@@ -39,6 +44,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("invalid username or password")]
     BadLogin,
+    /// Too many failed logins; retry after the seconds.
+    #[error("too many failed logins: try again later")]
+    TooManyRequests(u64),
     #[error(transparent)]
     Admin(#[from] AdminError),
     #[error("an authentication backend failed")]
@@ -56,6 +64,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) | ApiError::Admin(AdminError::Invalid(_)) => "invalid_request",
             ApiError::Unauthorized | ApiError::BadLogin => "unauthorized",
+            ApiError::TooManyRequests(_) => "too_many_requests",
             ApiError::Admin(AdminError::Forbidden(_)) => "forbidden",
             ApiError::Admin(AdminError::NotFound(_)) => "not_found",
             ApiError::Admin(AdminError::Conflict(_)) => "conflict",
@@ -79,6 +88,7 @@ impl ResponseError for ApiError {
             "conflict" => StatusCode::CONFLICT,
             "precondition_failed" => StatusCode::PRECONDITION_FAILED,
             "temporarily_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_requests" => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -94,6 +104,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(status);
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        if let ApiError::TooManyRequests(seconds) = self {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
         response.json(json!({"error": self.code(), "error_description": description}))
     }
@@ -205,12 +218,17 @@ struct Login {
 }
 
 /// `POST /v1/admin/login` `{username, password}` → a session token for `Bearer`.
-async fn login(state: web::Data<AdminState>, bytes: web::Bytes) -> ApiResult {
+async fn login(req: HttpRequest, state: web::Data<AdminState>, bytes: web::Bytes) -> ApiResult {
     let login: Login = body(&bytes)?;
     let credentials = Credentials::Password {
         username: login.username,
         password: SecretString::from(login.password),
     };
+    let attempt = state
+        .throttle
+        .admit(&req, &credentials)
+        .await
+        .map_err(|locked| ApiError::TooManyRequests(locked.retry_after_seconds()))?;
     let identity = match state
         .authenticator
         .authenticate(&credentials)
@@ -219,7 +237,11 @@ async fn login(state: web::Data<AdminState>, bytes: web::Bytes) -> ApiResult {
     {
         // A session token is not a password: logging in needs the password.
         Authentication::Authenticated(identity) if identity.session.is_none() => identity,
-        _ => return Err(ApiError::BadLogin),
+        Authentication::Authenticated(_) => return Err(ApiError::BadLogin),
+        Authentication::Rejected | Authentication::NotMine => {
+            attempt.failed();
+            return Err(ApiError::BadLogin);
+        }
     };
     let user = state
         .store

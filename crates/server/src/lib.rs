@@ -7,6 +7,7 @@ mod error;
 mod routes;
 pub mod settings;
 mod startup;
+pub mod throttle;
 
 pub use error::TokenError;
 pub use settings::{Settings, SettingsError, SettingsSource};

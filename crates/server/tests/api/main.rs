@@ -8,6 +8,7 @@ mod admin;
 mod cards;
 mod keys;
 mod oauth;
+mod throttle;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
