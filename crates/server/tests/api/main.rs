@@ -9,6 +9,7 @@ mod cards;
 mod keys;
 mod oauth;
 mod throttle;
+mod timing;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
