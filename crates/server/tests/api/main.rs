@@ -6,6 +6,7 @@
 
 mod admin;
 mod cards;
+mod faults;
 mod keys;
 mod oauth;
 mod throttle;
