@@ -24,3 +24,9 @@ keygen issuer out="." alg="ES256":
 # Print the argon2id hash of a password read from standard input.
 hash-password:
     cargo run --release -q -- hash-password
+
+# Soak: a release build under wrk at half capacity for SECONDS (default 600); fails on any
+# error, RSS growth of 10% or more after the warm-up, or growing fds or database connections.
+soak seconds="600":
+    cargo build --release -p cardgate
+    bench/soak.sh {{seconds}}
