@@ -50,3 +50,9 @@ fuzz seconds="60" target="":
         cargo +nightly fuzz run "$t" --sanitizer none --target-dir ../target/fuzz \
             "corpus/$t" $seeds -- -max_total_time={{seconds}} -timeout=10 -rss_limit_mb=2048
     done
+
+# Soak: a release build under wrk at half capacity for SECONDS (default 600); fails on any
+# error, RSS growth of 10% or more after the warm-up, or growing fds or database connections.
+soak seconds="600":
+    cargo build --release -p cardgate
+    bench/soak.sh {{seconds}}

@@ -7,7 +7,7 @@
 // the handler's span, which this lint would report on our code.
 #![allow(unused_qualifications)]
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
@@ -29,6 +29,8 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_actix_web::OpenApiFactory;
 use uuid::Uuid;
 
+use crate::throttle::Throttle;
+
 /// What the admin handlers share.
 #[derive(Debug)]
 pub struct AdminState {
@@ -39,6 +41,8 @@ pub struct AdminState {
     pub authorizer: CardAuthorizer,
     /// How long a login session lasts.
     pub session_lifetime: Duration,
+    /// Failed logins, shared with the token endpoint.
+    pub throttle: Arc<Throttle>,
 }
 
 /// Why an admin request failed. One place maps it to a status; 5xx bodies are opaque.
@@ -50,6 +54,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("invalid username or password")]
     BadLogin,
+    /// Too many failed logins; retry after the seconds.
+    #[error("too many failed logins: try again later")]
+    TooManyRequests(u64),
     #[error(transparent)]
     Admin(#[from] AdminError),
     #[error("an authentication backend failed")]
@@ -67,6 +74,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) | ApiError::Admin(AdminError::Invalid(_)) => "invalid_request",
             ApiError::Unauthorized | ApiError::BadLogin => "unauthorized",
+            ApiError::TooManyRequests(_) => "too_many_requests",
             ApiError::Admin(AdminError::Forbidden(_)) => "forbidden",
             ApiError::Admin(AdminError::NotFound(_)) => "not_found",
             ApiError::Admin(AdminError::Conflict(_)) => "conflict",
@@ -90,6 +98,7 @@ impl ResponseError for ApiError {
             "conflict" => StatusCode::CONFLICT,
             "precondition_failed" => StatusCode::PRECONDITION_FAILED,
             "temporarily_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_requests" => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -106,6 +115,9 @@ impl ResponseError for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
+        if let ApiError::TooManyRequests(seconds) = self {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
         response.json(ErrorBody {
             error: self.code(),
             error_description: description,
@@ -117,7 +129,8 @@ impl ResponseError for ApiError {
 #[derive(Serialize, ToSchema)]
 struct ErrorBody {
     /// `invalid_request`, `unauthorized`, `forbidden`, `not_found`, `conflict`,
-    /// `precondition_failed`, `temporarily_unavailable` or `server_error`.
+    /// `precondition_failed`, `too_many_requests`, `temporarily_unavailable` or
+    /// `server_error`.
     error: &'static str,
     error_description: String,
 }
@@ -340,15 +353,21 @@ struct LoginAnswer {
         (status = 200, body = LoginAnswer),
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
+        (status = 429, body = ErrorBody),
     ),
 )]
 #[post("/login")]
-async fn log_in(state: web::Data<AdminState>, bytes: web::Bytes) -> ApiResult {
+async fn log_in(req: HttpRequest, state: web::Data<AdminState>, bytes: web::Bytes) -> ApiResult {
     let login: Login = body(&bytes)?;
     let credentials = Credentials::Password {
         username: login.username,
         password: SecretString::from(login.password),
     };
+    let attempt = state
+        .throttle
+        .admit(&req, &credentials)
+        .await
+        .map_err(|locked| ApiError::TooManyRequests(locked.retry_after_seconds()))?;
     let identity = match state
         .authenticator
         .authenticate(&credentials)
@@ -357,7 +376,11 @@ async fn log_in(state: web::Data<AdminState>, bytes: web::Bytes) -> ApiResult {
     {
         // A session token is not a password: logging in needs the password.
         Authentication::Authenticated(identity) if identity.session.is_none() => identity,
-        _ => return Err(ApiError::BadLogin),
+        Authentication::Authenticated(_) => return Err(ApiError::BadLogin),
+        Authentication::Rejected | Authentication::NotMine => {
+            attempt.failed();
+            return Err(ApiError::BadLogin);
+        }
     };
     let user = state
         .store

@@ -31,6 +31,9 @@ pub enum TokenError {
     /// The request line and headers together are larger than the limit, in bytes.
     #[error("the request line and headers are larger than {0} bytes")]
     HeadersTooLarge(usize),
+    /// Too many failed logins for the account or from the address; retry after the seconds.
+    #[error("too many failed logins: try again later")]
+    TooManyRequests(u64),
     /// A backend failed; nothing was decided.
     #[error("an authorization backend failed")]
     Backend(#[source] PluginError),
@@ -61,6 +64,7 @@ impl TokenError {
             TokenError::Unauthorized => "invalid_client",
             TokenError::InvalidGrant(_) => "invalid_grant",
             TokenError::UnsupportedGrantType(_) => "unsupported_grant_type",
+            TokenError::TooManyRequests(_) => "too_many_requests",
             TokenError::Backend(e) if e.unavailable => "temporarily_unavailable",
             TokenError::Backend(_) | TokenError::Internal(_) => "server_error",
         }
@@ -76,6 +80,7 @@ impl ResponseError for TokenError {
             TokenError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             TokenError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             TokenError::Unauthorized => StatusCode::UNAUTHORIZED,
+            TokenError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             TokenError::Backend(e) if e.unavailable => StatusCode::SERVICE_UNAVAILABLE,
             TokenError::Backend(_) | TokenError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -94,6 +99,7 @@ impl ResponseError for TokenError {
                 "SIZE_INVALID"
             }
             (_, StatusCode::SERVICE_UNAVAILABLE) => "UNAVAILABLE",
+            (_, StatusCode::TOO_MANY_REQUESTS) => "TOOMANYREQUESTS",
             _ => "UNKNOWN",
         };
         let mut response = HttpResponse::build(status);
@@ -103,6 +109,9 @@ impl ResponseError for TokenError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"cardgate\", charset=\"UTF-8\""),
             ));
+        }
+        if let TokenError::TooManyRequests(seconds) = self {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
         // OAuth2 clients read `error`/`error_description`; registry clients read `errors`.
         response.json(json!({

@@ -9,6 +9,7 @@ mod limits;
 mod routes;
 pub mod settings;
 mod startup;
+pub mod throttle;
 
 pub use error::TokenError;
 pub use settings::{Settings, SettingsError, SettingsSource};

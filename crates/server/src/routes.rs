@@ -18,6 +18,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::error::TokenError;
+use crate::throttle::Throttle;
 
 /// The largest OAuth2 form body accepted; larger ones are answered 413.
 pub const MAX_FORM_BYTES: usize = 64 * 1024;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub store: Option<Store>,
     /// The JWKS document, serialised once at start-up.
     pub jwks: String,
+    /// Failed logins, per account and client address.
+    pub throttle: Arc<Throttle>,
 }
 
 /// The parameters of a token request (query string or form body): the `scope` values, and the
@@ -201,18 +204,28 @@ fn check_service(state: &AppState, service: Option<&str>) -> Result<(), TokenErr
     }
 }
 
-/// Runs the authentication chain; invalid credentials become `invalid`.
+/// Runs the authentication chain, unless the throttle refuses the login; invalid credentials
+/// become `invalid` and count as a failure.
 async fn authenticate(
     state: &AppState,
+    req: &HttpRequest,
     credentials: &Credentials,
     invalid: TokenError,
 ) -> Result<Identity, TokenError> {
+    let attempt = state
+        .throttle
+        .admit(req, credentials)
+        .await
+        .map_err(|locked| TokenError::TooManyRequests(locked.retry_after_seconds()))?;
     state
         .authn
         .authenticate(credentials)
         .await
         .map_err(|e| match e {
-            AuthnError::InvalidCredentials => invalid,
+            AuthnError::InvalidCredentials => {
+                attempt.failed();
+                invalid
+            }
             AuthnError::Plugin(e) => TokenError::Backend(e),
         })
 }
@@ -346,7 +359,7 @@ pub async fn token(
     check_service(&state, query.get("service"))?;
     let scopes = query.scopes()?;
     let client_id = query.client_id()?;
-    let identity = authenticate(&state, &credentials, TokenError::Unauthorized).await?;
+    let identity = authenticate(&state, &req, &credentials, TokenError::Unauthorized).await?;
     let offline = query
         .get("offline_token")
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
@@ -442,8 +455,13 @@ pub async fn oauth_token(
                 username: username.to_owned(),
                 password: SecretString::from(password),
             };
-            let identity =
-                authenticate(&state, &credentials, TokenError::InvalidGrant(BAD_PASSWORD)).await?;
+            let identity = authenticate(
+                &state,
+                &req,
+                &credentials,
+                TokenError::InvalidGrant(BAD_PASSWORD),
+            )
+            .await?;
             let offline = form.get("access_type") == Some("offline");
             respond(
                 &state,

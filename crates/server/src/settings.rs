@@ -20,6 +20,8 @@ use config::{Config, Environment, File, FileFormat, Map, Source, Value};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::throttle::ThrottleSettings;
+
 /// The defaults, compiled in so that the binary runs from any directory.
 const DEFAULTS: &str = include_str!("../../../config/default.toml");
 
@@ -45,6 +47,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub admin: AdminSettings,
     pub log: LogSettings,
+    pub throttle: ThrottleSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -166,7 +169,9 @@ pub struct LogSettings {
 }
 
 /// A list of names: a TOML array, or a comma-separated string (as environment variables give).
-fn names<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+pub(crate) fn names<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Names {

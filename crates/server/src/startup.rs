@@ -1,6 +1,7 @@
 //! Building and running the application.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
@@ -15,6 +16,7 @@ use crate::admin::{self, AdminState};
 use crate::limits::{self, Limits};
 use crate::routes::{self, AppState};
 use crate::settings::{Settings, SettingsError};
+use crate::throttle::Throttle;
 
 /// Jellyfish's token path, always served besides the realm's.
 pub const JELLYFISH_REALM_PATH: &str = "/api/v2/registry";
@@ -68,6 +70,10 @@ impl Application {
         let (authn, authz) = settings.chains(store.as_ref())?;
         let refresh = settings.refresh_tokens(store.as_ref());
         let refresh_lifetime = settings.refresh_lifetime()?;
+        let throttle = Arc::new(
+            Throttle::new(&settings.throttle)
+                .map_err(|e| SettingsError::from_message(format!("{e}: invalid")))?,
+        );
         // The admin API is served when the card store is configured.
         let admin = match &store {
             Some(store) => Some(web::Data::new(AdminState {
@@ -77,6 +83,7 @@ impl Application {
                     .map_err(|e| SettingsError::from_message(format!("admin: {e}")))?,
                 authorizer: CardAuthorizer::new(store.clone()),
                 session_lifetime: Duration::from_secs(settings.admin.session_lifetime_seconds),
+                throttle: throttle.clone(),
             })),
             None => None,
         };
@@ -90,6 +97,7 @@ impl Application {
             refresh_lifetime,
             store,
             jwks,
+            throttle,
         });
         let address = settings.server.listen.clone();
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {

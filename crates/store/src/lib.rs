@@ -92,7 +92,7 @@ impl Default for PoolSettings {
     fn default() -> Self {
         PoolSettings {
             max_connections: 16,
-            acquire_timeout: Duration::from_secs(2),
+            acquire_timeout: Duration::from_millis(1500),
             statement_timeout: Duration::from_secs(5),
         }
     }

@@ -20,34 +20,34 @@ use serde_json::{Value, json};
 
 use crate::Decide;
 
-type Actions = BTreeSet<&'static str>;
+pub(crate) type Actions = BTreeSet<&'static str>;
 
 const EXPLICIT: [&str; 3] = ["pull", "push", "delete"];
 
-fn set(names: &[&'static str]) -> Actions {
+pub(crate) fn set(names: &[&'static str]) -> Actions {
     names.iter().copied().collect()
 }
 
 /// The reference model's view of one policy.
 #[derive(Debug, Default, Clone)]
-struct Model {
+pub(crate) struct Model {
     /// user slug → role names
-    users: BTreeMap<String, Vec<String>>,
+    pub(crate) users: BTreeMap<String, Vec<String>>,
     /// role slug → (read schema, grants the catalog)
-    roles: BTreeMap<String, (Value, bool)>,
+    pub(crate) roles: BTreeMap<String, (Value, bool)>,
     /// (org slug, user slug) → role
-    members: BTreeMap<(String, String), MembershipRole>,
-    images: Vec<ModelImage>,
+    pub(crate) members: BTreeMap<(String, String), MembershipRole>,
+    pub(crate) images: Vec<ModelImage>,
     /// (holder slug, repository) → actions
-    grants: Vec<(String, String, Vec<&'static str>)>,
+    pub(crate) grants: Vec<(String, String, Vec<&'static str>)>,
 }
 
 #[derive(Debug, Clone)]
-struct ModelImage {
-    repository: String,
-    markers: Vec<String>,
-    public: bool,
-    active: bool,
+pub(crate) struct ModelImage {
+    pub(crate) repository: String,
+    pub(crate) markers: Vec<String>,
+    pub(crate) public: bool,
+    pub(crate) active: bool,
 }
 
 impl ModelImage {
@@ -117,7 +117,7 @@ impl Model {
 
     /// What `user` (through a session with `scope`, if any) is allowed on `repository` when
     /// asking `asked`, as action names; creates the image on an allowed first push.
-    fn allowed_repository(
+    pub(crate) fn allowed_repository(
         &mut self,
         user: &str,
         scope: Option<&Value>,
@@ -196,7 +196,7 @@ impl Model {
 }
 
 /// What a request for `asked` receives when `allowed` is allowed, written out again.
-fn model_grant(asked: &Actions, allowed: &Actions, repository: bool) -> Actions {
+pub(crate) fn model_grant(asked: &Actions, allowed: &Actions, repository: bool) -> Actions {
     if allowed.contains("*") {
         return asked.clone();
     }

@@ -6,9 +6,12 @@
 
 mod admin;
 mod cards;
+mod faults;
 mod keys;
 mod limits;
 mod oauth;
+mod throttle;
+mod timing;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};

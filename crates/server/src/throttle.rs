@@ -1,0 +1,419 @@
+//! Throttling of failed logins, per account and per client address.
+//!
+//! Failures (a wrong password or session token on the token endpoint, the OAuth2 password grant
+//! or the admin login) are counted in a fixed window that starts at the first failure. Once an
+//! account or an address has `*_failures` failures in its window, every login for it is refused
+//! until the window ends, right password or wrong: the answer never tells which. Successful
+//! logins are never counted, so any number of parallel valid pulls go through.
+//!
+//! A refused attempt verifies a password against a dummy argon2id hash before answering, so a
+//! locked account costs what a wrong password costs and timing does not tell it apart.
+//!
+//! The counters live in two bounded caches (`max_entries` each): state never grows without
+//! bound, whatever names or addresses an attacker sprays.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use actix_web::HttpRequest;
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use cardgate_authz::Credentials;
+use moka::sync::Cache;
+use serde::Deserialize;
+
+/// The longest account name kept as a key; longer names share the key of their prefix.
+const MAX_ACCOUNT_KEY_CHARS: usize = 256;
+
+/// `[throttle]`: how failed logins are limited.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleSettings {
+    /// Counting failures at all.
+    pub enabled: bool,
+    /// The window failures are counted in, from the first failure, in seconds.
+    pub window_seconds: u64,
+    /// Failures of one account, from anywhere, before it is locked for the rest of the window.
+    pub account_failures: u32,
+    /// Failures from one client address, for any accounts, before it is locked.
+    pub address_failures: u32,
+    /// How many accounts, and how many addresses, are tracked at most.
+    pub max_entries: u64,
+    /// Peers whose `X-Forwarded-For` is believed: the client is the rightmost address in it
+    /// that is not itself a trusted proxy. IP addresses: a list, or comma-separated text.
+    #[serde(default, deserialize_with = "crate::settings::names")]
+    pub trusted_proxies: Vec<String>,
+}
+
+/// The throttle settings make no sense; the message names the setting.
+#[derive(Debug, thiserror::Error)]
+#[error("`throttle.{0}`")]
+pub struct ThrottleSettingsError(String);
+
+/// Failures counted for one key since `started`.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    started: Instant,
+    failures: u32,
+}
+
+/// The failure counters and what they allow.
+pub struct Throttle {
+    enabled: bool,
+    window: Duration,
+    account_failures: u32,
+    address_failures: u32,
+    trusted_proxies: Vec<IpAddr>,
+    accounts: Cache<String, Window>,
+    addresses: Cache<IpAddr, Window>,
+    dummy_hash: String,
+}
+
+impl std::fmt::Debug for Throttle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Throttle")
+            .field("enabled", &self.enabled)
+            .field("window", &self.window)
+            .field("account_failures", &self.account_failures)
+            .field("address_failures", &self.address_failures)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A login refused because its account or address is locked.
+#[derive(Debug, Clone, Copy)]
+pub struct Locked {
+    retry_after: Duration,
+}
+
+impl Locked {
+    /// Whole seconds until the lock ends (at least 1): the `Retry-After` value.
+    pub fn retry_after_seconds(&self) -> u64 {
+        let seconds = self.retry_after.as_secs();
+        if self.retry_after.subsec_nanos() > 0 || seconds == 0 {
+            seconds + 1
+        } else {
+            seconds
+        }
+    }
+}
+
+/// A login the throttle let through; tell it when the credentials turn out wrong.
+#[derive(Debug)]
+pub struct Attempt<'a> {
+    throttle: &'a Throttle,
+    address: IpAddr,
+    account: Option<String>,
+}
+
+impl Attempt<'_> {
+    /// Counts this attempt as a failure of its account and its address.
+    pub fn failed(self) {
+        let throttle = self.throttle;
+        if !throttle.enabled {
+            return;
+        }
+        let now = Instant::now();
+        if let Some(account) = self.account {
+            count_failure(&throttle.accounts, account, now, throttle.window);
+        }
+        count_failure(&throttle.addresses, self.address, now, throttle.window);
+    }
+}
+
+fn count_failure<K>(cache: &Cache<K, Window>, key: K, now: Instant, window: Duration)
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+{
+    cache.entry(key).and_upsert_with(|current| match current {
+        Some(entry) if now.duration_since(entry.value().started) < window => Window {
+            failures: entry.value().failures.saturating_add(1),
+            ..*entry.value()
+        },
+        _ => Window {
+            started: now,
+            failures: 1,
+        },
+    });
+}
+
+/// How long `key` stays locked, if it is.
+fn lock_of<K>(cache: &Cache<K, Window>, key: &K, limit: u32, window: Duration) -> Option<Duration>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+{
+    let entry = cache.get(key)?;
+    let ends = entry.started + window;
+    let now = Instant::now();
+    (entry.failures >= limit && now < ends).then(|| ends - now)
+}
+
+/// A cache of at most `capacity` windows; an entry lives one window after its last failure,
+/// long enough for every lock.
+fn bounded<K>(capacity: u64, window: Duration) -> Cache<K, Window>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+{
+    Cache::builder()
+        .max_capacity(capacity)
+        .time_to_live(window)
+        .build()
+}
+
+/// The key of an account: `alice` and `user-alice` are one account of the card store.
+fn account_key(username: &str) -> String {
+    let name = username.strip_prefix("user-").unwrap_or(username);
+    name.chars()
+        .take(MAX_ACCOUNT_KEY_CHARS)
+        .collect::<String>()
+        .to_lowercase()
+}
+
+/// The key of an address: IPv4 (also when mapped into IPv6) as is, IPv6 by its /64, the
+/// smallest block one subscriber usually holds.
+fn address_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let segments = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(
+                    segments[0],
+                    segments[1],
+                    segments[2],
+                    segments[3],
+                    0,
+                    0,
+                    0,
+                    0,
+                ))
+            }
+        },
+    }
+}
+
+impl Throttle {
+    /// Checks the settings and makes the dummy hash locked attempts are verified against.
+    pub fn new(settings: &ThrottleSettings) -> Result<Self, ThrottleSettingsError> {
+        let positive = |name: &str, value: u64| {
+            if value == 0 {
+                Err(ThrottleSettingsError(format!("{name} must be at least 1")))
+            } else {
+                Ok(())
+            }
+        };
+        positive("window_seconds", settings.window_seconds)?;
+        positive("account_failures", settings.account_failures.into())?;
+        positive("address_failures", settings.address_failures.into())?;
+        positive("max_entries", settings.max_entries)?;
+        let trusted_proxies = settings
+            .trusted_proxies
+            .iter()
+            .map(|p| {
+                p.parse::<IpAddr>().map_err(|_| {
+                    ThrottleSettingsError(format!("trusted_proxies: `{p}` is not an IP address"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let window = Duration::from_secs(settings.window_seconds);
+        let dummy_hash = Argon2::default()
+            .hash_password(b"cardgate-throttle-dummy-password")
+            .map_err(|e| ThrottleSettingsError(format!("dummy hash: {e}")))?
+            .to_string();
+        Ok(Throttle {
+            enabled: settings.enabled,
+            window,
+            account_failures: settings.account_failures,
+            address_failures: settings.address_failures,
+            trusted_proxies,
+            accounts: bounded(settings.max_entries, window),
+            addresses: bounded(settings.max_entries, window),
+            dummy_hash,
+        })
+    }
+
+    /// The client's address: the peer's, or, when the peer is a trusted proxy, the rightmost
+    /// address of `X-Forwarded-For` that is not a trusted proxy.
+    pub fn client_address(&self, req: &HttpRequest) -> IpAddr {
+        let peer = req
+            .peer_addr()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+        if !self.trusted_proxies.contains(&peer) {
+            return peer;
+        }
+        let forwarded: Vec<&str> = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .collect();
+        let mut client = peer;
+        for hop in forwarded.iter().rev() {
+            let Ok(address) = hop.trim().parse::<IpAddr>() else {
+                break;
+            };
+            client = address;
+            if !self.trusted_proxies.contains(&address) {
+                break;
+            }
+        }
+        client
+    }
+
+    /// Lets a login through, or refuses it when its account or its address is locked. A
+    /// refused login first spends one verification against the dummy hash. Requests without
+    /// credentials are never refused.
+    pub async fn admit(
+        &self,
+        req: &HttpRequest,
+        credentials: &Credentials,
+    ) -> Result<Attempt<'_>, Locked> {
+        let address = address_key(self.client_address(req));
+        let account = match credentials {
+            Credentials::Password { username, .. } => Some(account_key(username)),
+            Credentials::Anonymous => {
+                return Ok(Attempt {
+                    throttle: self,
+                    address,
+                    account: None,
+                });
+            }
+        };
+        if self.enabled {
+            let account_lock = account.as_ref().and_then(|account| {
+                lock_of(&self.accounts, account, self.account_failures, self.window)
+            });
+            let address_lock = lock_of(
+                &self.addresses,
+                &address,
+                self.address_failures,
+                self.window,
+            );
+            if let Some(retry_after) = account_lock.max(address_lock) {
+                self.spend_a_verification().await;
+                tracing::warn!(
+                    account = account.as_deref().unwrap_or_default(),
+                    %address,
+                    by_account = account_lock.is_some(),
+                    by_address = address_lock.is_some(),
+                    "login refused: too many failures"
+                );
+                return Err(Locked { retry_after });
+            }
+        }
+        Ok(Attempt {
+            throttle: self,
+            address,
+            account,
+        })
+    }
+
+    /// What a password verification costs, spent on the dummy hash.
+    async fn spend_a_verification(&self) {
+        let hash = self.dummy_hash.clone();
+        let _ = actix_web::rt::task::spawn_blocking(move || {
+            Argon2::default()
+                .verify_password(b"not-the-dummy-password", hash.as_str())
+                .is_ok()
+        })
+        .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn settings(max_entries: u64) -> ThrottleSettings {
+        ThrottleSettings {
+            enabled: true,
+            window_seconds: 60,
+            account_failures: 3,
+            address_failures: 10,
+            max_entries,
+            trusted_proxies: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_counters_stay_within_max_entries_whatever_is_sprayed() {
+        let throttle = Throttle::new(&settings(100)).unwrap();
+        let now = Instant::now();
+        for i in 0..20_000u32 {
+            count_failure(
+                &throttle.accounts,
+                format!("spray-{i}"),
+                now,
+                throttle.window,
+            );
+            count_failure(
+                &throttle.addresses,
+                IpAddr::V4(Ipv4Addr::from(i)),
+                now,
+                throttle.window,
+            );
+        }
+        throttle.accounts.run_pending_tasks();
+        throttle.addresses.run_pending_tasks();
+        assert!(throttle.accounts.entry_count() <= 100);
+        assert!(throttle.addresses.entry_count() <= 100);
+    }
+
+    #[test]
+    fn an_account_locks_at_its_limit_and_only_for_the_window() {
+        let throttle = Throttle::new(&settings(100)).unwrap();
+        let now = Instant::now();
+        for _ in 0..2 {
+            count_failure(&throttle.accounts, "alice".to_owned(), now, throttle.window);
+        }
+        let lock = || lock_of(&throttle.accounts, &"alice".to_owned(), 3, throttle.window);
+        assert!(lock().is_none());
+        count_failure(&throttle.accounts, "alice".to_owned(), now, throttle.window);
+        let remaining = lock().unwrap();
+        assert!(remaining <= Duration::from_secs(60) && remaining > Duration::from_secs(50));
+        let long_ago = now - Duration::from_secs(61);
+        throttle.accounts.insert(
+            "alice".to_owned(),
+            Window {
+                started: long_ago,
+                failures: 99,
+            },
+        );
+        assert!(lock().is_none());
+    }
+
+    #[test]
+    fn account_names_and_ipv6_addresses_are_grouped() {
+        assert_eq!(account_key("user-Alice"), account_key("alice"));
+        assert_eq!(
+            account_key(&"x".repeat(10_000)).len(),
+            MAX_ACCOUNT_KEY_CHARS
+        );
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        assert_eq!(address_key(a), address_key(b));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(address_key(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn zero_limits_are_refused_naming_the_setting() {
+        let mut bad = settings(100);
+        bad.account_failures = 0;
+        let err = Throttle::new(&bad).unwrap_err().to_string();
+        assert!(err.contains("throttle.account_failures"), "{err}");
+    }
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        let locked = |ms| Locked {
+            retry_after: Duration::from_millis(ms),
+        };
+        assert_eq!(locked(1).retry_after_seconds(), 1);
+        assert_eq!(locked(1000).retry_after_seconds(), 1);
+        assert_eq!(locked(1001).retry_after_seconds(), 2);
+    }
+}

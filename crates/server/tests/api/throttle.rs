@@ -1,0 +1,272 @@
+//! Failed logins are throttled per account and per client address: 429 with `Retry-After`,
+//! the same answer for a right and a wrong password while locked, and valid logins never
+//! counted.
+
+use std::time::Duration;
+
+use cardgate_server::Application;
+use cardgate_store::testing::fresh_database_url;
+use cardgate_store::{PoolSettings, Store};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::cards::seed;
+use crate::{error_body, test_settings};
+
+const PULL: &str = "/v1/registry?service=registry.test&scope=repository:acme/web:pull";
+
+/// The application on `config/test.toml` (static users) with `env` on top; its base URL.
+pub(crate) async fn spawn_with(env: &[(&str, &str)]) -> String {
+    let (settings, _) = test_settings(env);
+    let app = Application::build(&settings).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    base
+}
+
+async fn pull(base: &str, user: &str, password: &str) -> reqwest::Response {
+    pull_from(base, user, password, None).await
+}
+
+/// A pull token request, as forwarded for `client` when given.
+async fn pull_from(
+    base: &str,
+    user: &str,
+    password: &str,
+    client: Option<&str>,
+) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .get(format!("{base}{PULL}"))
+        .basic_auth(user, Some(password));
+    if let Some(client) = client {
+        request = request.header("X-Forwarded-For", client);
+    }
+    request.send().await.unwrap()
+}
+
+/// Checks a 429: `Retry-After` in whole seconds within the window, and a JSON error; returns
+/// the body.
+async fn too_many(response: reqwest::Response, window: u64) -> Value {
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=window).contains(&retry_after), "{retry_after}");
+    let body = error_body(response, StatusCode::TOO_MANY_REQUESTS).await;
+    assert_eq!(body["error"], "too_many_requests");
+    body
+}
+
+#[tokio::test]
+async fn an_account_with_too_many_failures_is_locked_and_its_right_password_is_not_revealed() {
+    let base = spawn_with(&[
+        ("CARDGATE__THROTTLE__ACCOUNT_FAILURES", "3"),
+        ("CARDGATE__THROTTLE__ADDRESS_FAILURES", "1000"),
+    ])
+    .await;
+    for _ in 0..3 {
+        let response = pull(&base, "alice", "not-her-password").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let wrong = too_many(pull(&base, "alice", "not-her-password").await, 300).await;
+    let right = too_many(pull(&base, "alice", "alice-test-password").await, 300).await;
+    assert_eq!(
+        wrong, right,
+        "a locked account answers alike, right or wrong"
+    );
+    assert!(right.get("token").is_none());
+    // `user-alice` is the same account.
+    too_many(pull(&base, "user-alice", "alice-test-password").await, 300).await;
+    // Other accounts from the same address are not affected.
+    assert_eq!(
+        pull(&base, "bob", "bob-test-password").await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_client_address_with_too_many_failures_is_locked_for_every_account() {
+    let base = spawn_with(&[
+        ("CARDGATE__THROTTLE__ACCOUNT_FAILURES", "100"),
+        ("CARDGATE__THROTTLE__ADDRESS_FAILURES", "4"),
+    ])
+    .await;
+    for i in 0..4 {
+        let response = pull(&base, &format!("guess-{i}"), "password").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    too_many(pull(&base, "alice", "alice-test-password").await, 300).await;
+    too_many(pull(&base, "bob", "bob-test-password").await, 300).await;
+    // Requests without credentials guess nothing and are never refused.
+    let anonymous = reqwest::get(format!("{base}{PULL}")).await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_is_throttled_not_the_proxy() {
+    let base = spawn_with(&[
+        ("CARDGATE__THROTTLE__ACCOUNT_FAILURES", "100"),
+        ("CARDGATE__THROTTLE__ADDRESS_FAILURES", "3"),
+        ("CARDGATE__THROTTLE__TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    for i in 0..3 {
+        let response = pull_from(&base, &format!("guess-{i}"), "x", Some("203.0.113.9")).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    too_many(
+        pull_from(&base, "alice", "alice-test-password", Some("203.0.113.9")).await,
+        300,
+    )
+    .await;
+    // Through a chain of trusted proxies, the client is the rightmost untrusted hop.
+    too_many(
+        pull_from(
+            &base,
+            "alice",
+            "alice-test-password",
+            Some("198.51.100.1, 203.0.113.9, 127.0.0.1"),
+        )
+        .await,
+        300,
+    )
+    .await;
+    for client in [Some("198.51.100.4"), None] {
+        let response = pull_from(&base, "alice", "alice-test-password", client).await;
+        assert_eq!(response.status(), StatusCode::OK, "{client:?}");
+    }
+}
+
+#[tokio::test]
+async fn forwarded_addresses_from_an_untrusted_peer_are_ignored() {
+    let base = spawn_with(&[
+        ("CARDGATE__THROTTLE__ACCOUNT_FAILURES", "100"),
+        ("CARDGATE__THROTTLE__ADDRESS_FAILURES", "3"),
+    ])
+    .await;
+    // Each failure claims another client; all come from this peer, which is what counts.
+    for i in 0..3 {
+        let client = format!("203.0.113.{i}");
+        let response = pull_from(&base, &format!("guess-{i}"), "x", Some(&client)).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    too_many(
+        pull_from(&base, "alice", "alice-test-password", Some("198.51.100.4")).await,
+        300,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn dozens_of_parallel_valid_pulls_of_one_user_are_never_throttled() {
+    let base = spawn_with(&[
+        ("CARDGATE__THROTTLE__ACCOUNT_FAILURES", "2"),
+        ("CARDGATE__THROTTLE__ADDRESS_FAILURES", "2"),
+    ])
+    .await;
+    // One mistake first: the account and the address are one failure from their limits.
+    assert_eq!(
+        pull(&base, "alice", "typo").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let pulls: Vec<_> = (0..48)
+        .map(|_| {
+            let base = base.clone();
+            tokio::spawn(async move { pull(&base, "alice", "alice-test-password").await.status() })
+        })
+        .collect();
+    for pull in pulls {
+        assert_eq!(pull.await.unwrap(), StatusCode::OK);
+    }
+    assert_eq!(
+        pull(&base, "alice", "alice-test-password").await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_lock_ends_with_its_window() {
+    let base = spawn_with(&[
+        ("CARDGATE__THROTTLE__WINDOW_SECONDS", "1"),
+        ("CARDGATE__THROTTLE__ACCOUNT_FAILURES", "2"),
+    ])
+    .await;
+    for _ in 0..2 {
+        pull(&base, "alice", "wrong").await;
+    }
+    too_many(pull(&base, "alice", "alice-test-password").await, 1).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        pull(&base, "alice", "alice-test-password").await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_disabled_throttle_never_refuses() {
+    let base = spawn_with(&[
+        ("CARDGATE__THROTTLE__ENABLED", "false"),
+        ("CARDGATE__THROTTLE__ACCOUNT_FAILURES", "1"),
+    ])
+    .await;
+    for _ in 0..3 {
+        pull(&base, "alice", "wrong").await;
+    }
+    assert_eq!(
+        pull(&base, "alice", "alice-test-password").await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn session_tokens_the_password_grant_and_the_admin_login_count_and_are_refused_alike() {
+    let url = fresh_database_url().await;
+    let store = Store::connect_lazy(&url, &PoolSettings::default()).unwrap();
+    seed(&store).await;
+    let (settings, _) = test_settings(&[
+        ("CARDGATE__AUTHN__CHAIN", "cards"),
+        ("CARDGATE__AUTHZ__CHAIN", "cards"),
+        ("CARDGATE__DATABASE__URL", &url),
+        ("CARDGATE__THROTTLE__ACCOUNT_FAILURES", "3"),
+        ("CARDGATE__THROTTLE__ADDRESS_FAILURES", "1000"),
+    ]);
+    let app = Application::build(&settings).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::new();
+    let grant = |password: &str| {
+        client
+            .post(format!("{base}/v1/registry"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "grant_type=password&username=alice&password={password}&service=registry.test"
+            ))
+            .send()
+    };
+    let login = |password: &str| {
+        client
+            .post(format!("{base}/v1/admin/login"))
+            .json(&json!({"username": "alice", "password": password}))
+            .send()
+    };
+
+    // One failure each way: a made-up session token, the password grant, the admin login.
+    let made_up_session = format!("{}.{}", uuid::Uuid::new_v4(), "ab".repeat(32));
+    let response = pull(&base, "alice", &made_up_session).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let response = grant("not-wonderland").await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let response = login("not-wonderland").await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    // Locked now, everywhere, for the right password too.
+    too_many(pull(&base, "alice", "wonderland").await, 300).await;
+    too_many(grant("wonderland").await.unwrap(), 300).await;
+    let response = login("wonderland").await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "too_many_requests");
+    assert!(body.get("token").is_none());
+}
