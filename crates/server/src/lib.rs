@@ -4,6 +4,7 @@
 
 mod admin;
 mod error;
+mod metrics;
 mod routes;
 pub mod settings;
 mod startup;

@@ -11,6 +11,7 @@ use serde_json::json;
 use tracing_actix_web::TracingLogger;
 
 use crate::admin::{self, AdminState};
+use crate::metrics;
 use crate::routes::{self, AppState};
 use crate::settings::{Settings, SettingsError};
 
@@ -63,6 +64,10 @@ impl Application {
             store.migrate().await?;
             store.bootstrap().await?;
         }
+        if let Some(store) = &store {
+            // Caches are used only while changes from every instance are heard.
+            store.watch_changes();
+        }
         let (authn, authz) = settings.chains(store.as_ref())?;
         let refresh = settings.refresh_tokens(store.as_ref());
         let refresh_lifetime = settings.refresh_lifetime()?;
@@ -106,6 +111,7 @@ impl Application {
             let admin = admin.clone();
             App::new()
                 .wrap(TracingLogger::default())
+                .wrap(actix_web::middleware::from_fn(metrics::track))
                 .configure(move |config| {
                     if let Some(admin) = admin {
                         config.app_data(admin);
@@ -120,6 +126,7 @@ impl Application {
                 .route("/.well-known/jwks.json", web::get().to(routes::jwks))
                 .route("/healthz", web::get().to(routes::healthz))
                 .route("/readyz", web::get().to(routes::readyz))
+                .route("/metrics", web::get().to(metrics::metrics))
                 .default_service(web::to(|| async {
                     HttpResponse::NotFound().json(json!({
                         "error": "not_found",
