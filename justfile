@@ -24,3 +24,8 @@ keygen issuer out="." alg="ES256":
 # Print the argon2id hash of a password read from standard input.
 hash-password:
     cargo run --release -q -- hash-password
+
+# Benchmark the token endpoint (release build, private PostgreSQL, large seeded store, wrk);
+# results in bench/results.md. Needs wrk: apt-get install -y wrk.
+bench:
+    bench/run.sh
