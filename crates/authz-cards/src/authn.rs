@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use argon2::{Argon2, PasswordHasher};
 use async_trait::async_trait;
 use aws_lc_rs::hmac;
 use cardgate_authz::{
@@ -90,12 +90,6 @@ fn is_ordinary_session(data: &serde_json::Value) -> bool {
     }
 }
 
-fn verify_password(hash: String, password: SecretString) -> bool {
-    Argon2::default()
-        .verify_password(password.expose_secret().as_bytes(), hash.as_str())
-        .is_ok()
-}
-
 impl CardAuthenticator {
     async fn check_password(
         &self,
@@ -104,10 +98,7 @@ impl CardAuthenticator {
     ) -> Result<bool, PluginError> {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy_hash.clone());
-        let password = password.clone();
-        let matches = tokio::task::spawn_blocking(move || verify_password(hash, password))
-            .await
-            .map_err(|e| PluginError::internal(NAME, format!("password check: {e}")))?;
+        let matches = crate::password::verify(hash, password.clone()).await?;
         Ok(known && matches)
     }
 

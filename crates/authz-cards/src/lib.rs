@@ -9,6 +9,7 @@ mod authn;
 mod authz;
 mod cache;
 mod explain;
+mod password;
 mod refresh;
 
 pub use authn::CardAuthenticator;
