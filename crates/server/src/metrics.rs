@@ -195,6 +195,14 @@ fn render(state: &AppState) -> String {
     }
 
     if let Some(store) = &state.store {
+        let _ = writeln!(
+            out,
+            "# HELP cardgate_change_feed_connected Whether store changes from every instance are \
+             heard (1), which caches need; 0 while the listener reconnects (caches bypassed).\n\
+             # TYPE cardgate_change_feed_connected gauge\n\
+             cardgate_change_feed_connected {}",
+            u8::from(store.generation().current().is_some())
+        );
         let pool = store.pool();
         let size = pool.size();
         let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
