@@ -29,6 +29,10 @@ done
 
 cargo build --release -p cardgate
 
+if curl -s -o /dev/null "$BASE/healthz"; then
+    echo "bench: something already answers on port $PORT; set BENCH_PORT" >&2
+    exit 1
+fi
 rm -rf "$DIR"
 mkdir -p "$DIR"
 CARDGATE__SERVER__LISTEN=127.0.0.1:$PORT CARDGATE__LOG__FILTER=${BENCH_LOG_FILTER:-info} \
@@ -43,7 +47,8 @@ for _ in $(seq 300); do
 done
 curl -sf "$BASE/readyz" >/dev/null
 
-PGPORT=$(grep -o 'private PostgreSQL on 127.0.0.1:[0-9]*' "$DIR/cardgate.log" | head -1 | cut -d: -f2)
+PGPORT=$(grep -o 'private PostgreSQL on 127.0.0.1:[0-9]*' "$DIR/cardgate.log" | head -1 | cut -d: -f2 || true)
+[ -n "$PGPORT" ] || { echo "bench: cardgate did not start:" >&2; cat "$DIR/cardgate.log" >&2; exit 1; }
 export PGHOST=127.0.0.1 PGPORT PGUSER=cardgate PGDATABASE=cardgate
 PGPASSWORD=$(cat "$DIR/postgres.password")
 export PGPASSWORD
