@@ -56,3 +56,8 @@ fuzz seconds="60" target="":
 soak seconds="600":
     cargo build --release -p cardgate
     bench/soak.sh {{seconds}}
+
+# Benchmark the token endpoint (release build, private PostgreSQL, large seeded store, wrk);
+# results in bench/results.md. Needs wrk: apt-get install -y wrk.
+bench:
+    bench/run.sh

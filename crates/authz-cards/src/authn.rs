@@ -1,7 +1,11 @@
 //! Authentication against the card store.
 
-use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use std::sync::Arc;
+use std::time::Instant;
+
+use argon2::{Argon2, PasswordHasher};
 use async_trait::async_trait;
+use aws_lc_rs::hmac;
 use cardgate_authz::{
     Authentication, Authenticator, Credentials, Identity, IdentityKind, PluginError,
 };
@@ -12,6 +16,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
+use crate::cache::{CREDENTIALS, Cache, CacheSettings};
 use crate::{LOGIN_KIND, NAME, SESSION_KIND, account_of, plugin_error, user_slug};
 
 /// Authenticates users of the card store.
@@ -22,19 +27,51 @@ use crate::{LOGIN_KIND, NAME, SESSION_KIND, account_of, plugin_error, user_slug}
 /// - Basic `alice` with a password: the argon2id hash of the user's password card. Unknown
 ///   users are checked against a dummy hash, so they cost what a wrong password costs.
 /// - No credentials: the `user-guest` actor (account `""`).
+///
+/// Verified credentials are cached (see [`CacheSettings`]) under an HMAC-SHA256 of the user
+/// name and password with a key drawn at start-up, never the credentials themselves; a
+/// session's entry ends with the session. Any change to the store empties the cache.
 #[derive(Debug, Clone)]
 pub struct CardAuthenticator {
     store: Store,
     dummy_hash: String,
+    cache_key: hmac::Key,
+    verified: Arc<Cache<[u8; 32], Identity>>,
 }
 
 impl CardAuthenticator {
+    /// An authenticator with the default cache settings.
     pub fn new(store: Store) -> Result<Self, PluginError> {
+        Self::with_cache(store, CacheSettings::default())
+    }
+
+    pub fn with_cache(store: Store, cache: CacheSettings) -> Result<Self, PluginError> {
         let dummy_hash = Argon2::default()
             .hash_password(b"cardgate-dummy-password")
             .map_err(|e| PluginError::internal(NAME, format!("dummy hash: {e}")))?
             .to_string();
-        Ok(CardAuthenticator { store, dummy_hash })
+        let cache_key =
+            hmac::Key::generate(hmac::HMAC_SHA256, &aws_lc_rs::rand::SystemRandom::new()).map_err(
+                |_| PluginError::internal(NAME, "cannot draw the credentials cache key"),
+            )?;
+        Ok(CardAuthenticator {
+            verified: Arc::new(Cache::new(store.clone(), cache, &CREDENTIALS)),
+            store,
+            dummy_hash,
+            cache_key,
+        })
+    }
+
+    /// The cache key of a user name and password: their HMAC (the name's length first, so
+    /// that no two pairs share an input).
+    fn credentials_key(&self, username: &str, password: &SecretString) -> [u8; 32] {
+        let mut context = hmac::Context::with_key(&self.cache_key);
+        context.update(&(username.len() as u64).to_be_bytes());
+        context.update(username.as_bytes());
+        context.update(password.expose_secret().as_bytes());
+        let mut key = [0u8; 32];
+        key.copy_from_slice(context.sign().as_ref());
+        key
     }
 }
 
@@ -54,12 +91,6 @@ fn is_ordinary_session(data: &serde_json::Value) -> bool {
     }
 }
 
-fn verify_password(hash: String, password: SecretString) -> bool {
-    Argon2::default()
-        .verify_password(password.expose_secret().as_bytes(), hash.as_str())
-        .is_ok()
-}
-
 impl CardAuthenticator {
     async fn check_password(
         &self,
@@ -68,21 +99,20 @@ impl CardAuthenticator {
     ) -> Result<bool, PluginError> {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy_hash.clone());
-        let password = password.clone();
-        let matches = tokio::task::spawn_blocking(move || verify_password(hash, password))
-            .await
-            .map_err(|e| PluginError::internal(NAME, format!("password check: {e}")))?;
+        let matches = crate::password::verify(hash, password.clone()).await?;
         Ok(known && matches)
     }
 
+    /// The session's expiration, when `secret` opens the active, unexpired, ordinary session
+    /// `id` of `user_id`.
     async fn check_session(
         &self,
         user_id: Uuid,
         id: Uuid,
         secret: &str,
-    ) -> Result<bool, PluginError> {
+    ) -> Result<Option<OffsetDateTime>, PluginError> {
         let Some(session) = self.store.card_by_id(id).await.map_err(plugin_error)? else {
-            return Ok(false);
+            return Ok(None);
         };
         let stored = session.data["token"]["authentication"]
             .as_str()
@@ -91,34 +121,26 @@ impl CardAuthenticator {
             .as_bytes()
             .ct_eq(stored.as_bytes())
             .into();
-        let unexpired = session
+        let expiration = session
             .data
             .get("expiration")
             .and_then(|e| e.as_str())
             .and_then(|e| OffsetDateTime::parse(e, &Rfc3339).ok())
-            .is_some_and(|expiration| expiration > OffsetDateTime::now_utc());
-        Ok(secret_matches
-            && unexpired
+            .filter(|expiration| *expiration > OffsetDateTime::now_utc());
+        let valid = secret_matches
             && session.active
             && session.base_type() == CardType::Session.name()
             && is_ordinary_session(&session.data)
-            && session.data["actor"].as_str() == Some(user_id.to_string().as_str()))
-    }
-}
-
-#[async_trait]
-impl Authenticator for CardAuthenticator {
-    fn name(&self) -> &'static str {
-        NAME
+            && session.data["actor"].as_str() == Some(user_id.to_string().as_str());
+        Ok(expiration.filter(|_| valid))
     }
 
-    async fn authenticate(&self, credentials: &Credentials) -> Result<Authentication, PluginError> {
-        let (username, password) = match credentials {
-            Credentials::Anonymous => {
-                return Ok(Authentication::Authenticated(Identity::anonymous(NAME)));
-            }
-            Credentials::Password { username, password } => (username, password),
-        };
+    /// Checks a user name and password (or session token) against the store.
+    async fn verify(
+        &self,
+        username: &str,
+        password: &SecretString,
+    ) -> Result<(Authentication, Option<OffsetDateTime>), PluginError> {
         let slug = user_slug(username);
         let user = if slug == GUEST_SLUG {
             None
@@ -137,16 +159,19 @@ impl Authenticator for CardAuthenticator {
                     // The same lookup as for a known user, so that timing does not tell them
                     // apart.
                     self.check_session(Uuid::nil(), session_id, secret).await?;
-                    Authentication::NotMine
+                    (Authentication::NotMine, None)
                 }
-                Some(user) if self.check_session(user.id, session_id, secret).await? => {
-                    Authentication::Authenticated(Identity {
-                        session: Some(session_id.to_string()),
-                        kind: identity_kind(&user),
-                        ..Identity::new(account, NAME)
-                    })
-                }
-                Some(_) => Authentication::Rejected,
+                Some(user) => match self.check_session(user.id, session_id, secret).await? {
+                    Some(expiration) => (
+                        Authentication::Authenticated(Identity {
+                            session: Some(session_id.to_string()),
+                            kind: identity_kind(&user),
+                            ..Identity::new(account, NAME)
+                        }),
+                        Some(expiration),
+                    ),
+                    None => (Authentication::Rejected, None),
+                },
             });
         }
 
@@ -160,13 +185,61 @@ impl Authenticator for CardAuthenticator {
         };
         let matches = self.check_password(hash, password).await?;
         Ok(match (user, matches) {
-            (None, _) => Authentication::NotMine,
-            (Some(user), true) => Authentication::Authenticated(Identity {
-                kind: identity_kind(&user),
-                ..Identity::new(account, NAME)
-            }),
-            (Some(_), false) => Authentication::Rejected,
+            (None, _) => (Authentication::NotMine, None),
+            (Some(user), true) => (
+                Authentication::Authenticated(Identity {
+                    kind: identity_kind(&user),
+                    ..Identity::new(account, NAME)
+                }),
+                None,
+            ),
+            (Some(_), false) => (Authentication::Rejected, None),
         })
+    }
+}
+
+/// The instant `at` falls on, when it is in the future.
+fn instant_of(at: OffsetDateTime) -> Option<Instant> {
+    let left = at - OffsetDateTime::now_utc();
+    let left = std::time::Duration::try_from(left).ok()?;
+    Instant::now().checked_add(left)
+}
+
+#[async_trait]
+impl Authenticator for CardAuthenticator {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn authenticate(&self, credentials: &Credentials) -> Result<Authentication, PluginError> {
+        let (username, password) = match credentials {
+            Credentials::Anonymous => {
+                return Ok(Authentication::Authenticated(Identity::anonymous(NAME)));
+            }
+            Credentials::Password { username, password } => (username, password),
+        };
+        let key = self.credentials_key(username, password);
+        if let Some(identity) = self.verified.get(&key) {
+            return Ok(Authentication::Authenticated(identity));
+        }
+        let generation = self.verified.generation();
+        let (authentication, expiration) = self.verify(username, password).await?;
+        if let (Some(generation), Authentication::Authenticated(identity)) =
+            (generation, &authentication)
+        {
+            // A session's entry must not outlive it; a password's lives the cache's TTL.
+            match expiration.map(instant_of) {
+                None => self
+                    .verified
+                    .insert(generation, key, identity.clone(), None),
+                Some(Some(expires)) => {
+                    self.verified
+                        .insert(generation, key, identity.clone(), Some(expires));
+                }
+                Some(None) => {}
+            }
+        }
+        Ok(authentication)
     }
 }
 

@@ -15,6 +15,8 @@
 //! marked with the org), so first pushes work. `registry:catalog` is allowed to admins and to
 //! actors holding a role card with `data.catalog = true`. Other scopes are not this plugin's.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use cardgate_authz::{Authorizer, Decision, Identity, PluginError};
 use cardgate_store::{
@@ -24,13 +26,21 @@ use cardgate_token::{Action, ActionSet, Scope};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::cache::{Cache, CacheSettings, DECISIONS};
 use crate::explain::{Assessment, Explanation, Subject};
 use crate::{NAME, plugin_error, user_slug};
 
+/// What a cached decision was asked for: the account, its session and the scope.
+type DecisionKey = (String, Option<String>, Scope);
+
 /// Decides scopes from the card store.
+///
+/// Decisions are cached (see [`CacheSettings`]) by account, session and scope; any change to
+/// the store empties the cache, so a cached decision is always the one the store gives now.
 #[derive(Debug, Clone)]
 pub struct CardAuthorizer {
     store: Store,
+    decisions: Arc<Cache<DecisionKey, Decision>>,
 }
 
 /// What the store says about the actor, loaded once per decision.
@@ -99,8 +109,16 @@ fn role_actions(role: Option<MembershipRole>) -> ActionSet {
 }
 
 impl CardAuthorizer {
+    /// An authorizer with the default cache settings.
     pub fn new(store: Store) -> Self {
-        CardAuthorizer { store }
+        Self::with_cache(store, CacheSettings::default())
+    }
+
+    pub fn with_cache(store: Store, cache: CacheSettings) -> Self {
+        CardAuthorizer {
+            decisions: Arc::new(Cache::new(store.clone(), cache, &DECISIONS)),
+            store,
+        }
     }
 
     /// Loads the actor; `None` when it does not exist (or is deactivated), when another
@@ -311,9 +329,31 @@ impl Authorizer for CardAuthorizer {
 
     async fn authorize(&self, identity: &Identity, scope: &Scope) -> Result<Decision, PluginError> {
         let kind = scope.resource_type.as_str();
-        if kind != "repository" && kind != "registry" {
+        if (kind != "repository" && kind != "registry") || identity.authenticator != NAME {
             return Ok(Decision::NoMatch);
         }
+        let key = (
+            identity.account.clone(),
+            identity.session.clone(),
+            scope.clone(),
+        );
+        if let Some(decision) = self.decisions.get(&key) {
+            return Ok(decision);
+        }
+        // Read before the store: a change made meanwhile makes this decision stale.
+        let generation = self.decisions.generation();
+        let decision = self.decide(identity, scope).await?;
+        if let Some(generation) = generation {
+            self.decisions.insert(generation, key, decision, None);
+        }
+        Ok(decision)
+    }
+}
+
+impl CardAuthorizer {
+    /// The decision on `scope` for `identity`, from the store.
+    async fn decide(&self, identity: &Identity, scope: &Scope) -> Result<Decision, PluginError> {
+        let kind = scope.resource_type.as_str();
         let Some(actor) = self.actor(identity).await? else {
             return Ok(Decision::NoMatch);
         };

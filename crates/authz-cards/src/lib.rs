@@ -7,11 +7,14 @@
 
 mod authn;
 mod authz;
+mod cache;
 mod explain;
+mod password;
 mod refresh;
 
 pub use authn::CardAuthenticator;
 pub use authz::CardAuthorizer;
+pub use cache::{CacheCounters, CacheSettings, cache_counters};
 pub use explain::{ActionVerdict, Assessment, Explanation, Subject};
 pub use refresh::CardRefreshTokens;
 

@@ -6,6 +6,7 @@ mod admin;
 mod error;
 pub mod input;
 mod limits;
+mod metrics;
 mod routes;
 pub mod settings;
 mod startup;

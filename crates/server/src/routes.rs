@@ -267,6 +267,7 @@ async fn respond(state: &AppState, grant: Grant<'_>) -> Result<HttpResponse, Tok
         .authorize(&identity, &scopes)
         .await
         .map_err(TokenError::Backend)?;
+    crate::metrics::record_grants(&grants);
     let access: Vec<AccessEntry> = grants
         .iter()
         .map(|g| AccessEntry::granted(&g.scope, g.granted))

@@ -9,7 +9,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use cardgate_authz::{Authenticator, AuthnChain, Authorizer, AuthzChain, RefreshTokens};
-use cardgate_authz_cards::{CardAuthenticator, CardAuthorizer, CardRefreshTokens};
+use cardgate_authz_cards::{CacheSettings, CardAuthenticator, CardAuthorizer, CardRefreshTokens};
 use cardgate_authz_static::{AclConfig, StaticAcl, StaticUsers, UsersConfig};
 use cardgate_store::{PoolSettings, Store};
 use cardgate_token::{
@@ -46,8 +46,19 @@ pub struct Settings {
     pub authz: AuthzSettings,
     pub database: DatabaseSettings,
     pub admin: AdminSettings,
+    pub cache: CacheSection,
     pub log: LogSettings,
     pub throttle: ThrottleSettings,
+}
+
+/// The card plugins' caches of verified credentials and of decisions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSection {
+    /// Entries per cache; 0 turns caching off.
+    pub capacity: usize,
+    /// How long an entry lives at most, in seconds.
+    pub ttl_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -489,6 +500,13 @@ impl Settings {
             .map_err(|e| SettingsError::new(format!("{}: {e}", setting("database.url"))))
     }
 
+    fn cache_settings(&self) -> CacheSettings {
+        CacheSettings {
+            capacity: self.cache.capacity,
+            ttl: Duration::from_secs(self.cache.ttl_seconds),
+        }
+    }
+
     /// Builds the authenticator and authorizer chains in configured order.
     pub fn chains(&self, store: Option<&Store>) -> Result<(AuthnChain, AuthzChain), SettingsError> {
         let need_store = |section: &str| {
@@ -503,7 +521,7 @@ impl Settings {
         for name in &self.authn.chain {
             match name.as_str() {
                 "cards" => authn.push(Arc::new(
-                    CardAuthenticator::new(need_store("authn")?)
+                    CardAuthenticator::with_cache(need_store("authn")?, self.cache_settings())
                         .map_err(|e| SettingsError::new(format!("authn.cards: {e}")))?,
                 )),
                 "static" => {
@@ -526,7 +544,10 @@ impl Settings {
         let mut authz: Vec<Arc<dyn Authorizer>> = Vec::new();
         for name in &self.authz.chain {
             match name.as_str() {
-                "cards" => authz.push(Arc::new(CardAuthorizer::new(need_store("authz")?))),
+                "cards" => authz.push(Arc::new(CardAuthorizer::with_cache(
+                    need_store("authz")?,
+                    self.cache_settings(),
+                ))),
                 "static" => {
                     let config = self.authz.static_acl.as_ref().ok_or_else(|| {
                         SettingsError::new(

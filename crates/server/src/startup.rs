@@ -14,6 +14,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::admin::{self, AdminState};
 use crate::limits::{self, Limits};
+use crate::metrics;
 use crate::routes::{self, AppState};
 use crate::settings::{Settings, SettingsError};
 use crate::throttle::Throttle;
@@ -66,6 +67,10 @@ impl Application {
         {
             store.migrate().await?;
             store.bootstrap().await?;
+        }
+        if let Some(store) = &store {
+            // Caches are used only while changes from every instance are heard.
+            store.watch_changes();
         }
         let (authn, authz) = settings.chains(store.as_ref())?;
         let refresh = settings.refresh_tokens(store.as_ref());
@@ -121,6 +126,7 @@ impl Application {
                 .wrap(limits::json_errors())
                 .wrap(from_fn(limits::limit_headers))
                 .wrap(TracingLogger::default())
+                .wrap(from_fn(metrics::track))
                 .configure(move |config| {
                     if let Some(admin) = admin {
                         config.app_data(admin);
@@ -135,6 +141,7 @@ impl Application {
                 .route("/.well-known/jwks.json", web::get().to(routes::jwks))
                 .route("/healthz", web::get().to(routes::healthz))
                 .route("/readyz", web::get().to(routes::readyz))
+                .route("/metrics", web::get().to(metrics::metrics))
                 .default_service(web::to(|| async {
                     HttpResponse::NotFound().json(json!({
                         "error": "not_found",

@@ -282,7 +282,7 @@ impl Store {
     pub async fn create(&self, actor: &Card, new: NewCard) -> Result<Card> {
         let mut tx = self.pool.begin().await?;
         let card = create_in(&mut tx, actor.id, &new).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(card)
     }
 
@@ -357,7 +357,7 @@ impl Store {
         let payload =
             json!({"patch": redacted_patch(&card.card_type, patch), "revision": updated.revision});
         record(&mut tx, CardType::UpdateEvent, actor.id, &updated, payload).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(updated)
     }
 
@@ -365,7 +365,7 @@ impl Store {
     pub async fn deactivate(&self, actor: &Card, id: Uuid, revision: Option<i64>) -> Result<Card> {
         let mut tx = self.pool.begin().await?;
         let card = deactivate_in(&mut tx, actor.id, id, revision).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(card)
     }
 
@@ -421,7 +421,7 @@ impl Store {
             payload,
         )
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -477,7 +477,7 @@ impl Store {
             payload,
         )
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -512,7 +512,7 @@ impl Store {
             payload,
         )
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -579,7 +579,7 @@ impl Store {
             .with_markers(vec![user.slug.clone()]),
         )
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(card)
     }
 
@@ -601,7 +601,7 @@ impl Store {
         }
         let mut tx = self.pool.begin().await?;
         let issued = open_session_in(&mut tx, actor.id, user, expiration, data).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(issued)
     }
 
@@ -615,7 +615,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let issued =
             open_session_in(&mut tx, user.id, user, expiration, json!({"kind": "login"})).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(issued)
     }
 
@@ -638,7 +638,7 @@ impl Store {
             "password": password,
         });
         let issued = open_session_in(&mut tx, user.id, user, expiration, data).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(issued)
     }
 
@@ -663,7 +663,7 @@ impl Store {
                     Ok(admin) => {
                         let payload = json!({"slug": admin.slug, "type": admin.card_type, "data": admin.data});
                         record(&mut tx, CardType::CreateEvent, admin.id, &admin, payload).await?;
-                        tx.commit().await?;
+                        self.commit(tx).await?;
                     }
                     // Another instance bootstrapped first.
                     Err(StoreError::Conflict(_)) => {}

@@ -6,11 +6,13 @@
 
 mod changes;
 pub mod embedded;
+mod feed;
 mod model;
 mod schema;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -20,6 +22,7 @@ use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 
 pub use changes::{EventFilter, IssuedSession};
+pub use feed::{CHANNEL, Generation};
 pub use model::{Card, CardType, LinkVerb, Membership, MembershipRole, NewCard, markers_allow};
 pub use schema::{check_card, check_link};
 
@@ -105,6 +108,8 @@ const CARD_COLUMNS: &str =
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: PgPool,
+    /// Advanced by every change; shared by the clones.
+    generation: Arc<Generation>,
 }
 
 /// SHA-256 of a session secret, hex: what `data.token.authentication` holds.
@@ -151,7 +156,10 @@ impl Store {
             })
             .connect_lazy(url)
             .map_err(|e| StoreError::Invalid(format!("database URL: {e}")))?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            generation: Arc::default(),
+        })
     }
 
     /// Applies the migrations in `migrations/`.

@@ -11,6 +11,7 @@ mod keys;
 mod lifetime;
 mod mint;
 mod scope;
+mod sign;
 
 pub use access::{Action, ActionSet};
 /// The JWK types of the JWKS, re-exported so that callers need not depend on `jsonwebtoken`.
@@ -22,3 +23,4 @@ pub use mint::{
     AccessEntry, Claims, IssuedToken, MIN_LIFETIME, MintError, Minter, TokenId, TokenRequest,
 };
 pub use scope::{MAX_SCOPES, ResourceName, ResourceType, Scope, ScopeError, parse_scopes};
+pub use sign::SignError;

@@ -11,6 +11,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::access::ActionSet;
 use crate::keys::SigningKey;
 use crate::scope::Scope;
+use crate::sign::{JwsSigner, SignError};
 
 /// Shortest lifetime a token may have: registries allow 60 s of clock skew, and clients must
 /// have time to use the token.
@@ -109,7 +110,7 @@ pub enum MintError {
     #[error("the clock is before 1970")]
     Clock,
     #[error("signing failed: {0}")]
-    Signing(#[from] jsonwebtoken::errors::Error),
+    Signing(#[from] SignError),
 }
 
 /// Signs tokens for one issuer with one key.
@@ -118,6 +119,9 @@ pub struct Minter {
     issuer: String,
     key: SigningKey,
     header: Header,
+    /// The key pair and encoded header, prepared once: parsing a key costs as much as a
+    /// signature.
+    signer: JwsSigner,
 }
 
 impl Minter {
@@ -125,10 +129,12 @@ impl Minter {
     pub fn new(issuer: String, key: SigningKey) -> Self {
         let mut header = Header::new(key.algorithm().jwt());
         header.kid = Some(key.kid().as_str().to_owned());
+        let signer = JwsSigner::new(&key, &header);
         Minter {
             issuer,
             key,
             header,
+            signer,
         }
     }
 
@@ -145,6 +151,7 @@ impl Minter {
                 .map(|der| data_encoding::BASE64.encode(der))
                 .collect(),
         );
+        self.signer = JwsSigner::new(&self.key, &self.header);
         Ok(self)
     }
 
@@ -181,7 +188,7 @@ impl Minter {
             jti: jti.0,
             access: request.access.to_vec(),
         };
-        let token = jsonwebtoken::encode(&self.header, &claims, self.key.encoding())?;
+        let token = self.signer.sign(&claims)?;
         let issued_at = i64::try_from(iat)
             .ok()
             .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok())

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# `just bench`: builds release, starts cardgate (`cardgate dev`: a private PostgreSQL, migrated,
+# with the demo policy) on 127.0.0.1, seeds a large store (bench/seed.sql), sets up the bench
+# user's credentials through the admin API, measures the machine's single-core ES256 sign rate
+# (`openssl speed`), then drives the token endpoint with wrk (bench/token.lua), one scenario
+# after the other. Prints the results and writes them to bench/results.md.
+#
+# Environment: BENCH_DURATION (s per scenario, 15), BENCH_CONNECTIONS (64), BENCH_THREADS (wrk
+# threads, 1), BENCH_PORT (18080), BENCH_DIR (/var/tmp/cardgate-bench, emptied first),
+# BENCH_OPENSSL_SECONDS (10), BENCH_LOG_FILTER (cardgate's log filter, info).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${BENCH_DURATION:-15}
+CONNECTIONS=${BENCH_CONNECTIONS:-64}
+THREADS=${BENCH_THREADS:-1}
+PORT=${BENCH_PORT:-18080}
+DIR=${BENCH_DIR:-/var/tmp/cardgate-bench}
+OPENSSL_SECONDS=${BENCH_OPENSSL_SECONDS:-10}
+RESULTS=bench/results.md
+BASE=http://127.0.0.1:$PORT
+SERVICE=registry.dev.local
+TOKEN_PATH="/v1/registry?service=$SERVICE"
+ORGS=1000 USERS=10000 ROBOTS=1000 IMAGES=100000 LARGE_CARDS=1000000
+
+for tool in wrk psql openssl curl jq; do
+    command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install -y $tool)" >&2; exit 1; }
+done
+
+cargo build --release -p cardgate
+
+if curl -s -o /dev/null "$BASE/healthz"; then
+    echo "bench: something already answers on port $PORT; set BENCH_PORT" >&2
+    exit 1
+fi
+rm -rf "$DIR"
+mkdir -p "$DIR"
+CARDGATE__SERVER__LISTEN=127.0.0.1:$PORT CARDGATE__LOG__FILTER=${BENCH_LOG_FILTER:-info} \
+    target/release/cardgate dev --data-dir "$DIR" >"$DIR/cardgate.out" 2>"$DIR/cardgate.log" &
+PID=$!
+trap 'kill $PID 2>/dev/null || true' EXIT
+
+for _ in $(seq 300); do
+    curl -sf "$BASE/readyz" >/dev/null 2>&1 && break
+    kill -0 $PID 2>/dev/null || { cat "$DIR/cardgate.log" >&2; exit 1; }
+    sleep 0.5
+done
+curl -sf "$BASE/readyz" >/dev/null
+
+PGPORT=$(grep -o 'private PostgreSQL on 127.0.0.1:[0-9]*' "$DIR/cardgate.log" | head -1 | cut -d: -f2 || true)
+[ -n "$PGPORT" ] || { echo "bench: cardgate did not start:" >&2; cat "$DIR/cardgate.log" >&2; exit 1; }
+export PGHOST=127.0.0.1 PGPORT PGUSER=cardgate PGDATABASE=cardgate
+PGPASSWORD=$(cat "$DIR/postgres.password")
+export PGPASSWORD
+
+seed() {
+    psql -q -X -v people="$1" -v orgs=$ORGS -v users=$USERS -v robots=$ROBOTS \
+        -v first_image="$2" -v last_image="$3" -f bench/seed.sql
+}
+cards() { psql -At -X -c "SELECT count(*) FROM cards"; }
+
+echo "seeding: $ORGS orgs, $USERS users, $ROBOTS robots, $IMAGES images..."
+start=$(date +%s)
+seed 1 1 $IMAGES
+echo "seeded $(cards) cards, $(psql -At -X -c 'SELECT count(*) FROM links') links in $(($(date +%s) - start)) s"
+
+# The bench user's password and session, through the admin API (the real code paths).
+admin_login() {
+    curl -sf -X POST "$BASE/v1/admin/login" -H 'content-type: application/json' \
+        -d "{\"username\": \"$1\", \"password\": \"$2\"}" | jq -r .token
+}
+ADMIN=$(admin_login admin admin-dev-password)
+curl -sf -X PUT "$BASE/v1/admin/users/u00001/password" -H "authorization: Bearer $ADMIN" \
+    -H 'content-type: application/json' -d '{"password": "bench-password"}' >/dev/null
+SESSION=$(admin_login u00001 bench-password)
+basic() { printf 'Basic %s' "$(printf '%s:%s' "$1" "$2" | base64 -w0)"; }
+SESSION_AUTH=$(basic u00001 "$SESSION")
+PASSWORD_AUTH=$(basic u00001 bench-password)
+
+# u00001 is a developer of o0001: pull (and push) on its private images.
+PRIVATE=o0001/app-000001
+SECOND=o0001/app-001001
+PUBLIC=o0010/app-000010
+
+echo "openssl speed -seconds $OPENSSL_SECONDS ecdsap256 (one core)..."
+OPENSSL=$(openssl speed -seconds "$OPENSSL_SECONDS" ecdsap256 2>/dev/null | awk '/nistp256/ {print $(NF-1)}')
+echo "openssl: $OPENSSL signs/s"
+
+ROWS=()
+declare -A RATE
+# scenario name, path, auth, [wrk connections], [env...]
+scenario() {
+    local key=$1 name=$2 path=$3 auth=$4 connections=${5:-$CONNECTIONS}
+    shift 5 || shift $#
+    local granted
+    granted=$(curl -s -H "authorization: $auth" "$BASE$path" | jq -r '.scope // .error')
+    [ -z "$auth" ] && granted=$(curl -s "$BASE$path" | jq -r '.scope // .error')
+    echo "== $name (granted: ${granted:-nothing})"
+    echo 5 >"/proc/$PID/clear_refs"
+    local out
+    out=$(env BENCH_PATH="$path" BENCH_AUTH="$auth" BENCH_RUN="$(date +%s%N)" "$@" \
+        wrk -t"$THREADS" -c"$connections" -d"${DURATION}s" --latency -s bench/token.lua "$BASE")
+    local line
+    line=$(grep '^RESULT' <<<"$out")
+    local rss
+    rss=$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$PID/status")
+    local row
+    row=$(awk -v l="$line" -v o="$OPENSSL" -v name="$name" -v rss="$rss" 'BEGIN {
+        n = split(l, kv, /[ =]/); for (i = 2; i < n; i += 2) v[kv[i]] = kv[i + 1];
+        rate = v["requests"] / (v["duration_us"] / 1e6);
+        printf "%s|%.0f|%.2f|%.2f|%.2f|%.2f|%d|%s", name, rate, rate / o,
+            v["p50_us"] / 1000, v["p99_us"] / 1000, v["p999_us"] / 1000, v["errors"], rss }')
+    RATE[$key]=$(cut -d'|' -f2 <<<"$row")
+    ROWS+=("$row")
+    echo "$row" | awk -F'|' '{printf "   %s tokens/s (%s x openssl), p50 %s ms, p99 %s ms, p99.9 %s ms, %s errors, peak RSS %s MiB\n", $2, $3, $4, $5, $6, $7, $8}'
+}
+
+scenario s1 "1 session token, pull on a private image" \
+    "$TOKEN_PATH&scope=repository:$PRIVATE:pull" "$SESSION_AUTH"
+scenario s2 "2 password (argon2id), same user and scope" \
+    "$TOKEN_PATH&scope=repository:$PRIVATE:pull" "$PASSWORD_AUTH"
+scenario s3 "3 push+pull on two scopes, 10% new repositories" \
+    "$TOKEN_PATH&scope=repository:$PRIVATE:push,pull" "$SESSION_AUTH" "$CONNECTIONS" \
+    BENCH_NEW_SHARE=0.1 BENCH_NEW_PREFIX=o0001/new
+scenario s4 "4 anonymous pull of a public image" \
+    "$TOKEN_PATH&scope=repository:$PUBLIC:pull" ""
+
+# p99 at half of scenario 1's peak rate: wrk paces each connection (closed loop), a request
+# every 10 ms plus its latency (about 1 ms), so the connections are as many as that rate needs.
+HALF=$((RATE[s1] / 2))
+DELAY=10
+PACED=$(((HALF * 11 + 999) / 1000))
+scenario s1half "1 at half its peak rate ($HALF/s asked: $PACED connections, $DELAY ms apart)" \
+    "$TOKEN_PATH&scope=repository:$PRIVATE:pull" "$SESSION_AUTH" "$PACED" BENCH_DELAY_MS=$DELAY
+
+current=$(cards)
+grow=$(((LARGE_CARDS - current + 1) / 2))
+echo "growing the store to $LARGE_CARDS cards ($grow more images)..."
+start=$(date +%s)
+seed 0 $((IMAGES + 1)) $((IMAGES + grow))
+LARGE=$(cards)
+echo "$LARGE cards in $(($(date +%s) - start)) s"
+scenario s5 "5 = 1 against $LARGE cards" \
+    "$TOKEN_PATH&scope=repository:$PRIVATE:pull" "$SESSION_AUTH"
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+{
+    echo "# cardgate bench"
+    echo
+    echo "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), load generator on the same machine."
+    echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s per scenario; store: $ORGS orgs, $USERS users, $ROBOTS robots, $IMAGES images (scenario 5: $LARGE cards)."
+    echo "openssl speed ecdsap256, one core: **$OPENSSL** signs/s."
+    echo
+    echo "| scenario | tokens/s | x openssl | p50 ms | p99 ms | p99.9 ms | errors | peak RSS MiB |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    for row in "${ROWS[@]}"; do echo "| ${row//|/ | } |"; done
+    echo
+    echo "Targets: scenario 1 >= 0.4 x openssl: $(ratio "${RATE[s1]}" "$OPENSSL");" \
+        "scenario 2 >= 0.8 x scenario 1: $(ratio "${RATE[s2]}" "${RATE[s1]}");" \
+        "scenario 5 >= 0.8 x scenario 1: $(ratio "${RATE[s5]}" "${RATE[s1]}");" \
+        "p99 <= 5 ms at half rate; peak RSS <= 128 MiB."
+} >"$RESULTS"
+echo
+cat "$RESULTS"
