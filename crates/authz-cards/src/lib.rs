@@ -16,6 +16,7 @@ pub use authn::CardAuthenticator;
 pub use authz::CardAuthorizer;
 pub use cache::{CacheCounters, CacheSettings, cache_counters};
 pub use explain::{ActionVerdict, Assessment, Explanation, Subject};
+pub use password::verify as verify_password;
 pub use refresh::CardRefreshTokens;
 
 use cardgate_authz::PluginError;

@@ -23,8 +23,9 @@ static CHECKER: LazyLock<Checker> = LazyLock::new(|| Checker {
     buffers: Mutex::new(Vec::new()),
 });
 
-/// Whether `password` matches the PHC string `hash` (argon2id, argon2i or argon2d).
-pub(crate) async fn verify(hash: String, password: SecretString) -> Result<bool, PluginError> {
+/// Whether `password` matches the PHC string `hash` (argon2id, argon2i or argon2d). Every
+/// password check of the process goes through here, so all cost the same and share the bound.
+pub async fn verify(hash: String, password: SecretString) -> Result<bool, PluginError> {
     let checker = &*CHECKER;
     let _permit = checker
         .permits
