@@ -83,9 +83,13 @@ echo "soak: measuring capacity (10 s, $connections connections)..."
 wrk -t 2 -c "$connections" -d 10s -s "$work/requests.lua" "$base" >"$work/capacity.txt"
 capacity=$(rate_of "$work/capacity.txt")
 (( capacity > 0 )) || { cat "$work/capacity.txt"; echo "soak: no capacity measured" >&2; exit 1; }
-# Each connection waits between requests so that all of them together send half of it.
+# Each connection waits between requests so that all of them together send half of it: at
+# least 10 ms apart (a shorter pause rounds to nothing), with as many connections as needed.
 delay_ms=$(( 1000 * connections * 2 / capacity ))
-echo "soak: capacity $capacity requests/s; $duration s at about $(( capacity / 2 ))/s (pause ${delay_ms} ms per connection)"
+(( delay_ms >= 10 )) || delay_ms=10
+paced=$(( (capacity / 2 * delay_ms + 999) / 1000 ))
+(( paced >= connections )) || paced=$connections
+echo "soak: capacity $capacity requests/s; $duration s at about $(( capacity / 2 ))/s ($paced connections, pause ${delay_ms} ms each)"
 
 sample() {
     local rss fds conns hex
@@ -98,7 +102,7 @@ sample() {
     echo "$1 $rss $fds $conns"
 }
 
-SOAK_DELAY_MS=$delay_ms wrk -t 2 -c "$connections" -d "${duration}s" --timeout 10s --latency \
+SOAK_DELAY_MS=$delay_ms wrk -t 2 -c "$paced" -d "${duration}s" --timeout 10s --latency \
     -s "$work/requests.lua" "$base" >"$work/soak.txt" &
 wrk_pid=$!
 started=$(date +%s)
