@@ -100,6 +100,18 @@ impl Caller {
         }
     }
 
+    /// May the caller give `role` in `org_slug`? Owners of the org, never above their own role.
+    fn require_role_giver(&self, org_slug: &str, role: MembershipRole) -> Result<()> {
+        self.require_owner(org_slug)?;
+        if !self.platform_admin && self.role_in(org_slug) < Some(role) {
+            return Err(AdminError::Forbidden(format!(
+                "{} cannot grant a role above its own",
+                self.card.slug
+            )));
+        }
+        Ok(())
+    }
+
     /// May the caller look inside `org_slug` (members, images)?
     fn require_member(&self, org_slug: &str) -> Result<()> {
         if self.platform_admin || self.role_in(org_slug).is_some() {
@@ -307,13 +319,7 @@ impl Admin {
         user_slug: &str,
         role: MembershipRole,
     ) -> Result<()> {
-        caller.require_owner(org_slug)?;
-        if !caller.platform_admin && caller.role_in(org_slug) < Some(role) {
-            return Err(AdminError::Forbidden(format!(
-                "{} cannot grant a role above its own",
-                caller.card.slug
-            )));
-        }
+        caller.require_role_giver(org_slug, role)?;
         let org = self.active(CardType::Org, org_slug).await?;
         let user = self.active(CardType::User, user_slug).await?;
         refuse_builtin("user", &user)?;
@@ -460,13 +466,7 @@ impl Admin {
         user_slug: &str,
         role: MembershipRole,
     ) -> Result<()> {
-        caller.require_owner(org_slug)?;
-        if !caller.platform_admin && caller.role_in(org_slug) < Some(role) {
-            return Err(AdminError::Forbidden(format!(
-                "{} cannot grant a role above its own",
-                caller.card.slug
-            )));
-        }
+        caller.require_role_giver(org_slug, role)?;
         let org = self.active(CardType::Org, org_slug).await?;
         let user = self.active(CardType::User, user_slug).await?;
         self.store

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use argon2::{Argon2, PasswordHasher};
 use async_trait::async_trait;
 use aws_lc_rs::hmac;
 use cardgate_authz::{
@@ -25,7 +24,7 @@ use crate::{LOGIN_KIND, NAME, SESSION_KIND, account_of, plugin_error, user_slug}
 ///   must be an ordinary one (never a refresh token), active, the user's, unexpired, and the
 ///   SHA-256 of the secret must match (compared in constant time).
 /// - Basic `alice` with a password: the argon2id hash of the user's password card. Unknown
-///   users are checked against a dummy hash, so they cost what a wrong password costs.
+///   users are checked against a decoy hash, so they cost what a wrong password costs.
 /// - No credentials: the `user-guest` actor (account `""`).
 ///
 /// Verified credentials are cached (see [`CacheSettings`]) under an HMAC-SHA256 of the user
@@ -34,7 +33,6 @@ use crate::{LOGIN_KIND, NAME, SESSION_KIND, account_of, plugin_error, user_slug}
 #[derive(Debug, Clone)]
 pub struct CardAuthenticator {
     store: Store,
-    dummy_hash: String,
     cache_key: hmac::Key,
     verified: Arc<Cache<[u8; 32], Identity>>,
 }
@@ -46,10 +44,6 @@ impl CardAuthenticator {
     }
 
     pub fn with_cache(store: Store, cache: CacheSettings) -> Result<Self, PluginError> {
-        let dummy_hash = Argon2::default()
-            .hash_password(b"cardgate-dummy-password")
-            .map_err(|e| PluginError::internal(NAME, format!("dummy hash: {e}")))?
-            .to_string();
         let cache_key =
             hmac::Key::generate(hmac::HMAC_SHA256, &aws_lc_rs::rand::SystemRandom::new()).map_err(
                 |_| PluginError::internal(NAME, "cannot draw the credentials cache key"),
@@ -57,7 +51,6 @@ impl CardAuthenticator {
         Ok(CardAuthenticator {
             verified: Arc::new(Cache::new(store.clone(), cache, &CREDENTIALS)),
             store,
-            dummy_hash,
             cache_key,
         })
     }
@@ -97,10 +90,7 @@ impl CardAuthenticator {
         hash: Option<String>,
         password: &SecretString,
     ) -> Result<bool, PluginError> {
-        let known = hash.is_some();
-        let hash = hash.unwrap_or_else(|| self.dummy_hash.clone());
-        let matches = crate::password::verify(hash, password.clone()).await?;
-        Ok(known && matches)
+        crate::password::verify_or_decoy(hash, password.clone()).await
     }
 
     /// The session's expiration, when `secret` opens the active, unexpired, ordinary session

@@ -16,7 +16,7 @@ pub use authn::CardAuthenticator;
 pub use authz::CardAuthorizer;
 pub use cache::{CacheCounters, CacheSettings, cache_counters};
 pub use explain::{ActionVerdict, Assessment, Explanation, Subject};
-pub use password::verify as verify_password;
+pub use password::spend_a_check as spend_a_password_check;
 pub use refresh::CardRefreshTokens;
 
 use cardgate_authz::PluginError;

@@ -23,9 +23,41 @@ static CHECKER: LazyLock<Checker> = LazyLock::new(|| Checker {
     buffers: Mutex::new(Vec::new()),
 });
 
+/// A hash no password given matches, made once per process: what the checks of unknown
+/// accounts (and of locked ones) verify against, so that they cost what a real check costs.
+static DECOY: LazyLock<Result<String, String>> = LazyLock::new(|| {
+    argon2::PasswordHasher::hash_password(&Argon2::default(), b"cardgate-decoy-password")
+        .map(|hash| hash.to_string())
+        .map_err(|e| e.to_string())
+});
+
+/// Whether `password` matches `hash`; with no hash (an unknown account), a check against the
+/// decoy that is never a match.
+pub(crate) async fn verify_or_decoy(
+    hash: Option<String>,
+    password: SecretString,
+) -> Result<bool, PluginError> {
+    let known = hash.is_some();
+    let hash = match hash {
+        Some(hash) => hash,
+        None => DECOY
+            .clone()
+            .map_err(|e| PluginError::internal(NAME, format!("decoy hash: {e}")))?,
+    };
+    Ok(verify(hash, password).await? && known)
+}
+
+/// Spends exactly what a password check costs, deciding nothing: for refusals (a locked
+/// account) that must not answer faster than a check would.
+pub async fn spend_a_check() -> Result<(), PluginError> {
+    verify_or_decoy(None, SecretString::from("not-a-password"))
+        .await
+        .map(drop)
+}
+
 /// Whether `password` matches the PHC string `hash` (argon2id, argon2i or argon2d). Every
 /// password check of the process goes through here, so all cost the same and share the bound.
-pub async fn verify(hash: String, password: SecretString) -> Result<bool, PluginError> {
+async fn verify(hash: String, password: SecretString) -> Result<bool, PluginError> {
     let checker = &*CHECKER;
     let _permit = checker
         .permits

@@ -1448,24 +1448,16 @@ async fn list_events(
             visible_to: (!caller.platform_admin).then(|| caller.markers()),
         })
         .await?;
-    // Who acted and on what, by slug: each card looked up once.
-    let mut slugs: std::collections::HashMap<Uuid, Option<String>> = Default::default();
-    for event in &visible {
-        for field in ["actor", "target"] {
-            if let Some(id) = event.data[field].as_str().and_then(|id| id.parse().ok())
-                && !slugs.contains_key(&id)
-            {
-                let slug = state.store.card_by_id(id).await?.map(|card| card.slug);
-                slugs.insert(id, slug);
-            }
-        }
-    }
-    let slug_of = |event: &Card, field: &str| {
-        event.data[field]
-            .as_str()
-            .and_then(|id| id.parse::<Uuid>().ok())
-            .and_then(|id| slugs.get(&id).cloned().flatten())
-    };
+    // Who acted and on what, by slug, in one query.
+    let id_of = |event: &Card, field: &str| event.data[field].as_str()?.parse::<Uuid>().ok();
+    let ids: Vec<Uuid> = visible
+        .iter()
+        .flat_map(|event| [id_of(event, "actor"), id_of(event, "target")])
+        .flatten()
+        .collect();
+    let slugs = state.store.slugs_of(&ids).await?;
+    let slug_of =
+        |event: &Card, field: &str| id_of(event, field).and_then(|id| slugs.get(&id).cloned());
     Ok(HttpResponse::Ok().json(EventList {
         events: visible
             .iter()

@@ -6,8 +6,9 @@
 //! until the window ends, right password or wrong: the answer never tells which. Successful
 //! logins are never counted, so any number of parallel valid pulls go through.
 //!
-//! A refused attempt verifies a password against a dummy argon2id hash before answering, so a
-//! locked account costs what a wrong password costs and timing does not tell it apart.
+//! A refused attempt spends one password check (against the card plugin's decoy hash) before
+//! answering, so a locked account costs what a wrong password costs and timing does not tell
+//! it apart.
 //!
 //! The counters live in two bounded caches (`max_entries` each): state never grows without
 //! bound, whatever names or addresses an attacker sprays.
@@ -16,10 +17,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use actix_web::HttpRequest;
-use argon2::{Argon2, PasswordHasher};
 use cardgate_authz::Credentials;
 use moka::sync::Cache;
-use secrecy::SecretString;
 use serde::Deserialize;
 
 /// The longest account name kept as a key; longer names share the key of their prefix.
@@ -66,7 +65,6 @@ pub struct Throttle {
     trusted_proxies: Vec<IpAddr>,
     accounts: Cache<String, Window>,
     addresses: Cache<IpAddr, Window>,
-    dummy_hash: String,
 }
 
 impl std::fmt::Debug for Throttle {
@@ -195,7 +193,7 @@ fn address_key(address: IpAddr) -> IpAddr {
 }
 
 impl Throttle {
-    /// Checks the settings and makes the dummy hash locked attempts are verified against.
+    /// Checks the settings.
     pub fn new(settings: &ThrottleSettings) -> Result<Self, ThrottleSettingsError> {
         let positive = |name: &str, value: u64| {
             if value == 0 {
@@ -218,10 +216,6 @@ impl Throttle {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let window = Duration::from_secs(settings.window_seconds);
-        let dummy_hash = Argon2::default()
-            .hash_password(b"cardgate-throttle-dummy-password")
-            .map_err(|e| ThrottleSettingsError(format!("dummy hash: {e}")))?
-            .to_string();
         Ok(Throttle {
             enabled: settings.enabled,
             window,
@@ -230,7 +224,6 @@ impl Throttle {
             trusted_proxies,
             accounts: bounded(settings.max_entries, window),
             addresses: bounded(settings.max_entries, window),
-            dummy_hash,
         })
     }
 
@@ -263,7 +256,7 @@ impl Throttle {
     }
 
     /// Lets a login through, or refuses it when its account or its address is locked. A
-    /// refused login first spends one verification against the dummy hash. Requests without
+    /// refused login first spends one password check. Requests without
     /// credentials are never refused.
     pub async fn admit(
         &self,
@@ -310,14 +303,10 @@ impl Throttle {
         })
     }
 
-    /// What a password verification costs, spent on the dummy hash, by the same checker (and
-    /// under the same bound) as every real one.
+    /// What a password verification costs, spent by the same checker (and under the same
+    /// bound) as every real one.
     async fn spend_a_verification(&self) {
-        let _ = cardgate_authz_cards::verify_password(
-            self.dummy_hash.clone(),
-            SecretString::from("not-the-dummy-password"),
-        )
-        .await;
+        let _ = cardgate_authz_cards::spend_a_password_check().await;
     }
 }
 

@@ -195,6 +195,16 @@ impl Store {
             .await?)
     }
 
+    /// The slugs of the cards `ids`, active or not (one query).
+    pub async fn slugs_of(&self, ids: &[Uuid]) -> Result<std::collections::HashMap<Uuid, String>> {
+        let rows: Vec<(Uuid, String)> =
+            sqlx::query_as("SELECT id, slug FROM cards WHERE id = ANY($1)")
+                .bind(ids)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().collect())
+    }
+
     /// The active role cards with these slugs.
     pub async fn roles_by_slugs(&self, slugs: &[String]) -> Result<Vec<Card>> {
         let query = format!(
