@@ -12,10 +12,11 @@ test:
 e2e:
     cargo test -p cardgate --test e2e -- --nocapture
 
-# Formatting and lints, as CI checks them.
+# Formatting, lints and the API docs, as CI checks them.
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+    RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace
 
 # Generate a signing key, certificate, kid and JWKS for ISSUER into OUT.
 keygen issuer out="." alg="ES256":

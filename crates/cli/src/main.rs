@@ -23,7 +23,7 @@ use tracing_subscriber::EnvFilter;
     about = "Token authentication server for container registries"
 )]
 struct Cli {
-    /// Folder with default.toml and <profile>.toml.
+    /// Folder with default.toml and PROFILE.toml.
     #[arg(
         long,
         global = true,
@@ -31,7 +31,7 @@ struct Cli {
         default_value = "config"
     )]
     config_dir: PathBuf,
-    /// Settings profile: config/<profile>.toml is layered over the defaults.
+    /// Settings profile: config/PROFILE.toml is layered over the defaults.
     #[arg(long, global = true, env = "CARDGATE_PROFILE")]
     profile: Option<String>,
     #[command(subcommand)]

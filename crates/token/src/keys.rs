@@ -58,7 +58,7 @@ impl FromStr for SigningAlgorithm {
     }
 }
 
-/// Why a key, certificate or key ID was refused. [`KeyError::setting`] tells which of the
+/// Why a key, certificate or key ID was refused. [`KeyError::input`] tells which of the
 /// inputs is at fault, so that callers can name the setting it came from.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
