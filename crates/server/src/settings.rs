@@ -638,6 +638,9 @@ fn decode_kid(key: &str, value: &str) -> Result<String, SettingsError> {
 }
 
 #[cfg(test)]
+mod reference;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
