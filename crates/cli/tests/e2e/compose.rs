@@ -264,7 +264,8 @@ async fn the_compose_wiring_without_containers_pushes_and_pulls_with_skopeo() {
         .collect();
     let stack = Stack::start_with(&registry, &env).await;
 
-    // The README's first steps: the first admin's password, then a tenant through the CLI.
+    // The first steps of docs/operations.md: the first admin's password, then a tenant through
+    // the CLI.
     let mut set_password = Command::new(cardgate())
         .args(["set-password", "admin"])
         .env("CARDGATE_CONFIG_DIR", workspace().join("config"))
