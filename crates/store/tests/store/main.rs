@@ -441,7 +441,7 @@ async fn ensure_image_creates_a_private_image_once_even_under_concurrency() {
             let (store, pusher) = (f.store.clone(), pusher.clone());
             tokio::spawn(async move {
                 store
-                    .ensure_image(&pusher, "acme/new", "org-acme")
+                    .ensure_image(&pusher, &NewCard::image("acme/new", "org-acme", false))
                     .await
                     .unwrap()
             })
