@@ -467,6 +467,28 @@ async fn ensure_image_creates_a_private_image_once_even_under_concurrency() {
 }
 
 #[tokio::test]
+async fn a_new_card_is_stored_exactly_as_it_was_judged_before() {
+    let f = Fixture::new().await;
+    let pusher = f.user("dev", &["user-default"]).await;
+    let image = NewCard::image("acme/judged", "org-acme", false);
+    let stored = f.store.ensure_image(&pusher, &image).await.unwrap();
+    assert_eq!(stored.to_json(), image.to_json());
+    assert_eq!(stored.name.as_deref(), Some("acme/judged"));
+    // Another card for the same repository: the one stored first is returned, unchanged.
+    let again = f
+        .store
+        .ensure_image(&pusher, &NewCard::image("acme/judged", "org-acme", false))
+        .await
+        .unwrap();
+    assert_eq!(again.id, image.id);
+    let not_an_image = NewCard::new(CardType::Org, "org-x", json!({}));
+    assert!(matches!(
+        f.store.ensure_image(&pusher, &not_an_image).await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+#[tokio::test]
 async fn a_private_cluster_admits_only_connections_with_its_password() {
     use sqlx::Connection;
     let dir = std::env::temp_dir().join(format!(
