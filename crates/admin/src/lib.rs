@@ -363,16 +363,7 @@ impl Admin {
         self.active(CardType::Org, &org_slug).await?;
         Ok(self
             .store
-            .create(
-                &caller.card,
-                NewCard::new(
-                    CardType::Image,
-                    format!("image-{}", Uuid::new_v4().simple()),
-                    json!({"repository": repository, "public": public}),
-                )
-                .with_name(repository)
-                .with_markers(vec![org_slug]),
-            )
+            .create(&caller.card, NewCard::image(repository, &org_slug, public))
             .await?)
     }
 

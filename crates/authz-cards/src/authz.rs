@@ -1,26 +1,42 @@
 //! Authorization against the card store.
 //!
 //! For a `repository` scope, the image card is found by `data.repository`; the org owning the
-//! namespace is the first path component (`acme/team/web` → `org-acme`). Then:
+//! namespace is the first path component (`acme/team/web` → `org-acme`). A name without a
+//! namespace (`acme`) is not the card store's: nothing is granted or created for it. Then:
 //!
-//! - an admin (`user-admin`) is allowed everything;
-//! - a public image allows `pull` to anyone;
-//! - when the session's scope (if any) admits the image:
+//! - a public image allows `pull` to anyone, scoped session or not (an anonymous request gets
+//!   it anyway);
+//! - everything else needs the session's scope (if the request came with a scoped session) to
+//!   admit the image card, for every actor, `user-admin` included. Then:
+//!   - `user-admin` is allowed everything;
 //!   - if the image is visible to the actor (every marker matched by the actor's markers, and
 //!     at least one of the actor's role read schemas admits it): `pull`; with membership role
 //!     developer or higher in the owning org `push`, maintainer or higher `delete`, owner `*`;
 //!   - explicit `has access to` grants from the actor or its orgs add their actions.
 //!
 //! A push into a namespace where the actor may push creates the missing image card (private,
-//! marked with the org), so first pushes work. `registry:catalog` is allowed to admins and to
-//! actors holding a role card with `data.catalog = true`. Other scopes are not this plugin's.
+//! marked with the org), so first pushes work. The card is judged before it exists exactly as
+//! it will be stored ([`NewCard::image`]): a session's scope that would not admit it does not
+//! let the push create it. One token request creates at most [`MAX_IMAGES_CREATED_PER_REQUEST`]
+//! images (a registry client asks for one repository per push, two for a cross-repository
+//! mount); later scopes of the request do not create.
+//!
+//! `registry:catalog` lists every repository, whatever a scope admits, so a scoped session
+//! never gets it unless its scope admits every card (`true` or `{}`). Within that, it is
+//! allowed to `user-admin` and to actors holding a role card with `data.catalog = true`.
+//! Other scopes are not this plugin's.
+//!
+//! Role read schemas and session scopes are [`PolicySchema`]s, compiled once per request with
+//! a linear-time pattern engine and bounded size; one the store holds that breaks those bounds
+//! admits nothing (and is logged).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use cardgate_authz::{Authorizer, Decision, Identity, PluginError};
 use cardgate_store::{
-    ADMIN_SLUG, Card, GUEST_SLUG, Membership, MembershipRole, Store, markers_allow,
+    ADMIN_SLUG, Card, GUEST_SLUG, Membership, MembershipRole, NewCard, PolicySchema, Store,
+    markers_allow,
 };
 use cardgate_token::{Action, ActionSet, Scope};
 use serde_json::{Value, json};
@@ -29,6 +45,9 @@ use uuid::Uuid;
 use crate::cache::{Cache, CacheSettings, DECISIONS};
 use crate::explain::{Assessment, Explanation, Subject};
 use crate::{NAME, plugin_error, user_slug};
+
+/// The most image cards one token request creates on first pushes.
+pub const MAX_IMAGES_CREATED_PER_REQUEST: usize = 2;
 
 /// What a cached decision was asked for: the account, its session and the scope.
 type DecisionKey = (String, Option<String>, Scope);
@@ -43,17 +62,41 @@ pub struct CardAuthorizer {
     decisions: Arc<Cache<DecisionKey, Decision>>,
 }
 
-/// What the store says about the actor, loaded once per decision.
+/// A policy schema as a card in the store holds it: compiled, or refused (admitting nothing)
+/// when it breaks the bounds that keep evaluating it cheap.
+fn policy(schema: &Value, card: &Card, field: &str) -> Option<PolicySchema> {
+    match PolicySchema::compile(schema) {
+        Ok(schema) => Some(schema),
+        Err(error) => {
+            tracing::warn!(
+                card = %card.slug,
+                field,
+                %error,
+                "a policy schema in the store is refused: it admits nothing"
+            );
+            None
+        }
+    }
+}
+
+/// The scope of the session a request came with.
+enum SessionScope {
+    /// No session, or a session without `data.scope`.
+    Unscoped,
+    /// `None`: the scope the store holds is refused, and admits nothing.
+    Scoped(Option<PolicySchema>),
+}
+
+/// What the store says about the actor, loaded once per request.
 struct Actor {
     card: Card,
     memberships: Vec<Membership>,
     /// The actor's markers: its slug and its orgs' slugs.
     markers: Vec<String>,
-    /// Compiled read schemas of the actor's roles.
-    read: Vec<jsonschema::Validator>,
+    /// Compiled read schemas of the actor's roles (a refused one's role counts for nothing).
+    read: Vec<PolicySchema>,
     catalog: bool,
-    /// The session's scope, when the request came with a scoped session.
-    session_scope: Option<jsonschema::Validator>,
+    session_scope: SessionScope,
 }
 
 impl Actor {
@@ -70,7 +113,20 @@ impl Actor {
     }
 
     fn in_session_scope(&self, card: &Value) -> bool {
-        self.session_scope.as_ref().is_none_or(|s| s.is_valid(card))
+        match &self.session_scope {
+            SessionScope::Unscoped => true,
+            SessionScope::Scoped(scope) => scope.as_ref().is_some_and(|s| s.admits(card)),
+        }
+    }
+
+    /// Whether the session's scope, if any, admits every card.
+    fn scope_admits_everything(&self) -> bool {
+        match &self.session_scope {
+            SessionScope::Unscoped => true,
+            SessionScope::Scoped(scope) => {
+                scope.as_ref().is_some_and(PolicySchema::admits_everything)
+            }
+        }
     }
 
     /// The card's markers none of whose `+`-parts is among the actor's markers.
@@ -84,13 +140,8 @@ impl Actor {
 
     /// Whether a read schema of one of the actor's roles admits the card.
     fn reads(&self, card: &Value) -> bool {
-        self.read.iter().any(|r| r.is_valid(card))
+        self.read.iter().any(|r| r.admits(card))
     }
-}
-
-fn schema(value: &Value, what: &str) -> Result<jsonschema::Validator, PluginError> {
-    jsonschema::validator_for(value)
-        .map_err(|e| PluginError::internal(NAME, format!("{what} is not a valid JSON Schema: {e}")))
 }
 
 /// The actions a membership role brings on a visible image.
@@ -106,6 +157,29 @@ fn role_actions(role: Option<MembershipRole>) -> ActionSet {
         set = set.with(Action::All);
     }
     set
+}
+
+/// The org owning `repository`'s namespace, `None` for a name without one.
+fn owning_org(repository: &str) -> Option<String> {
+    repository
+        .split_once('/')
+        .map(|(namespace, _)| format!("org-{namespace}"))
+}
+
+/// The decision a subject amounts to. A repository without an image card (or without a
+/// namespace) is not decided here.
+fn decision(subject: &Subject) -> Decision {
+    match subject {
+        Subject::Admin => Decision::Allowed(ActionSet::of(&[Action::All])),
+        Subject::Repository(assessment) if assessment.image_exists => {
+            Decision::Allowed(assessment.allowed)
+        }
+        Subject::Repository(_) | Subject::NoNamespace => Decision::NoMatch,
+        Subject::Catalog { allowed: true, .. } => Decision::Allowed(ActionSet::of(&[Action::All])),
+        Subject::Catalog { allowed: false, .. } | Subject::Unknown => {
+            Decision::Allowed(ActionSet::EMPTY)
+        }
+    }
 }
 
 impl CardAuthorizer {
@@ -158,15 +232,19 @@ impl CardAuthorizer {
             .roles_by_slugs(&role_slugs)
             .await
             .map_err(plugin_error)?;
-        let read = roles
-            .iter()
-            .filter_map(|r| r.data.get("read").map(|read| (r, read)))
-            .map(|(r, read)| schema(read, &format!("{} data.read", r.slug)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let catalog = roles.iter().any(|r| r.data["catalog"] == json!(true));
+        let mut read = Vec::new();
+        let mut catalog = false;
+        for role in &roles {
+            // A role whose read schema is refused counts for nothing, its catalog flag included.
+            let Some(schema) = role.data.get("read").and_then(|r| policy(r, role, "read")) else {
+                continue;
+            };
+            read.push(schema);
+            catalog |= role.data["catalog"] == json!(true);
+        }
 
         let session_scope = match &identity.session {
-            None => None,
+            None => SessionScope::Unscoped,
             Some(id) => {
                 let id = Uuid::parse_str(id)
                     .map_err(|e| PluginError::internal(NAME, format!("session id: {e}")))?;
@@ -175,8 +253,8 @@ impl CardAuthorizer {
                     return Ok(None);
                 };
                 match session.data.get("scope") {
-                    Some(scope) => Some(schema(scope, "session data.scope")?),
-                    None => None,
+                    Some(scope) => SessionScope::Scoped(policy(scope, &session, "scope")),
+                    None => SessionScope::Unscoped,
                 }
             }
         };
@@ -190,25 +268,25 @@ impl CardAuthorizer {
         }))
     }
 
-    /// The facts a decision on `repository` rests on. With `create_on_push`, a missing image
-    /// the actor may push to is created (a first push).
+    /// The facts a decision on `repository` (owned by `org`) rests on. With `create_on_push`, a
+    /// missing image the actor may push to is created (a first push).
     async fn assess(
         &self,
         actor: &Actor,
         repository: &str,
+        org: &str,
         create_on_push: bool,
     ) -> Result<Assessment, PluginError> {
-        let org = format!("org-{}", repository.split('/').next().unwrap_or_default());
-        let membership = actor.role_in(&org);
+        let membership = actor.role_in(org);
         let mut assessment = Assessment {
             repository: repository.to_owned(),
-            org: org.clone(),
+            org: org.to_owned(),
             image_exists: false,
             image_created: false,
             retired: false,
             public: false,
             in_session_scope: true,
-            markers: vec![org.clone()],
+            markers: vec![org.to_owned()],
             unmatched_markers: Vec::new(),
             readable_by_role: false,
             membership,
@@ -223,15 +301,13 @@ impl CardAuthorizer {
         {
             Some(image) => image,
             None => {
-                // A first push creates the image, when the actor could push to it once created.
-                let prospective = json!({
-                    "type": "image@1.0.0",
-                    "markers": [org],
-                    "data": {"repository": repository, "public": false},
-                });
-                assessment.in_session_scope = actor.in_session_scope(&prospective);
-                assessment.unmatched_markers = actor.unmatched(std::slice::from_ref(&org));
-                assessment.readable_by_role = actor.reads(&prospective);
+                // A first push creates the image, when the actor could push to it once created:
+                // judged as the very card that would be stored.
+                let prospective = NewCard::image(repository, org, false);
+                let card = prospective.to_json();
+                assessment.in_session_scope = actor.in_session_scope(&card);
+                assessment.unmatched_markers = actor.unmatched(&prospective.markers);
+                assessment.readable_by_role = actor.reads(&card);
                 let may_create = membership >= Some(MembershipRole::Developer)
                     && assessment.in_session_scope
                     && assessment.unmatched_markers.is_empty()
@@ -251,11 +327,11 @@ impl CardAuthorizer {
                 }
                 let image = self
                     .store
-                    .ensure_image(&actor.card, repository, &org)
+                    .ensure_image(&actor.card, &prospective)
                     .await
                     .map_err(plugin_error)?;
                 tracing::info!(repository, actor = %actor.card.slug, "image created on first push");
-                assessment.image_created = true;
+                assessment.image_created = image.id == prospective.id;
                 image
             }
         };
@@ -291,6 +367,68 @@ impl CardAuthorizer {
         Ok(assessment)
     }
 
+    /// Whether the session's scope admits the image card of `repository`, or the card a first
+    /// push would create when there is none.
+    async fn scope_admits_image(
+        &self,
+        actor: &Actor,
+        repository: &str,
+        org: &str,
+    ) -> Result<bool, PluginError> {
+        if let SessionScope::Unscoped = actor.session_scope {
+            return Ok(true);
+        }
+        let card = match self
+            .store
+            .image_by_repository(repository)
+            .await
+            .map_err(plugin_error)?
+        {
+            Some(image) => image.to_json(),
+            None => NewCard::image(repository, org, false).to_json(),
+        };
+        Ok(actor.in_session_scope(&card))
+    }
+
+    /// What a decision on `scope` is about, and its facts: the one derivation both the
+    /// decision and its explanation come from. With `create_on_push`, a first push creates
+    /// the image.
+    async fn subject(
+        &self,
+        actor: &Actor,
+        scope: &Scope,
+        create_on_push: bool,
+    ) -> Result<Subject, PluginError> {
+        let name = scope.name.as_str();
+        match scope.resource_type.as_str() {
+            "repository" => {
+                let Some(org) = owning_org(name) else {
+                    return Ok(Subject::NoNamespace);
+                };
+                if actor.is_admin() && self.scope_admits_image(actor, name, &org).await? {
+                    return Ok(Subject::Admin);
+                }
+                let create_on_push = create_on_push && scope.actions.contains(Action::Push);
+                Ok(Subject::Repository(
+                    self.assess(actor, name, &org, create_on_push).await?,
+                ))
+            }
+            "registry" if name == "catalog" => {
+                let unscoped = actor.scope_admits_everything();
+                if actor.is_admin() && unscoped {
+                    return Ok(Subject::Admin);
+                }
+                let by_role = actor.catalog || actor.is_admin();
+                Ok(Subject::Catalog {
+                    allowed: by_role && unscoped,
+                    by_role,
+                    scope_admits_everything: unscoped,
+                })
+            }
+            _ => Ok(Subject::Unknown),
+        }
+    }
+
     /// The facts behind the decision for `identity` on `scope`, without side effects (a push
     /// that would create the image does not). `None` when the actor does not exist.
     pub async fn explain(
@@ -301,19 +439,7 @@ impl CardAuthorizer {
         let Some(actor) = self.actor(identity).await? else {
             return Ok(None);
         };
-        let kind = scope.resource_type.as_str();
-        let catalog = kind == "registry" && scope.name.as_str() == "catalog";
-        let subject = if actor.is_admin() && (kind == "repository" || catalog) {
-            Subject::Admin
-        } else if kind == "repository" {
-            Subject::Repository(self.assess(&actor, scope.name.as_str(), false).await?)
-        } else if catalog {
-            Subject::Catalog {
-                allowed: actor.catalog,
-            }
-        } else {
-            Subject::Unknown
-        };
+        let subject = self.subject(&actor, scope, false).await?;
         Ok(Some(Explanation {
             actor: actor.card.slug,
             subject,
@@ -328,55 +454,66 @@ impl Authorizer for CardAuthorizer {
     }
 
     async fn authorize(&self, identity: &Identity, scope: &Scope) -> Result<Decision, PluginError> {
-        let kind = scope.resource_type.as_str();
-        if (kind != "repository" && kind != "registry") || identity.authenticator != NAME {
-            return Ok(Decision::NoMatch);
-        }
-        let key = (
-            identity.account.clone(),
-            identity.session.clone(),
-            scope.clone(),
-        );
-        if let Some(decision) = self.decisions.get(&key) {
-            return Ok(decision);
-        }
-        // Read before the store: a change made meanwhile makes this decision stale.
-        let generation = self.decisions.generation();
-        let decision = self.decide(identity, scope).await?;
-        if let Some(generation) = generation {
-            self.decisions.insert(generation, key, decision, None);
-        }
-        Ok(decision)
+        Ok(self
+            .authorize_request(identity, std::slice::from_ref(scope))
+            .await?
+            .pop()
+            .unwrap_or(Decision::NoMatch))
     }
-}
 
-impl CardAuthorizer {
-    /// The decision on `scope` for `identity`, from the store.
-    async fn decide(&self, identity: &Identity, scope: &Scope) -> Result<Decision, PluginError> {
-        let kind = scope.resource_type.as_str();
-        let Some(actor) = self.actor(identity).await? else {
-            return Ok(Decision::NoMatch);
-        };
-        let catalog = kind == "registry" && scope.name.as_str() == "catalog";
-        if actor.is_admin() && (kind == "repository" || catalog) {
-            return Ok(Decision::Allowed(ActionSet::of(&[Action::All])));
-        }
-        match kind {
-            "repository" => {
-                let create_on_push = scope.actions.contains(Action::Push);
-                let assessment = self
-                    .assess(&actor, scope.name.as_str(), create_on_push)
-                    .await?;
-                Ok(if assessment.image_exists {
-                    Decision::Allowed(assessment.allowed)
-                } else {
-                    Decision::NoMatch
-                })
+    /// Loads the actor (and compiles its schemas) once for the whole request, and creates at
+    /// most [`MAX_IMAGES_CREATED_PER_REQUEST`] images.
+    async fn authorize_request(
+        &self,
+        identity: &Identity,
+        scopes: &[Scope],
+    ) -> Result<Vec<Decision>, PluginError> {
+        let mut decisions = Vec::with_capacity(scopes.len());
+        // Loaded on the first scope the cache cannot answer; `Some(None)`: no such actor.
+        let mut actor: Option<Option<Actor>> = None;
+        let mut created = 0;
+        for scope in scopes {
+            let kind = scope.resource_type.as_str();
+            if (kind != "repository" && kind != "registry") || identity.authenticator != NAME {
+                decisions.push(Decision::NoMatch);
+                continue;
             }
-            _ if scope.name.as_str() == "catalog" && actor.catalog => {
-                Ok(Decision::Allowed(ActionSet::of(&[Action::All])))
+            let key = (
+                identity.account.clone(),
+                identity.session.clone(),
+                scope.clone(),
+            );
+            if let Some(decision) = self.decisions.get(&key) {
+                decisions.push(decision);
+                continue;
             }
-            _ => Ok(Decision::Allowed(ActionSet::EMPTY)),
+            // Read before the store: a change made meanwhile makes this decision stale.
+            let generation = self.decisions.generation();
+            if actor.is_none() {
+                actor = Some(self.actor(identity).await?);
+            }
+            let Some(Some(actor)) = &actor else {
+                decisions.push(Decision::NoMatch);
+                continue;
+            };
+            let may_create = created < MAX_IMAGES_CREATED_PER_REQUEST;
+            let subject = self.subject(actor, scope, may_create).await?;
+            if let Subject::Repository(assessment) = &subject
+                && assessment.image_created
+            {
+                created += 1;
+            }
+            let decision = decision(&subject);
+            // A decision taken without the right to create is not the one a request of its own
+            // would get.
+            let complete = may_create || !scope.actions.contains(Action::Push);
+            if let Some(generation) = generation
+                && complete
+            {
+                self.decisions.insert(generation, key, decision, None);
+            }
+            decisions.push(decision);
         }
+        Ok(decisions)
     }
 }

@@ -37,11 +37,20 @@ pub struct Assessment {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Subject {
-    /// `user-admin` may do anything.
+    /// `user-admin` may do anything its session's scope, if any, admits (for the catalog: a
+    /// scope that admits every card). Outside its scope, it is judged as anyone else.
     Admin,
     Repository(Assessment),
+    /// A repository name without a namespace (`acme`): the card store neither grants nor
+    /// creates it.
+    NoNamespace,
     Catalog {
         allowed: bool,
+        /// A role of the actor has `data.catalog = true` (or the actor is `user-admin`).
+        by_role: bool,
+        /// No session scope, or one admitting every card (`true`, `{}`): the catalog lists
+        /// every repository, so a narrower scope never gets it.
+        scope_admits_everything: bool,
     },
     /// A scope type the card store has no rules for: nothing is granted.
     Unknown,
@@ -160,8 +169,10 @@ impl Explanation {
         let allowed = match &self.subject {
             Subject::Admin => ActionSet::of(&[Action::All]),
             Subject::Repository(assessment) => assessment.allowed,
-            Subject::Catalog { allowed: true } => ActionSet::of(&[Action::All]),
-            Subject::Catalog { allowed: false } | Subject::Unknown => ActionSet::EMPTY,
+            Subject::Catalog { allowed: true, .. } => ActionSet::of(&[Action::All]),
+            Subject::Catalog { allowed: false, .. } | Subject::NoNamespace | Subject::Unknown => {
+                ActionSet::EMPTY
+            }
         };
         let granted = scope.grant(allowed);
         scope
@@ -170,13 +181,37 @@ impl Explanation {
             .map(|action| {
                 let is_granted = granted.contains(action) || granted.contains(Action::All);
                 let reasons = match &self.subject {
-                    Subject::Admin => vec![format!("{} may do anything", self.actor)],
+                    Subject::Admin => vec![format!(
+                        "{} may do anything its session's scope admits",
+                        self.actor
+                    )],
                     Subject::Repository(assessment) => assessment.verdict(action, is_granted),
-                    Subject::Catalog { allowed: true } => {
+                    Subject::NoNamespace => vec![format!(
+                        "`{}` has no namespace: the card store grants and creates only <org>/<name> repositories",
+                        scope.name
+                    )],
+                    Subject::Catalog { allowed: true, .. } => {
                         vec!["a role of the actor grants the catalog".to_owned()]
                     }
-                    Subject::Catalog { allowed: false } => {
-                        vec!["the catalog needs user-admin or a role with data.catalog".to_owned()]
+                    Subject::Catalog {
+                        allowed: false,
+                        by_role,
+                        scope_admits_everything,
+                    } => {
+                        let mut reasons = Vec::new();
+                        if !by_role {
+                            reasons.push(
+                                "the catalog needs user-admin or a role with data.catalog"
+                                    .to_owned(),
+                            );
+                        }
+                        if !scope_admits_everything {
+                            reasons.push(
+                                "the catalog lists every repository: a session whose scope does not admit every card never gets it"
+                                    .to_owned(),
+                            );
+                        }
+                        reasons
                     }
                     Subject::Unknown => {
                         vec![format!(

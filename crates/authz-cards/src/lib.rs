@@ -1,7 +1,7 @@
 //! Plugins backed by the card store: [`CardAuthenticator`] (session tokens, argon2id passwords,
 //! the guest actor), [`CardAuthorizer`] (images resolved by repository name, decided by
 //! markers, role read schemas, session scope, org membership roles, explicit grants and public
-//! flags) and [`CardRefreshTokens`] (OAuth2 refresh tokens kept as session cards).
+//! flags; a session's scope bounds every actor, `user-admin` included) and [`CardRefreshTokens`] (OAuth2 refresh tokens kept as session cards).
 //!
 //! Depends on the plugin seam, the token core and the store; knows nothing of HTTP.
 
@@ -13,7 +13,7 @@ mod password;
 mod refresh;
 
 pub use authn::CardAuthenticator;
-pub use authz::CardAuthorizer;
+pub use authz::{CardAuthorizer, MAX_IMAGES_CREATED_PER_REQUEST};
 pub use cache::{CacheCounters, CacheSettings, cache_counters};
 pub use explain::{ActionVerdict, Assessment, Explanation, Subject};
 pub use password::spend_a_check as spend_a_password_check;

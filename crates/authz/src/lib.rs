@@ -164,12 +164,28 @@ pub trait Authenticator: Send + Sync {
 ///   explicitly and stop the chain.
 /// - Return [`Decision::NoMatch`] when the backend has nothing to say about the scope.
 /// - Return `Err` only when the backend itself failed; a failure is never a denial or a grant.
+/// - [`Authorizer::authorize_request`] decides the scopes of one request, one decision per
+///   scope in order, each as `authorize` would; a backend overrides it to share work across
+///   the request or to bound what one request may cause.
 #[async_trait]
 pub trait Authorizer: Send + Sync {
     /// Short name, as used in configuration and logs.
     fn name(&self) -> &'static str;
 
     async fn authorize(&self, identity: &Identity, scope: &Scope) -> Result<Decision, PluginError>;
+
+    /// The decisions on the scopes of one request, in order.
+    async fn authorize_request(
+        &self,
+        identity: &Identity,
+        scopes: &[Scope],
+    ) -> Result<Vec<Decision>, PluginError> {
+        let mut decisions = Vec::with_capacity(scopes.len());
+        for scope in scopes {
+            decisions.push(self.authorize(identity, scope).await?);
+        }
+        Ok(decisions)
+    }
 }
 
 /// OAuth2 refresh tokens: long-lived, revocable credentials that stand for an identity a
@@ -279,21 +295,40 @@ impl AuthzChain {
         identity: &Identity,
         scopes: &[Scope],
     ) -> Result<Vec<Grant>, PluginError> {
-        let mut grants = Vec::with_capacity(scopes.len());
-        for scope in scopes {
-            let mut grant = Grant {
+        let mut grants: Vec<Grant> = scopes
+            .iter()
+            .map(|scope| Grant {
                 scope: scope.clone(),
                 granted: ActionSet::EMPTY,
                 decided_by: None,
-            };
-            for authorizer in &self.authorizers {
-                if let Decision::Allowed(allowed) = authorizer.authorize(identity, scope).await? {
-                    grant.granted = scope.grant(allowed);
-                    grant.decided_by = Some(authorizer.name());
-                    break;
-                }
+            })
+            .collect();
+        // Each authorizer decides, in one call, the scopes no earlier one matched.
+        let mut undecided: Vec<usize> = (0..scopes.len()).collect();
+        for authorizer in &self.authorizers {
+            if undecided.is_empty() {
+                break;
             }
-            grants.push(grant);
+            let asked: Vec<Scope> = undecided.iter().map(|&i| scopes[i].clone()).collect();
+            let decisions = authorizer.authorize_request(identity, &asked).await?;
+            if decisions.len() != asked.len() {
+                return Err(PluginError::internal(
+                    authorizer.name(),
+                    format!("{} decisions for {} scopes", decisions.len(), asked.len()),
+                ));
+            }
+            undecided = undecided
+                .into_iter()
+                .zip(decisions)
+                .filter_map(|(i, decision)| match decision {
+                    Decision::Allowed(allowed) => {
+                        grants[i].granted = grants[i].scope.grant(allowed);
+                        grants[i].decided_by = Some(authorizer.name());
+                        None
+                    }
+                    Decision::NoMatch => Some(i),
+                })
+                .collect();
         }
         Ok(grants)
     }
@@ -493,6 +528,62 @@ mod tests {
                 .iter()
                 .all(|g| g.granted.is_empty() && g.decided_by.is_none())
         );
+    }
+
+    /// Matches only repositories whose name starts with `a`; sees each request once.
+    struct OnlyA(std::sync::atomic::AtomicUsize);
+
+    #[async_trait]
+    impl Authorizer for OnlyA {
+        fn name(&self) -> &'static str {
+            "only-a"
+        }
+        async fn authorize(&self, _: &Identity, scope: &Scope) -> Result<Decision, PluginError> {
+            Ok(if scope.name.as_str().starts_with('a') {
+                Decision::Allowed(ActionSet::of(&[Action::Pull]))
+            } else {
+                Decision::NoMatch
+            })
+        }
+        async fn authorize_request(
+            &self,
+            identity: &Identity,
+            scopes: &[Scope],
+        ) -> Result<Vec<Decision>, PluginError> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut decisions = Vec::new();
+            for scope in scopes {
+                decisions.push(self.authorize(identity, scope).await?);
+            }
+            Ok(decisions)
+        }
+    }
+
+    #[tokio::test]
+    async fn each_authorizer_sees_a_request_once_and_the_first_match_decides_per_scope() {
+        let only_a = Arc::new(OnlyA(std::sync::atomic::AtomicUsize::new(0)));
+        let chain = AuthzChain::new(vec![
+            only_a.clone(),
+            Arc::new(Fixed(
+                "everything",
+                Decision::Allowed(ActionSet::of(&[Action::All])),
+            )),
+        ]);
+        let grants = chain
+            .authorize(
+                &Identity::anonymous("t"),
+                &scopes("repository:b:push repository:a:pull,push repository:c:pull"),
+            )
+            .await
+            .unwrap();
+        let decided: Vec<_> = grants.iter().map(|g| g.decided_by).collect();
+        assert_eq!(
+            decided,
+            [Some("everything"), Some("only-a"), Some("everything")]
+        );
+        assert_eq!(grants[1].granted, ActionSet::of(&[Action::Pull]));
+        assert_eq!(grants[0].granted, ActionSet::of(&[Action::Push]));
+        assert_eq!(only_a.0.load(std::sync::atomic::Ordering::Relaxed), 1);
     }
 
     #[tokio::test]

@@ -11,6 +11,7 @@ use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use crate::model::{Card, CardType, LinkVerb, NewCard};
+use crate::policy::PolicySchema;
 use crate::schema::{check_card, check_link};
 use crate::{
     ADMIN_SLUG, CARD_COLUMNS, GUEST_SLUG, Result, Store, StoreError, active_password_id,
@@ -109,7 +110,7 @@ pub(crate) async fn insert_card(conn: &mut PgConnection, new: &NewCard) -> Resul
          RETURNING {CARD_COLUMNS}"
     );
     sqlx::query_as::<_, Card>(sqlx::AssertSqlSafe(query))
-        .bind(Uuid::new_v4())
+        .bind(new.id)
         .bind(&new.slug)
         .bind(new.card_type.versioned())
         .bind(&new.name)
@@ -516,25 +517,22 @@ impl Store {
         Ok(())
     }
 
-    /// The image card for `repository`, created by `actor` (private, marked with `org_slug`)
-    /// when absent.
-    pub async fn ensure_image(
-        &self,
-        actor: &Card,
-        repository: &str,
-        org_slug: &str,
-    ) -> Result<Card> {
+    /// The active image card of `image`'s repository: `image` itself, created by `actor`, when
+    /// there is none (see [`NewCard::image`]).
+    pub async fn ensure_image(&self, actor: &Card, image: &NewCard) -> Result<Card> {
+        let repository = match (image.card_type, image.data["repository"].as_str()) {
+            (CardType::Image, Some(repository)) => repository,
+            _ => {
+                return Err(StoreError::Invalid(format!(
+                    "card `{}`: not an image with data.repository",
+                    image.slug
+                )));
+            }
+        };
         if let Some(card) = self.image_by_repository(repository).await? {
             return Ok(card);
         }
-        let new = NewCard::new(
-            CardType::Image,
-            format!("image-{}", Uuid::new_v4().simple()),
-            json!({"repository": repository, "public": false}),
-        )
-        .with_name(repository)
-        .with_markers(vec![org_slug.to_owned()]);
-        match self.create(actor, new).await {
+        match self.create(actor, image.clone()).await {
             Ok(card) => Ok(card),
             // Another request created it first.
             Err(StoreError::Conflict(_)) => self
@@ -594,9 +592,9 @@ impl Store {
     ) -> Result<IssuedSession> {
         let mut data = json!({});
         if let Some(scope) = scope {
-            jsonschema::validator_for(&scope).map_err(|e| {
-                StoreError::Invalid(format!("data/scope: not a valid JSON Schema: {e}"))
-            })?;
+            // Checked again with the card, but named here without the new session's slug.
+            PolicySchema::compile(&scope)
+                .map_err(|e| StoreError::Invalid(format!("data/scope: {e}")))?;
             data["scope"] = scope;
         }
         let mut tx = self.pool.begin().await?;

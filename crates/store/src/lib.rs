@@ -8,6 +8,7 @@ mod changes;
 pub mod embedded;
 mod feed;
 mod model;
+mod policy;
 mod schema;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -24,6 +25,10 @@ use uuid::Uuid;
 pub use changes::{EventFilter, IssuedSession};
 pub use feed::{CHANNEL, Generation};
 pub use model::{Card, CardType, LinkVerb, Membership, MembershipRole, NewCard, markers_allow};
+pub use policy::{
+    MAX_POLICY_SCHEMA_BYTES, MAX_POLICY_SCHEMA_DEPTH, MAX_POLICY_SCHEMA_PATTERNS, PolicySchema,
+    REGEX_DFA_SIZE_LIMIT, REGEX_SIZE_LIMIT,
+};
 pub use schema::{check_card, check_link};
 
 /// The built-in actors and roles.

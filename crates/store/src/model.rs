@@ -112,6 +112,34 @@ impl Card {
 
     /// The card as the JSON object role and session schemas are evaluated against.
     pub fn to_json(&self) -> Value {
+        CardJson {
+            id: self.id,
+            slug: &self.slug,
+            card_type: &self.card_type,
+            name: self.name.as_deref(),
+            tags: &self.tags,
+            markers: &self.markers,
+            data: &self.data,
+            active: self.active,
+        }
+        .to_json()
+    }
+}
+
+/// The fields of a card that schemas see, stored or still to be created.
+struct CardJson<'a> {
+    id: Uuid,
+    slug: &'a str,
+    card_type: &'a str,
+    name: Option<&'a str>,
+    tags: &'a [String],
+    markers: &'a [String],
+    data: &'a Value,
+    active: bool,
+}
+
+impl CardJson<'_> {
+    fn to_json(&self) -> Value {
         json!({
             "id": self.id,
             "slug": self.slug,
@@ -125,9 +153,11 @@ impl Card {
     }
 }
 
-/// A card to create.
+/// A card to create. Its id is chosen here, so that the card can be judged (by a session's
+/// scope, say) exactly as it will be stored.
 #[derive(Debug, Clone)]
 pub struct NewCard {
+    pub id: Uuid,
     pub slug: String,
     pub card_type: CardType,
     pub name: Option<String>,
@@ -138,12 +168,40 @@ pub struct NewCard {
 impl NewCard {
     pub fn new(card_type: CardType, slug: impl Into<String>, data: Value) -> Self {
         NewCard {
+            id: Uuid::new_v4(),
             slug: slug.into(),
             card_type,
             name: None,
             markers: Vec::new(),
             data,
         }
+    }
+
+    /// The image card of `repository`, named after it and marked with its org `org_slug`: the
+    /// one card every image is created as (by the admin API or by a first push).
+    pub fn image(repository: &str, org_slug: &str, public: bool) -> Self {
+        NewCard::new(
+            CardType::Image,
+            format!("image-{}", Uuid::new_v4().simple()),
+            json!({"repository": repository, "public": public}),
+        )
+        .with_name(repository)
+        .with_markers(vec![org_slug.to_owned()])
+    }
+
+    /// The card as [`Card::to_json`] will show it once created (active, without tags).
+    pub fn to_json(&self) -> Value {
+        CardJson {
+            id: self.id,
+            slug: &self.slug,
+            card_type: &self.card_type.versioned(),
+            name: self.name.as_deref(),
+            tags: &[],
+            markers: &self.markers,
+            data: &self.data,
+            active: true,
+        }
+        .to_json()
     }
 
     #[must_use]

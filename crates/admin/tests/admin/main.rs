@@ -104,6 +104,80 @@ async fn names_and_repositories_are_validated_naming_the_field() {
 }
 
 #[tokio::test]
+async fn scopes_and_read_schemas_beyond_the_bounds_are_refused_naming_the_field() {
+    let w = World::new().await;
+    let root = w.caller("root").await;
+    let olivia = w.caller("olivia").await;
+    let role = w
+        .admin
+        .create_role(&root, "readers", serde_json::json!(true), false)
+        .await
+        .unwrap();
+    let many: Vec<serde_json::Value> = (0..=cardgate_store::MAX_POLICY_SCHEMA_PATTERNS)
+        .map(|i| serde_json::json!({"pattern": format!("^acme/{i}")}))
+        .collect();
+    let costly = [
+        serde_json::json!({"pattern": r"(a|a)*\1b"}),
+        serde_json::json!({"anyOf": many}),
+        serde_json::json!({"$defs": {"a": true}, "$ref": "#/$defs/a"}),
+    ];
+    let expiration = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    for schema in costly {
+        let refused = [
+            (
+                "data/read",
+                w.admin
+                    .create_role(&root, "costly", schema.clone(), false)
+                    .await
+                    .map(|_| ()),
+            ),
+            (
+                "data/read",
+                w.admin
+                    .update_role(&root, "readers", role.revision, schema.clone(), false)
+                    .await
+                    .map(|_| ()),
+            ),
+            (
+                "data/scope",
+                w.admin
+                    .create_token(&olivia, "user-olivia", expiration, Some(schema.clone()))
+                    .await
+                    .map(|_| ()),
+            ),
+        ];
+        for (field, result) in refused {
+            match result {
+                Err(AdminError::Invalid(message)) => {
+                    assert!(message.contains(field), "{schema}: {message}")
+                }
+                other => panic!("{schema}: {other:?}"),
+            }
+        }
+    }
+    let olivia_card =
+        w.f.store
+            .card_by_slug("user-olivia")
+            .await
+            .unwrap()
+            .unwrap();
+    assert!(
+        w.f.store
+            .sessions_of(olivia_card.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        w.f.store
+            .card_by_slug("role-costly")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
 async fn owners_manage_members_of_their_org_only() {
     let w = World::new().await;
     let olivia = w.caller("olivia").await;

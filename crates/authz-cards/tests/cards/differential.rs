@@ -54,9 +54,20 @@ impl ModelImage {
     fn json(&self) -> Value {
         json!({
             "type": "image@1.0.0",
+            "name": self.repository,
             "markers": self.markers,
             "data": {"repository": self.repository, "public": self.public},
         })
+    }
+}
+
+/// Whether a session's scope admits every card: `true` or `{}`, as documented.
+fn admits_everything(scope: Option<&Value>) -> bool {
+    match scope {
+        None => true,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Object(o)) => o.is_empty(),
+        Some(_) => false,
     }
 }
 
@@ -124,28 +135,39 @@ impl Model {
         repository: &str,
         asked: &Actions,
     ) -> Actions {
-        if user == "user-admin" {
-            return set(&["*"]);
-        }
+        // Names without a namespace are nobody's, not even the admin's.
+        let Some((namespace, _)) = repository.split_once('/') else {
+            return Actions::new();
+        };
         let in_scope = |card: &Value| scope.is_none_or(|s| valid(s, card));
-        let org = format!("org-{}", repository.split('/').next().unwrap());
-        let role = self.role(user, &org);
+        let org = format!("org-{namespace}");
         let existing = self
             .images
             .iter()
             .find(|i| i.repository == repository)
             .cloned();
+        let prospective = ModelImage {
+            repository: repository.to_owned(),
+            markers: vec![org.clone()],
+            public: false,
+            active: true,
+        };
+        // The admin may do anything its scope admits; outside it, it is judged as anyone.
+        if user == "user-admin" {
+            let card = match &existing {
+                Some(image) if image.active => image.json(),
+                _ => prospective.json(),
+            };
+            if in_scope(&card) {
+                return set(&["*"]);
+            }
+        }
+        let role = self.role(user, &org);
         let image = match existing {
             Some(image) if image.active => image,
             // Retired names are never recreated.
             Some(_) => return Actions::new(),
             None => {
-                let prospective = ModelImage {
-                    repository: repository.to_owned(),
-                    markers: vec![org.clone()],
-                    public: false,
-                    active: true,
-                };
                 let creatable = asked.contains("push")
                     && role >= Some(MembershipRole::Developer)
                     && in_scope(&prospective.json())
@@ -186,8 +208,11 @@ impl Model {
         allowed
     }
 
-    fn allowed_catalog(&self, user: &str) -> Actions {
-        if user == "user-admin" || self.role_cards(user).iter().any(|(_, catalog)| *catalog) {
+    /// The catalog lists every repository: only a session whose scope admits every card.
+    fn allowed_catalog(&self, user: &str, scope: Option<&Value>) -> Actions {
+        let holder =
+            user == "user-admin" || self.role_cards(user).iter().any(|(_, catalog)| *catalog);
+        if holder && admits_everything(scope) {
             set(&["*"])
         } else {
             Actions::new()
@@ -220,6 +245,7 @@ async fn random_policy(
     f: &Fixture,
     rng: &mut StdRng,
     p: &str,
+    platform_admin: &Card,
 ) -> (Model, Vec<(String, String, Value)>) {
     let mut model = Model::default();
     let orgs: Vec<String> = (0..rng.random_range(1..=3))
@@ -264,6 +290,13 @@ async fn random_policy(
         .roles
         .insert("role-user-default".into(), (json!(true), false));
     model.roles.insert(
+        platform_admin.slug.clone(),
+        (
+            platform_admin.data["read"].clone(),
+            platform_admin.data["catalog"] == json!(true),
+        ),
+    );
+    model.roles.insert(
         "role-user-guest".into(),
         (
             json!({"type": "object", "required": ["data"], "properties": {"data": {"type": "object", "required": ["public"], "properties": {"public": {"const": true}}}}}),
@@ -282,6 +315,9 @@ async fn random_policy(
         }
         if rng.random_bool(0.3) {
             roles.push("user-default".into());
+        }
+        if rng.random_bool(0.15) {
+            roles.push("platform-admin".into());
         }
         let roles_ref: Vec<&str> = roles.iter().map(String::as_str).collect();
         let card = f.user(&name, &roles_ref).await;
@@ -341,10 +377,11 @@ async fn random_policy(
         } else {
             format!("{p}free")
         };
-        let repository = if rng.random_bool(0.3) {
-            format!("{namespace}/team/img{i}")
-        } else {
-            format!("{namespace}/img{i}")
+        let repository = match rng.random_range(0..10) {
+            0..3 => format!("{namespace}/team/img{i}"),
+            // Names without a namespace: the admin API cannot make them, older pushes could.
+            3 => format!("{namespace}img{i}"),
+            _ => format!("{namespace}/img{i}"),
         };
         let org_marker = format!("org-{namespace}");
         let user = users.choose(rng).unwrap().clone();
@@ -404,13 +441,21 @@ async fn random_policy(
         }
     }
 
+    let first_image = image_cards[0].data["repository"].clone();
     let scopes = [
         json!({"properties": {"data": {"properties": {"public": {"const": false}}}}}),
         json!({"properties": {"data": {"properties": {"repository": {"pattern": format!("^{}/", orgs[0])}}}}}),
         json!(true),
+        json!({}),
+        json!(false),
+        // Only one image by name: a card a push would create has its own name.
+        json!({"properties": {"name": {"const": first_image}}}),
     ];
     let mut sessions = Vec::new();
-    for (slug, card) in &user_cards {
+    let mut holders: Vec<(&String, &Card)> = user_cards.iter().collect();
+    let admin_slug = f.admin.slug.clone();
+    holders.push((&admin_slug, &f.admin));
+    for (slug, card) in holders {
         if rng.random_bool(0.5) {
             let scope = scopes.choose(rng).unwrap().clone();
             let session = f
@@ -453,18 +498,35 @@ async fn the_sql_authorizer_agrees_with_the_reference_model_on_random_policies()
         .unwrap_or(2000);
     let f = Fixture::new().await;
     let chain = f.authorizer();
+    // Platform admins administer; in the registry their role card is a role like any other.
+    let platform_admin = match f.store.card_by_slug("role-platform-admin").await.unwrap() {
+        Some(card) => card,
+        None => f
+            .store
+            .create(
+                &f.admin,
+                NewCard::new(
+                    CardType::Role,
+                    "role-platform-admin",
+                    json!({"read": true, "catalog": true}),
+                ),
+            )
+            .await
+            .unwrap(),
+    };
     let mut rng = StdRng::seed_from_u64(seed);
     let mut decisions = 0usize;
     let mut granted_any = 0usize;
     for n in 0..policies {
         let p = format!("p{n}");
-        let (mut model, sessions) = random_policy(&f, &mut rng, &p).await;
+        let (mut model, sessions) = random_policy(&f, &mut rng, &p, &platform_admin).await;
         let mut resources: Vec<String> = model
             .images
             .iter()
             .map(|i| format!("repository:{}", i.repository))
             .collect();
-        // Names without an image (first pushes), the catalog, and a type nobody knows.
+        // Names without an image (first pushes) or without a namespace, the catalog, and a
+        // type nobody knows.
         for org in model
             .members
             .keys()
@@ -472,6 +534,7 @@ async fn the_sql_authorizer_agrees_with_the_reference_model_on_random_policies()
             .collect::<BTreeSet<_>>()
         {
             resources.push(format!("repository:{org}/fresh{}", rng.random_range(0..3)));
+            resources.push(format!("repository:{org}"));
         }
         resources.push("registry:catalog".into());
         resources.push(format!("plugin:{p}thing"));
@@ -515,7 +578,9 @@ async fn the_sql_authorizer_agrees_with_the_reference_model_on_random_policies()
                         repository,
                         &asked,
                     ),
-                    ("registry", "catalog") => model.allowed_catalog(user),
+                    ("registry", "catalog") => {
+                        model.allowed_catalog(user, session.as_ref().map(|(_, s)| s))
+                    }
                     _ => Actions::new(),
                 };
                 let expected = model_grant(&asked, &allowed, kind == "repository");

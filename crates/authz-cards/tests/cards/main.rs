@@ -7,6 +7,7 @@ mod differential;
 mod isolation;
 mod refresh;
 mod rules;
+mod scopes;
 
 use argon2::{Argon2, PasswordHasher};
 use cardgate_authz::{

@@ -10,7 +10,7 @@ use cardgate_store::testing::Fixture;
 use crate::{Decide, actions};
 
 /// acme and globex, each with members of every role, and images.
-async fn two_tenants() -> Fixture {
+pub(crate) async fn two_tenants() -> Fixture {
     let f = Fixture::new().await;
     let acme = f.org("acme").await;
     let globex = f.org("globex").await;

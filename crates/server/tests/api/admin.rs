@@ -12,16 +12,16 @@ use serde_json::{Value, json};
 
 use crate::cards::{access, spawn_on, token};
 
-struct Api {
-    base: String,
+pub(crate) struct Api {
+    pub(crate) base: String,
     client: Client,
-    f: Fixture,
+    pub(crate) f: Fixture,
 }
 
 impl Api {
     /// acme (owner olivia, maintainer mark) with image acme/web, globex (owner gina), a plain
     /// user; everyone's password is `<name>-password`.
-    async fn new() -> Api {
+    pub(crate) async fn new() -> Api {
         let url = fresh_database_url().await;
         let f = Fixture::on(Store::connect_lazy(&url, &PoolSettings::default()).unwrap()).await;
         let acme = f.org("acme").await;
@@ -59,7 +59,7 @@ impl Api {
         }
     }
 
-    async fn login(&self, name: &str) -> String {
+    pub(crate) async fn login(&self, name: &str) -> String {
         let response = self
             .call(
                 Method::POST,
@@ -91,7 +91,7 @@ impl Api {
     }
 
     /// Calls and returns the status with the JSON body (Null when empty).
-    async fn status(
+    pub(crate) async fn status(
         &self,
         method: Method,
         path: &str,

@@ -11,6 +11,7 @@ mod faults;
 mod keys;
 mod limits;
 mod oauth;
+mod schemas;
 mod throttle;
 mod timing;
 

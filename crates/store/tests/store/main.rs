@@ -441,7 +441,7 @@ async fn ensure_image_creates_a_private_image_once_even_under_concurrency() {
             let (store, pusher) = (f.store.clone(), pusher.clone());
             tokio::spawn(async move {
                 store
-                    .ensure_image(&pusher, "acme/new", "org-acme")
+                    .ensure_image(&pusher, &NewCard::image("acme/new", "org-acme", false))
                     .await
                     .unwrap()
             })
@@ -464,6 +464,28 @@ async fn ensure_image_creates_a_private_image_once_even_under_concurrency() {
     let events = events_of(&f, image.id).await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].data["actor"], pusher.id.to_string());
+}
+
+#[tokio::test]
+async fn a_new_card_is_stored_exactly_as_it_was_judged_before() {
+    let f = Fixture::new().await;
+    let pusher = f.user("dev", &["user-default"]).await;
+    let image = NewCard::image("acme/judged", "org-acme", false);
+    let stored = f.store.ensure_image(&pusher, &image).await.unwrap();
+    assert_eq!(stored.to_json(), image.to_json());
+    assert_eq!(stored.name.as_deref(), Some("acme/judged"));
+    // Another card for the same repository: the one stored first is returned, unchanged.
+    let again = f
+        .store
+        .ensure_image(&pusher, &NewCard::image("acme/judged", "org-acme", false))
+        .await
+        .unwrap();
+    assert_eq!(again.id, image.id);
+    let not_an_image = NewCard::new(CardType::Org, "org-x", json!({}));
+    assert!(matches!(
+        f.store.ensure_image(&pusher, &not_an_image).await,
+        Err(StoreError::Invalid(_))
+    ));
 }
 
 #[tokio::test]
