@@ -65,7 +65,8 @@ enum Command {
     /// Read a password from standard input and print its argon2id hash for [[authn.static.users]].
     HashPassword,
     /// Set a card store user's password, read from standard input, directly in the database
-    /// (acting as user-admin): how the first admin gets a password.
+    /// (acting as user-admin): how the first admin gets a password, and the only way to set
+    /// user-admin's (the admin API refuses to). Also reactivates the built-in cards.
     SetPassword {
         /// The user: `admin`, `alice` or `user-alice`.
         user: String,

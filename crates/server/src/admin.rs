@@ -585,7 +585,8 @@ struct Roles {
     roles: Vec<String>,
 }
 
-/// Replaces a user's platform roles; `If-Match: "<revision>"` required. Platform admins only.
+/// Replaces a user's platform roles; `If-Match: "<revision>"` required. Platform admins only;
+/// the built-in users' roles never change (403).
 #[utoipa::path(
     tag = "users",
     request_body = Roles,
@@ -623,7 +624,8 @@ struct NewPassword {
 }
 
 /// Sets a password, stored as an argon2id hash; the event records the change, never the
-/// secret. The user itself, platform admins, owners of a robot's org.
+/// secret. The user itself, platform admins, owners of a robot's org; never `user-admin`
+/// (set on the host with `cardgate set-password admin`) or `user-guest` (403).
 #[utoipa::path(
     tag = "users",
     request_body = NewPassword,
@@ -650,7 +652,7 @@ async fn set_password(
     }
     // Refusals cost no hashing; the hash is computed off the request workers.
     let user = cardgate_authz_cards::user_slug(&path.into_inner());
-    state.admin.user(&caller, &user).await?;
+    state.admin.password_user(&caller, &user).await?;
     let password = SecretString::from(new.password);
     let hash = web::block(move || cardgate_authz_static::hash_password(&password))
         .await
@@ -660,7 +662,7 @@ async fn set_password(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Deactivates a user: platform admins, owners of a robot's org.
+/// Deactivates a user: platform admins, owners of a robot's org; never a built-in user (403).
 #[utoipa::path(
     tag = "users",
     responses(
@@ -1338,7 +1340,8 @@ async fn create_role(
     Ok(with_etag(StatusCode::CREATED, &role))
 }
 
-/// Replaces a role's read schema and catalog flag; `If-Match` required. Platform admins only.
+/// Replaces a role's read schema and catalog flag; `If-Match` required. Platform admins only;
+/// never a built-in role (403).
 #[utoipa::path(
     tag = "roles",
     request_body = RoleBody,
@@ -1374,7 +1377,7 @@ async fn update_role(
     Ok(with_etag(StatusCode::OK, &role))
 }
 
-/// Deactivates a role; `If-Match` required. Platform admins only.
+/// Deactivates a role; `If-Match` required. Platform admins only; never a built-in role (403).
 #[utoipa::path(
     tag = "roles",
     params(("If-Match" = String, Header, description = "The role's revision (its ETag)")),
