@@ -554,8 +554,9 @@ impl Settings {
                             "`authz.chain` lists `static` but [authz.static] is missing",
                         )
                     })?;
-                    let acl =
-                        StaticAcl::new(config).map_err(|e| SettingsError::new(e.to_string()))?;
+                    let chain: Vec<&str> = self.authn.chain.iter().map(String::as_str).collect();
+                    let acl = StaticAcl::new(config, &chain)
+                        .map_err(|e| SettingsError::new(e.to_string()))?;
                     authz.push(Arc::new(acl));
                 }
                 other => {
@@ -706,6 +707,27 @@ mod tests {
             let err = settings.refresh_lifetime().unwrap_err().to_string();
             assert!(err.contains("token.refresh_lifetime_seconds"), "{err}");
         }
+    }
+
+    #[tokio::test]
+    async fn static_acl_rules_are_refused_for_authenticators_outside_the_chain() {
+        // The test profile's ACL is for its static users (the default); with only the card
+        // store authenticating, start-up says so instead of letting the rules match card users.
+        let mut s = source(&[
+            ("CARDGATE__AUTHN__CHAIN", "cards"),
+            ("CARDGATE__DATABASE__URL", "postgres://127.0.0.1:1/none"),
+        ]);
+        s.profile = Some("test".into());
+        let settings = Settings::load(&s).unwrap();
+        let store = settings.store().unwrap();
+        let err = settings.chains(store.as_ref()).unwrap_err().to_string();
+        assert!(err.contains("authz.static.authenticators"), "{err}");
+        assert!(err.contains("`static` is not in `authn.chain`"), "{err}");
+
+        s.env
+            .insert("CARDGATE__AUTHN__CHAIN".into(), "cards, static".into());
+        let settings = Settings::load(&s).unwrap();
+        settings.chains(store.as_ref()).unwrap();
     }
 
     #[test]
