@@ -146,6 +146,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let settings = Settings::load(&settings_source(&cli, cli.profile.clone()))?;
+            settings.validate()?;
             let store = settings
                 .store()?
                 .context("`database.url` (DATABASE_URL or CARDGATE__DATABASE__URL) is not set")?;
@@ -200,6 +201,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::SetPassword { user } => {
             let settings = Settings::load(&settings_source(&cli, cli.profile.clone()))?;
+            settings.validate()?;
             let store = settings
                 .store()?
                 .context("`database.url` (DATABASE_URL or CARDGATE__DATABASE__URL) is not set")?;

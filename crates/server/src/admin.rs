@@ -387,10 +387,16 @@ async fn log_in(req: HttpRequest, state: web::Data<AdminState>, bytes: web::Byte
         .card_by_slug(&cardgate_authz_cards::user_slug(&identity.account))
         .await?
         .ok_or(ApiError::BadLogin)?;
-    let expiration = OffsetDateTime::now_utc()
-        + time::Duration::seconds(
-            i64::try_from(state.session_lifetime.as_secs()).unwrap_or(i64::MAX),
-        );
+    // `admin.session_lifetime_seconds` is range-checked at start-up; never overflow anyway.
+    let expiration = time::Duration::try_from(state.session_lifetime)
+        .ok()
+        .and_then(|lifetime| OffsetDateTime::now_utc().checked_add(lifetime))
+        .ok_or_else(|| {
+            ApiError::Backend(PluginError::internal(
+                "admin",
+                format!("session lifetime {:?}", state.session_lifetime),
+            ))
+        })?;
     let session = state.store.create_login_session(&user, expiration).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
