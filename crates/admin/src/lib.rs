@@ -10,13 +10,20 @@
 //!   the grants on its images.
 //! - Users may change their own password.
 //! - Everyone else is refused.
+//! - The built-in cards (`user-admin`, `user-guest`, `role-user-default`, `role-user-guest`)
+//!   are changed by nobody: never deactivated, their roles and read schemas never replaced.
+//!   `user-admin`'s password is set only on the host, with `cardgate set-password admin`,
+//!   which writes to the database directly; `user-guest` (anonymous requests) has none.
+//! - Users and orgs share one namespace of names (repository namespaces, and `${account}` in
+//!   static ACL rules): a new user, robot or org cannot take a name already taken by the other
+//!   kind, nor a reserved name ([`RESERVED_NAMES`]).
 //!
 //! Every change goes through the store's audited writers, so each is recorded with its event.
 //! Depends on the store and the token core's name grammar; knows nothing of HTTP.
 
 use cardgate_store::{
     ADMIN_SLUG, Card, CardType, GUEST_SLUG, IssuedSession, LinkVerb, Membership, MembershipRole,
-    NewCard, Store, StoreError,
+    NewCard, Store, StoreError, is_built_in,
 };
 use cardgate_token::ResourceName;
 use serde_json::{Value, json};
@@ -155,6 +162,37 @@ fn check_name(field: &str, name: &str) -> Result<()> {
     }
 }
 
+/// Names no user, robot or org may take: the built-in users' (whose accounts they are) and
+/// names that read as them.
+pub const RESERVED_NAMES: [&str; 3] = ["admin", "guest", "anonymous"];
+
+/// A name for a new user, robot or org: [`check_name`], and not reserved.
+fn check_new_account_name(field: &str, name: &str) -> Result<()> {
+    check_name(field, name)?;
+    if RESERVED_NAMES.contains(&name) {
+        return Err(AdminError::Conflict(format!(
+            "{field}: `{name}` is reserved for the built-in users"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses `change` to a built-in card, saying why it would break.
+fn refuse_built_in_change(card: &Card, change: &str) -> Result<()> {
+    if !is_built_in(&card.slug) {
+        return Ok(());
+    }
+    let why = match card.slug.as_str() {
+        ADMIN_SLUG => "start-up and `cardgate set-password` act as it",
+        GUEST_SLUG => "anonymous requests act as it",
+        _ => "the built-in users depend on it; create a role of your own instead",
+    };
+    Err(AdminError::Forbidden(format!(
+        "{} is built in and cannot be {change}: {why}",
+        card.slug
+    )))
+}
+
 /// The built-in actors are never members or grantees: `user-guest` is everyone (make the image
 /// public instead), `user-admin` may do anything already.
 fn refuse_builtin(field: &str, card: &Card) -> Result<()> {
@@ -262,7 +300,7 @@ impl Admin {
     /// Creates the org `org-<name>`. Platform admins only.
     pub async fn create_org(&self, caller: &Caller, name: &str) -> Result<Card> {
         caller.require_platform_admin("create orgs")?;
-        check_name("name", name)?;
+        check_new_account_name("name", name)?;
         Ok(self
             .store
             .create(
@@ -276,7 +314,7 @@ impl Admin {
     /// policy).
     pub async fn create_user(&self, caller: &Caller, name: &str, roles: &[String]) -> Result<Card> {
         caller.require_platform_admin("create users")?;
-        check_name("name", name)?;
+        check_new_account_name("name", name)?;
         Ok(self
             .store
             .create(
@@ -295,7 +333,7 @@ impl Admin {
     pub async fn create_robot(&self, caller: &Caller, org_slug: &str, name: &str) -> Result<Card> {
         caller.require_owner(org_slug)?;
         self.active(CardType::Org, org_slug).await?;
-        check_name("name", name)?;
+        check_new_account_name("name", name)?;
         Ok(self
             .store
             .create(
@@ -613,12 +651,7 @@ impl Admin {
     ) -> Result<Card> {
         caller.require_platform_admin("change users' roles")?;
         let user = self.active(CardType::User, user_slug).await?;
-        if user.slug == GUEST_SLUG || user.slug == ADMIN_SLUG {
-            return Err(AdminError::Invalid(format!(
-                "user: the roles of {} are built in",
-                user.slug
-            )));
-        }
+        refuse_built_in_change(&user, "given other roles")?;
         self.patch(caller, &user, revision, "/data/roles", json!(roles))
             .await
     }
@@ -675,6 +708,7 @@ impl Admin {
     ) -> Result<Card> {
         caller.require_platform_admin("change roles")?;
         let role = self.active(CardType::Role, &format!("role-{name}")).await?;
+        refuse_built_in_change(&role, "changed")?;
         self.patch(
             caller,
             &role,
@@ -694,6 +728,7 @@ impl Admin {
     ) -> Result<Card> {
         caller.require_platform_admin("deactivate roles")?;
         let role = self.active(CardType::Role, &format!("role-{name}")).await?;
+        refuse_built_in_change(&role, "deactivated")?;
         Ok(self
             .store
             .deactivate(&caller.card, role.id, Some(revision))
@@ -718,17 +753,37 @@ impl Admin {
             .await?)
     }
 
-    /// Sets the password (an argon2id hash) of `user_slug`: the user itself, a platform admin,
-    /// or an owner of the org a robot belongs to.
-    pub async fn set_password(&self, caller: &Caller, user_slug: &str, hash: &str) -> Result<()> {
+    /// The user whose password the caller may set: the user itself, a platform admin, or an
+    /// owner of the org a robot belongs to; never a built-in user. `user-admin`'s password is
+    /// set only on the host, by `cardgate set-password admin` (which writes to the database
+    /// directly), so that a stolen admin login cannot take the account over for good; `user-guest`
+    /// has none. Ask before hashing a password: a refusal costs no hashing.
+    pub async fn password_user(&self, caller: &Caller, user_slug: &str) -> Result<Card> {
         let user = self.managed_user(caller, user_slug).await?;
+        match user.slug.as_str() {
+            ADMIN_SLUG => Err(AdminError::Forbidden(format!(
+                "the password of {ADMIN_SLUG} is set only on the host, with `cardgate set-password admin`"
+            ))),
+            GUEST_SLUG => Err(AdminError::Forbidden(format!(
+                "{GUEST_SLUG} is built in and has no password: anonymous requests act as it"
+            ))),
+            _ => Ok(user),
+        }
+    }
+
+    /// Sets the password (an argon2id hash) of `user_slug`, for whoever
+    /// [`Admin::password_user`] allows.
+    pub async fn set_password(&self, caller: &Caller, user_slug: &str, hash: &str) -> Result<()> {
+        let user = self.password_user(caller, user_slug).await?;
         self.store.set_password(&caller.card, &user, hash).await?;
         Ok(())
     }
 
-    /// Deactivates `user_slug`: platform admins, or owners of the org of a robot.
+    /// Deactivates `user_slug`: platform admins, or owners of the org of a robot; never a
+    /// built-in user.
     pub async fn deactivate_user(&self, caller: &Caller, user_slug: &str) -> Result<Card> {
         let user = self.managed_user(caller, user_slug).await?;
+        refuse_built_in_change(&user, "deactivated")?;
         if user.id == caller.card.id {
             return Err(AdminError::Forbidden(
                 "users cannot deactivate themselves".into(),

@@ -158,8 +158,13 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
             return;
         }
         let now = Instant::now();
-        let limit = now + self.settings.ttl;
-        let expires = expires.map_or(limit, |e| e.min(limit));
+        // A TTL beyond what the clock can count is no limit of its own.
+        let expires = match (expires, now.checked_add(self.settings.ttl)) {
+            (Some(e), Some(limit)) => e.min(limit),
+            (Some(e), None) => e,
+            (None, Some(limit)) => limit,
+            (None, None) => return,
+        };
         let mut inner = self.lock();
         if !inner.admit(generation) {
             return;

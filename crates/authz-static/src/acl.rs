@@ -1,4 +1,6 @@
-//! The static ACL: ordered rules, the first whose match fields all match decides.
+//! The static ACL: ordered rules, the first whose match fields all match decides. A rule
+//! matches only identities from the authenticators it is for (by default the static users),
+//! since an account name means what its authenticator says it means.
 
 use async_trait::async_trait;
 use cardgate_authz::{Authorizer, Decision, Identity, PluginError};
@@ -11,12 +13,36 @@ use crate::ConfigError;
 const NAME: &str = "static";
 const ACCOUNT_PLACEHOLDER: &str = "${account}";
 
+/// The authenticators whose identities rules match unless configured otherwise: only the
+/// static users', whom the file that holds the ACL also defines.
+const DEFAULT_AUTHENTICATORS: [&str; 1] = ["static"];
+
+fn default_authenticators() -> Vec<String> {
+    DEFAULT_AUTHENTICATORS.map(str::to_owned).to_vec()
+}
+
 /// `[authz.static]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AclConfig {
+    /// The authenticators (as named in `authn.chain`) whose identities the rules match, unless
+    /// a rule names its own. Default: `["static"]`. An account name means what its
+    /// authenticator says it means: a card store user, robot or org owner named `acme` is not
+    /// the static user `acme`, so a rule written for static users (`${account}/**`) reaches
+    /// the card store's identities only when listed here (`["static", "cards"]`).
+    #[serde(default = "default_authenticators")]
+    pub authenticators: Vec<String>,
     #[serde(default)]
     pub acl: Vec<RuleConfig>,
+}
+
+impl Default for AclConfig {
+    fn default() -> Self {
+        AclConfig {
+            authenticators: default_authenticators(),
+            acl: Vec::new(),
+        }
+    }
 }
 
 /// One `[[authz.static.acl]]` rule. Absent match fields match anything.
@@ -29,6 +55,10 @@ pub struct RuleConfig {
     /// Glob on the account. `""` matches only the anonymous identity; `"?*"` any named account.
     #[serde(default)]
     pub account: Option<String>,
+    /// The authenticators whose identities (anonymous ones included) this rule matches;
+    /// absent: the ACL's `authenticators`.
+    #[serde(default)]
+    pub authenticators: Option<Vec<String>>,
     /// Glob on the scope type (`repository`, `registry`...).
     #[serde(default, rename = "type")]
     pub resource_type: Option<String>,
@@ -102,6 +132,8 @@ enum AccountPattern {
 
 #[derive(Debug)]
 struct Rule {
+    /// The authenticators whose identities the rule matches.
+    authenticators: Vec<String>,
     account: AccountPattern,
     resource_type: Pattern,
     name: Pattern,
@@ -114,8 +146,38 @@ pub struct StaticAcl {
     rules: Vec<Rule>,
 }
 
+/// Checks a list of authenticators: not empty, each in `chain` (the configured `authn.chain`),
+/// none twice.
+fn check_authenticators(names: &[String], chain: &[&str]) -> Result<(), String> {
+    if names.is_empty() {
+        return Err("empty: the rules would match nobody".into());
+    }
+    for (i, name) in names.iter().enumerate() {
+        if !chain.contains(&name.as_str()) {
+            return Err(format!(
+                "`{name}` is not in `authn.chain` ({}): its identities never come",
+                chain.join(", ")
+            ));
+        }
+        if names[..i].contains(name) {
+            return Err(format!("`{name}` is listed twice"));
+        }
+    }
+    Ok(())
+}
+
 impl StaticAcl {
-    pub fn new(config: &AclConfig) -> Result<Self, ConfigError> {
+    /// Compiles and checks `config`; `chain` is the configured authenticators (`authn.chain`),
+    /// which the rules' `authenticators` must be among.
+    pub fn new(config: &AclConfig, chain: &[&str]) -> Result<Self, ConfigError> {
+        check_authenticators(&config.authenticators, chain).map_err(|why| {
+            let default = if config.authenticators == default_authenticators() {
+                " (the default; set it to the authenticators the rules are for)"
+            } else {
+                ""
+            };
+            ConfigError(format!("authz.static.authenticators{default}: {why}"))
+        })?;
         let rules = config
             .acl
             .iter()
@@ -123,6 +185,14 @@ impl StaticAcl {
             .map(|(i, rule)| {
                 let bad = |what: &str, why: String| {
                     ConfigError(format!("authz.static.acl rule {}: {what}: {why}", i + 1))
+                };
+                let authenticators = match &rule.authenticators {
+                    Some(names) => {
+                        check_authenticators(names, chain)
+                            .map_err(|why| bad("authenticators", why))?;
+                        names.clone()
+                    }
+                    None => config.authenticators.clone(),
                 };
                 let account = match rule.account.as_deref() {
                     None => AccountPattern::Any,
@@ -140,6 +210,7 @@ impl StaticAcl {
                     })
                     .collect::<Result<ActionSet, _>>()?;
                 Ok(Rule {
+                    authenticators,
                     account,
                     resource_type: Pattern::new(rule.resource_type.as_deref(), false)
                         .map_err(|e| bad("type", e))?,
@@ -154,6 +225,13 @@ impl StaticAcl {
 
 impl Rule {
     fn matches(&self, identity: &Identity, scope: &Scope) -> bool {
+        if !self
+            .authenticators
+            .iter()
+            .any(|a| a == identity.authenticator)
+        {
+            return false;
+        }
         let account = identity.account.as_str();
         let account_matches = match &self.account {
             AccountPattern::Any => true,
@@ -229,7 +307,7 @@ mod tests {
     "#;
 
     fn acl() -> StaticAcl {
-        StaticAcl::new(&toml::from_str::<AclConfig>(ACL).unwrap()).unwrap()
+        StaticAcl::new(&toml::from_str::<AclConfig>(ACL).unwrap(), &["static"]).unwrap()
     }
 
     fn who(account: &str) -> Identity {
@@ -315,7 +393,7 @@ mod tests {
     async fn account_placeholders_never_match_anonymous_requests() {
         let config: AclConfig =
             toml::from_str("[[acl]]\nname = \"${account}*\"\nactions = [\"pull\"]").unwrap();
-        let acl = StaticAcl::new(&config).unwrap();
+        let acl = StaticAcl::new(&config, &["static"]).unwrap();
         let scope: Scope = "repository:web:pull".parse().unwrap();
         assert_eq!(
             acl.authorize(&who(""), &scope).await.unwrap(),
@@ -338,9 +416,94 @@ mod tests {
             ("[[acl]]\naccount = \"{\"\nactions = []", "rule 1: account"),
         ] {
             let config: AclConfig = toml::from_str(text).unwrap();
-            let err = StaticAcl::new(&config).unwrap_err().to_string();
+            let err = StaticAcl::new(&config, &["static"])
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(expected), "{err} should mention {expected}");
         }
+    }
+
+    #[tokio::test]
+    async fn rules_match_only_the_identities_of_their_authenticators() {
+        const OWN_NAMESPACE: &str = r#"
+            [[acl]]
+            account = "?*"
+            type = "repository"
+            name = "${account}/**"
+            actions = ["pull", "push"]
+
+            [[acl]]
+            type = "repository"
+            name = "public/**"
+            actions = ["pull"]
+            authenticators = ["static", "cards"]
+        "#;
+        let chain = ["cards", "static"];
+        let push: Scope = "repository:acme/web:pull,push".parse().unwrap();
+        let public: Scope = "repository:public/web:pull".parse().unwrap();
+        let pull_push = Decision::Allowed(ActionSet::of(&[Action::Pull, Action::Push]));
+        let pull = Decision::Allowed(ActionSet::of(&[Action::Pull]));
+        // A card store identity named like an org is not the static user of that name.
+        let card_acme = Identity::new("acme", "cards");
+        let static_acme = Identity::new("acme", "static");
+
+        let by_default = StaticAcl::new(&toml::from_str(OWN_NAMESPACE).unwrap(), &chain).unwrap();
+        assert_eq!(
+            by_default.authorize(&card_acme, &push).await.unwrap(),
+            Decision::NoMatch
+        );
+        assert_eq!(
+            by_default.authorize(&static_acme, &push).await.unwrap(),
+            pull_push
+        );
+        // A rule naming its own authenticators reaches theirs, anonymous ones included.
+        assert_eq!(
+            by_default.authorize(&card_acme, &public).await.unwrap(),
+            pull
+        );
+        assert_eq!(
+            by_default
+                .authorize(&Identity::anonymous("cards"), &public)
+                .await
+                .unwrap(),
+            pull
+        );
+
+        let both = format!("authenticators = [\"static\", \"cards\"]\n{OWN_NAMESPACE}");
+        let both = StaticAcl::new(&toml::from_str(&both).unwrap(), &chain).unwrap();
+        assert_eq!(both.authorize(&card_acme, &push).await.unwrap(), pull_push);
+    }
+
+    #[test]
+    fn authenticators_must_be_in_the_chain() {
+        let rule = "[[acl]]\nactions = []\n";
+        for (text, chain, expected) in [
+            (
+                rule.to_owned(),
+                &["cards"][..],
+                "authz.static.authenticators (the default",
+            ),
+            (
+                format!("authenticators = [\"cards\", \"card\"]\n{rule}"),
+                &["cards"][..],
+                "`card` is not in `authn.chain`",
+            ),
+            (
+                format!("authenticators = []\n{rule}"),
+                &["static"][..],
+                "authz.static.authenticators: empty",
+            ),
+            (
+                format!("{rule}authenticators = [\"static\", \"static\"]"),
+                &["static"][..],
+                "rule 1: authenticators: `static` is listed twice",
+            ),
+        ] {
+            let config: AclConfig = toml::from_str(&text).unwrap();
+            let err = StaticAcl::new(&config, chain).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err} should mention {expected}");
+        }
+        assert_eq!(AclConfig::default().authenticators, ["static"]);
     }
 
     #[test]

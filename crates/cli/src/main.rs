@@ -65,7 +65,8 @@ enum Command {
     /// Read a password from standard input and print its argon2id hash for [[authn.static.users]].
     HashPassword,
     /// Set a card store user's password, read from standard input, directly in the database
-    /// (acting as user-admin): how the first admin gets a password.
+    /// (acting as user-admin): how the first admin gets a password, and the only way to set
+    /// user-admin's (the admin API refuses to). Also reactivates the built-in cards.
     SetPassword {
         /// The user: `admin`, `alice` or `user-alice`.
         user: String,
@@ -145,6 +146,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let settings = Settings::load(&settings_source(&cli, cli.profile.clone()))?;
+            settings.validate()?;
             let store = settings
                 .store()?
                 .context("`database.url` (DATABASE_URL or CARDGATE__DATABASE__URL) is not set")?;
@@ -199,6 +201,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::SetPassword { user } => {
             let settings = Settings::load(&settings_source(&cli, cli.profile.clone()))?;
+            settings.validate()?;
             let store = settings
                 .store()?
                 .context("`database.url` (DATABASE_URL or CARDGATE__DATABASE__URL) is not set")?;

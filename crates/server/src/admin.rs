@@ -387,10 +387,16 @@ async fn log_in(req: HttpRequest, state: web::Data<AdminState>, bytes: web::Byte
         .card_by_slug(&cardgate_authz_cards::user_slug(&identity.account))
         .await?
         .ok_or(ApiError::BadLogin)?;
-    let expiration = OffsetDateTime::now_utc()
-        + time::Duration::seconds(
-            i64::try_from(state.session_lifetime.as_secs()).unwrap_or(i64::MAX),
-        );
+    // `admin.session_lifetime_seconds` is range-checked at start-up; never overflow anyway.
+    let expiration = time::Duration::try_from(state.session_lifetime)
+        .ok()
+        .and_then(|lifetime| OffsetDateTime::now_utc().checked_add(lifetime))
+        .ok_or_else(|| {
+            ApiError::Backend(PluginError::internal(
+                "admin",
+                format!("session lifetime {:?}", state.session_lifetime),
+            ))
+        })?;
     let session = state.store.create_login_session(&user, expiration).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -585,7 +591,8 @@ struct Roles {
     roles: Vec<String>,
 }
 
-/// Replaces a user's platform roles; `If-Match: "<revision>"` required. Platform admins only.
+/// Replaces a user's platform roles; `If-Match: "<revision>"` required. Platform admins only;
+/// the built-in users' roles never change (403).
 #[utoipa::path(
     tag = "users",
     request_body = Roles,
@@ -623,7 +630,8 @@ struct NewPassword {
 }
 
 /// Sets a password, stored as an argon2id hash; the event records the change, never the
-/// secret. The user itself, platform admins, owners of a robot's org.
+/// secret. The user itself, platform admins, owners of a robot's org; never `user-admin`
+/// (set on the host with `cardgate set-password admin`) or `user-guest` (403).
 #[utoipa::path(
     tag = "users",
     request_body = NewPassword,
@@ -650,7 +658,7 @@ async fn set_password(
     }
     // Refusals cost no hashing; the hash is computed off the request workers.
     let user = cardgate_authz_cards::user_slug(&path.into_inner());
-    state.admin.user(&caller, &user).await?;
+    state.admin.password_user(&caller, &user).await?;
     let password = SecretString::from(new.password);
     let hash = web::block(move || cardgate_authz_static::hash_password(&password))
         .await
@@ -660,7 +668,7 @@ async fn set_password(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Deactivates a user: platform admins, owners of a robot's org.
+/// Deactivates a user: platform admins, owners of a robot's org; never a built-in user (403).
 #[utoipa::path(
     tag = "users",
     responses(
@@ -1338,7 +1346,8 @@ async fn create_role(
     Ok(with_etag(StatusCode::CREATED, &role))
 }
 
-/// Replaces a role's read schema and catalog flag; `If-Match` required. Platform admins only.
+/// Replaces a role's read schema and catalog flag; `If-Match` required. Platform admins only;
+/// never a built-in role (403).
 #[utoipa::path(
     tag = "roles",
     request_body = RoleBody,
@@ -1374,7 +1383,7 @@ async fn update_role(
     Ok(with_etag(StatusCode::OK, &role))
 }
 
-/// Deactivates a role; `If-Match` required. Platform admins only.
+/// Deactivates a role; `If-Match` required. Platform admins only; never a built-in role (403).
 #[utoipa::path(
     tag = "roles",
     params(("If-Match" = String, Header, description = "The role's revision (its ETag)")),

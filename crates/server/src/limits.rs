@@ -9,10 +9,7 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use crate::error::TokenError;
-use crate::settings::{Settings, SettingsError};
-
-/// The smallest `server.max_header_bytes` accepted: real clients' heads are larger than this.
-const MIN_HEADER_BYTES: usize = 4096;
+use crate::settings::Settings;
 
 /// The limits, as app data.
 #[derive(Debug, Clone, Copy)]
@@ -22,16 +19,12 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// The limits of `settings`, refused when too small to serve real clients.
-    pub fn from_settings(settings: &Settings) -> Result<Self, SettingsError> {
-        let max_header_bytes = settings.server.max_header_bytes;
-        if max_header_bytes < MIN_HEADER_BYTES {
-            return Err(SettingsError::from_message(format!(
-                "`server.max_header_bytes` (CARDGATE__SERVER__MAX_HEADER_BYTES) is \
-                 {max_header_bytes}: at least {MIN_HEADER_BYTES}"
-            )));
+    /// The limits of `settings` (whose ranges [`Settings::validate`] checked: none is too small
+    /// to serve real clients).
+    pub fn from_settings(settings: &Settings) -> Self {
+        Limits {
+            max_header_bytes: settings.server.max_header_bytes,
         }
-        Ok(Limits { max_header_bytes })
     }
 }
 

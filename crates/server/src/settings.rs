@@ -2,6 +2,7 @@
 //! variables → `CARDGATE__SECTION__KEY` variables, each layer overriding the ones before.
 
 use std::collections::HashMap;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,16 +56,17 @@ pub struct Settings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheSection {
-    /// Entries per cache; 0 turns caching off.
+    /// Entries per cache; 0 turns caching off. 0 to 1,000,000.
     pub capacity: usize,
-    /// How long an entry lives at most, in seconds.
+    /// How long an entry lives at most, in seconds; 0 turns caching off. 0 to 86,400 (a day).
     pub ttl_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminSettings {
-    /// How long a session from `POST /v1/admin/login` lasts, in seconds.
+    /// How long a session from `POST /v1/admin/login` lasts, in seconds. 60 to 2,592,000
+    /// (30 days).
     pub session_lifetime_seconds: u64,
 }
 
@@ -73,10 +75,13 @@ pub struct AdminSettings {
 pub struct DatabaseSettings {
     /// `postgres://user:password@host:port/db`; required by the `cards` plugins.
     pub url: Option<SecretString>,
+    /// Connections in the pool. 1 to 1,000.
     pub max_connections: u32,
-    /// How long a request waits for a connection before answering 503.
+    /// How long a request waits for a connection before answering 503, in milliseconds. 250
+    /// to 60,000.
     pub acquire_timeout_ms: u64,
-    /// Statement timeout on every connection.
+    /// Statement timeout on every connection, in milliseconds. 100 to 3,600,000 (an hour):
+    /// never 0, which would let a statement run for ever.
     pub statement_timeout_ms: u64,
     /// Apply migrations (and create the built-in cards) at start-up.
     pub migrate: bool,
@@ -89,11 +94,12 @@ pub struct ServerSettings {
     pub listen: String,
     /// The realm: a URL or a path. Its path is the token route.
     pub realm: String,
-    /// HTTP worker threads; 0 = one per core.
+    /// HTTP worker threads; 0 = one per core. 0 to 512.
     pub workers: usize,
-    /// The most bytes of request target plus headers; larger requests are answered 431.
+    /// The most bytes of request target plus headers; larger requests are answered 431. 4,096
+    /// to 131,072 (above that actix-web answers 431 itself).
     pub max_header_bytes: usize,
-    /// On SIGTERM, how long in-flight requests may take to finish, in seconds.
+    /// On SIGTERM, how long in-flight requests may take to finish, in seconds. 0 to 3,600.
     pub shutdown_timeout_seconds: u64,
 }
 
@@ -106,19 +112,20 @@ pub struct TokenSettings {
     pub service: String,
     /// `ES256` or `RS256`; when empty, taken from the key.
     pub algorithm: String,
-    /// Token lifetime, in seconds: the default of the lifetimes below that are not set.
+    /// Token lifetime, in seconds: the default of the lifetimes below that are not set. Each
+    /// token lifetime is 60 to 316,224,000 (ten years).
     pub lifetime_seconds: u64,
-    /// Lifetime of tokens granting only `pull`, or nothing.
+    /// Lifetime of tokens granting only `pull`, or nothing. 60 to 316,224,000.
     #[serde(default)]
     pub pull_lifetime_seconds: Option<u64>,
-    /// Lifetime of tokens granting `push`, `delete` or `*` anywhere.
+    /// Lifetime of tokens granting `push`, `delete` or `*` anywhere. 60 to 316,224,000.
     #[serde(default)]
     pub push_lifetime_seconds: Option<u64>,
     /// Lifetime of robots' tokens (users whose card has `data.robot = true`), whatever they
-    /// grant; unset = as everybody else's.
+    /// grant; unset = as everybody else's. 60 to 316,224,000.
     #[serde(default)]
     pub robot_lifetime_seconds: Option<u64>,
-    /// Lifetime of OAuth2 refresh tokens (offline access), in seconds.
+    /// Lifetime of OAuth2 refresh tokens (offline access), in seconds. 60 to 316,224,000.
     pub refresh_lifetime_seconds: u64,
     /// The private key: PEM text, a file path, or base64 of the PEM.
     pub key: Option<SecretString>,
@@ -274,7 +281,159 @@ fn setting(key: &str) -> String {
     format!("`{key}` ({})", variables_for(key))
 }
 
+/// The range of every numeric setting, in one table: [`Settings::validate`] refuses values
+/// outside it at start-up, so that no later arithmetic on a setting (a deadline, an expiry, a
+/// cache's lifetime) can overflow. The field docs and `config/default.toml` state the same
+/// ranges.
+mod ranges {
+    use std::ops::RangeInclusive;
+
+    use cardgate_token::{MAX_LIFETIME, MIN_LIFETIME};
+
+    /// actix-web refuses (panics) above 512.
+    pub const WORKERS: RangeInclusive<u64> = 0..=512;
+    pub const MAX_HEADER_BYTES: RangeInclusive<u64> = 4096..=131_072;
+    pub const SHUTDOWN_TIMEOUT_SECONDS: RangeInclusive<u64> = 0..=3600;
+    /// Every token lifetime, refresh tokens' included.
+    pub const LIFETIME_SECONDS: RangeInclusive<u64> =
+        MIN_LIFETIME.as_secs()..=MAX_LIFETIME.as_secs();
+    pub const MAX_CONNECTIONS: RangeInclusive<u64> = 1..=1000;
+    /// Below a quarter of a second, not even start-up gets a connection.
+    pub const ACQUIRE_TIMEOUT_MS: RangeInclusive<u64> = 250..=60_000;
+    /// Never 0 (no timeout); below a tenth of a second, migrations fail.
+    pub const STATEMENT_TIMEOUT_MS: RangeInclusive<u64> = 100..=3_600_000;
+    pub const SESSION_LIFETIME_SECONDS: RangeInclusive<u64> = 60..=30 * 24 * 3600;
+    pub const CACHE_CAPACITY: RangeInclusive<u64> = 0..=1_000_000;
+    pub const CACHE_TTL_SECONDS: RangeInclusive<u64> = 0..=24 * 3600;
+    pub const THROTTLE_WINDOW_SECONDS: RangeInclusive<u64> = 1..=24 * 3600;
+    pub const THROTTLE_FAILURES: RangeInclusive<u64> = 1..=1_000_000;
+    pub const THROTTLE_MAX_ENTRIES: RangeInclusive<u64> = 1..=10_000_000;
+}
+
+/// A `usize` setting as a `u64` (saturating, on a platform where it would not fit).
+fn wide(value: usize) -> u64 {
+    u64::try_from(value).unwrap_or(u64::MAX)
+}
+
 impl Settings {
+    /// Every numeric setting, its value (`None` when unset) and the range it must be in.
+    fn numeric_settings(&self) -> [(&'static str, Option<u64>, RangeInclusive<u64>); 18] {
+        let (server, token, database, throttle) =
+            (&self.server, &self.token, &self.database, &self.throttle);
+        [
+            (
+                "server.workers",
+                Some(wide(server.workers)),
+                ranges::WORKERS,
+            ),
+            (
+                "server.max_header_bytes",
+                Some(wide(server.max_header_bytes)),
+                ranges::MAX_HEADER_BYTES,
+            ),
+            (
+                "server.shutdown_timeout_seconds",
+                Some(server.shutdown_timeout_seconds),
+                ranges::SHUTDOWN_TIMEOUT_SECONDS,
+            ),
+            (
+                "token.lifetime_seconds",
+                Some(token.lifetime_seconds),
+                ranges::LIFETIME_SECONDS,
+            ),
+            (
+                "token.pull_lifetime_seconds",
+                token.pull_lifetime_seconds,
+                ranges::LIFETIME_SECONDS,
+            ),
+            (
+                "token.push_lifetime_seconds",
+                token.push_lifetime_seconds,
+                ranges::LIFETIME_SECONDS,
+            ),
+            (
+                "token.robot_lifetime_seconds",
+                token.robot_lifetime_seconds,
+                ranges::LIFETIME_SECONDS,
+            ),
+            (
+                "token.refresh_lifetime_seconds",
+                Some(token.refresh_lifetime_seconds),
+                ranges::LIFETIME_SECONDS,
+            ),
+            (
+                "database.max_connections",
+                Some(database.max_connections.into()),
+                ranges::MAX_CONNECTIONS,
+            ),
+            (
+                "database.acquire_timeout_ms",
+                Some(database.acquire_timeout_ms),
+                ranges::ACQUIRE_TIMEOUT_MS,
+            ),
+            (
+                "database.statement_timeout_ms",
+                Some(database.statement_timeout_ms),
+                ranges::STATEMENT_TIMEOUT_MS,
+            ),
+            (
+                "admin.session_lifetime_seconds",
+                Some(self.admin.session_lifetime_seconds),
+                ranges::SESSION_LIFETIME_SECONDS,
+            ),
+            (
+                "cache.capacity",
+                Some(wide(self.cache.capacity)),
+                ranges::CACHE_CAPACITY,
+            ),
+            (
+                "cache.ttl_seconds",
+                Some(self.cache.ttl_seconds),
+                ranges::CACHE_TTL_SECONDS,
+            ),
+            (
+                "throttle.window_seconds",
+                Some(throttle.window_seconds),
+                ranges::THROTTLE_WINDOW_SECONDS,
+            ),
+            (
+                "throttle.account_failures",
+                Some(throttle.account_failures.into()),
+                ranges::THROTTLE_FAILURES,
+            ),
+            (
+                "throttle.address_failures",
+                Some(throttle.address_failures.into()),
+                ranges::THROTTLE_FAILURES,
+            ),
+            (
+                "throttle.max_entries",
+                Some(throttle.max_entries),
+                ranges::THROTTLE_MAX_ENTRIES,
+            ),
+        ]
+    }
+
+    /// Refuses any numeric setting outside its documented range, naming the setting and the
+    /// variables that set it. [`crate::Application::build`] calls it first.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        for (name, value, range) in self.numeric_settings() {
+            let Some(value) = value else { continue };
+            let limit = if value < *range.start() {
+                format!("at least {}", range.start())
+            } else if value > *range.end() {
+                format!("at most {}", range.end())
+            } else {
+                continue;
+            };
+            return Err(SettingsError::new(format!(
+                "{} is {value}: {limit}",
+                setting(name)
+            )));
+        }
+        Ok(())
+    }
+
     pub fn load(source: &SettingsSource) -> Result<Self, SettingsError> {
         let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
         let defaults_file = source.config_dir.join("default.toml");
@@ -457,20 +616,10 @@ impl Settings {
         Ok(signer.jwks_with(&self.published_keys(signer)?))
     }
 
-    /// How long refresh tokens live: `token.refresh_lifetime_seconds`, from a minute to ten
-    /// years.
-    pub fn refresh_lifetime(&self) -> Result<Duration, SettingsError> {
-        const RANGE: std::ops::RangeInclusive<u64> = 60..=10 * 366 * 24 * 3600;
-        let seconds = self.token.refresh_lifetime_seconds;
-        if !RANGE.contains(&seconds) {
-            return Err(SettingsError::new(format!(
-                "{}: {seconds} is not between {} and {}",
-                setting("token.refresh_lifetime_seconds"),
-                RANGE.start(),
-                RANGE.end()
-            )));
-        }
-        Ok(Duration::from_secs(seconds))
+    /// How long refresh tokens live: `token.refresh_lifetime_seconds` (its range is checked
+    /// by [`Settings::validate`]).
+    pub fn refresh_lifetime(&self) -> Duration {
+        Duration::from_secs(self.token.refresh_lifetime_seconds)
     }
 
     /// The refresh tokens, when the `cards` authenticator is configured (the static plugins
@@ -554,8 +703,9 @@ impl Settings {
                             "`authz.chain` lists `static` but [authz.static] is missing",
                         )
                     })?;
-                    let acl =
-                        StaticAcl::new(config).map_err(|e| SettingsError::new(e.to_string()))?;
+                    let chain: Vec<&str> = self.authn.chain.iter().map(String::as_str).collect();
+                    let acl = StaticAcl::new(config, &chain)
+                        .map_err(|e| SettingsError::new(e.to_string()))?;
                     authz.push(Arc::new(acl));
                 }
                 other => {
@@ -696,8 +846,9 @@ mod tests {
     #[test]
     fn the_refresh_token_lifetime_is_checked_and_names_its_setting() {
         let settings = Settings::load(&source(&[])).unwrap();
+        settings.validate().unwrap();
         assert_eq!(
-            settings.refresh_lifetime().unwrap(),
+            settings.refresh_lifetime(),
             Duration::from_secs(90 * 24 * 3600)
         );
         for bad in ["0", "59", "999999999999"] {
@@ -706,8 +857,78 @@ mod tests {
                 bad,
             )]))
             .unwrap();
-            let err = settings.refresh_lifetime().unwrap_err().to_string();
+            let err = settings.validate().unwrap_err().to_string();
             assert!(err.contains("token.refresh_lifetime_seconds"), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn static_acl_rules_are_refused_for_authenticators_outside_the_chain() {
+        // The test profile's ACL is for its static users (the default); with only the card
+        // store authenticating, start-up says so instead of letting the rules match card users.
+        let mut s = source(&[
+            ("CARDGATE__AUTHN__CHAIN", "cards"),
+            ("CARDGATE__DATABASE__URL", "postgres://127.0.0.1:1/none"),
+        ]);
+        s.profile = Some("test".into());
+        let settings = Settings::load(&s).unwrap();
+        let store = settings.store().unwrap();
+        let err = settings.chains(store.as_ref()).unwrap_err().to_string();
+        assert!(err.contains("authz.static.authenticators"), "{err}");
+        assert!(err.contains("`static` is not in `authn.chain`"), "{err}");
+
+        s.env
+            .insert("CARDGATE__AUTHN__CHAIN".into(), "cards, static".into());
+        let settings = Settings::load(&s).unwrap();
+        settings.chains(store.as_ref()).unwrap();
+    }
+
+    #[test]
+    fn every_profile_is_within_the_ranges_and_default_toml_states_them() {
+        for profile in [None, Some("dev"), Some("test"), Some("staging")] {
+            let mut s = source(&[]);
+            s.profile = profile.map(str::to_owned);
+            Settings::load(&s).unwrap().validate().unwrap();
+        }
+        let settings = Settings::load(&source(&[])).unwrap();
+        for (name, _, range) in settings.numeric_settings() {
+            let stated = format!("Range: {}..{}", range.start(), range.end());
+            assert!(DEFAULTS.contains(&stated), "{name}: {stated}");
+        }
+    }
+
+    #[test]
+    fn out_of_range_settings_are_refused_naming_the_setting_and_its_variable() {
+        for (variable, value, expected) in [
+            (
+                "CARDGATE__CACHE__TTL_SECONDS",
+                "18446744073709551615",
+                "`cache.ttl_seconds` (CARDGATE__CACHE__TTL_SECONDS) is 18446744073709551615: \
+                 at most 86400",
+            ),
+            (
+                "CARDGATE__ADMIN__SESSION_LIFETIME_SECONDS",
+                "18446744073709551615",
+                "`admin.session_lifetime_seconds` (CARDGATE__ADMIN__SESSION_LIFETIME_SECONDS)",
+            ),
+            (
+                "CARDGATE__DATABASE__STATEMENT_TIMEOUT_MS",
+                "0",
+                "`database.statement_timeout_ms` (CARDGATE__DATABASE__STATEMENT_TIMEOUT_MS) is \
+                 0: at least 100",
+            ),
+            (
+                "CARDGATE__TOKEN__PUSH_LIFETIME_SECONDS",
+                "59",
+                "`token.push_lifetime_seconds`",
+            ),
+        ] {
+            let err = Settings::load(&source(&[(variable, value)]))
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "{err}");
         }
     }
 

@@ -53,9 +53,10 @@ impl std::fmt::Debug for Application {
 }
 
 impl Application {
-    /// Checks the settings, loads keys and plugins, migrates the database when configured,
-    /// and binds the listener.
+    /// Checks the settings (first every numeric one against its range), loads keys and
+    /// plugins, migrates the database when configured, and binds the listener.
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
+        settings.validate()?;
         let realm_path = settings.realm_path()?;
         let minter = settings.minter()?;
         let lifetimes = settings.token_lifetimes()?;
@@ -74,7 +75,7 @@ impl Application {
         }
         let (authn, authz) = settings.chains(store.as_ref())?;
         let refresh = settings.refresh_tokens(store.as_ref());
-        let refresh_lifetime = settings.refresh_lifetime()?;
+        let refresh_lifetime = settings.refresh_lifetime();
         let throttle = Arc::new(
             Throttle::new(&settings.throttle)
                 .map_err(|e| SettingsError::from_message(format!("{e}: invalid")))?,
@@ -117,7 +118,7 @@ impl Application {
             })?
             .port();
         let route = realm_path.clone();
-        let limits = web::Data::new(Limits::from_settings(settings)?);
+        let limits = web::Data::new(Limits::from_settings(settings));
         let mut server = HttpServer::new(move || {
             let admin = admin.clone();
             App::new()

@@ -30,13 +30,15 @@ const MAX_ACCOUNT_KEY_CHARS: usize = 256;
 pub struct ThrottleSettings {
     /// Counting failures at all.
     pub enabled: bool,
-    /// The window failures are counted in, from the first failure, in seconds.
+    /// The window failures are counted in, from the first failure, in seconds. 1 to 86,400.
     pub window_seconds: u64,
     /// Failures of one account, from anywhere, before it is locked for the rest of the window.
+    /// 1 to 1,000,000.
     pub account_failures: u32,
-    /// Failures from one client address, for any accounts, before it is locked.
+    /// Failures from one client address, for any accounts, before it is locked. 1 to
+    /// 1,000,000.
     pub address_failures: u32,
-    /// How many accounts, and how many addresses, are tracked at most.
+    /// How many accounts, and how many addresses, are tracked at most. 1 to 10,000,000.
     pub max_entries: u64,
     /// Peers whose `X-Forwarded-For` is believed: the client is the rightmost address in it
     /// that is not itself a trusted proxy. IP addresses: a list, or comma-separated text.
@@ -142,9 +144,15 @@ where
     K: std::hash::Hash + Eq + Send + Sync + 'static,
 {
     let entry = cache.get(key)?;
-    let ends = entry.started + window;
+    if entry.failures < limit {
+        return None;
+    }
     let now = Instant::now();
-    (entry.failures >= limit && now < ends).then(|| ends - now)
+    // A window beyond what the clock can count never ends: locked for a whole window more.
+    match entry.started.checked_add(window) {
+        Some(ends) => (now < ends).then(|| ends - now),
+        None => Some(window),
+    }
 }
 
 /// A cache of at most `capacity` windows; an entry lives one window after its last failure,

@@ -14,8 +14,8 @@ use crate::model::{Card, CardType, LinkVerb, NewCard};
 use crate::policy::PolicySchema;
 use crate::schema::{check_card, check_link};
 use crate::{
-    ADMIN_SLUG, CARD_COLUMNS, GUEST_SLUG, Result, Store, StoreError, active_password_id,
-    hash_session_secret,
+    ADMIN_SLUG, CARD_COLUMNS, DEFAULT_ROLE_SLUG, GUEST_ROLE_SLUG, GUEST_SLUG, Result, Store,
+    StoreError, active_password_id, hash_session_secret,
 };
 
 /// The link from an event to the card it is about, and its inverse.
@@ -98,6 +98,42 @@ fn check_user_slug(slug: &str) -> Result<()> {
     }
 }
 
+/// The name of a user or org card (`user-<name>`, `org-<name>`).
+fn account_name(new: &NewCard) -> Option<&str> {
+    match new.card_type {
+        CardType::User => new.slug.strip_prefix("user-"),
+        CardType::Org => new.slug.strip_prefix("org-"),
+        _ => None,
+    }
+}
+
+/// Users and orgs share one namespace of names, the one repository namespaces and static ACL
+/// `${account}` patterns are read in: `acme` is the org `org-acme` or the user `user-acme`,
+/// never both, deactivated cards included. Creations of users and orgs are serialised by an
+/// advisory lock held until the end of the transaction, so that two cannot take a name at once.
+async fn check_account_name(conn: &mut PgConnection, new: &NewCard) -> Result<()> {
+    let Some(name) = account_name(new) else {
+        return Ok(());
+    };
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('cardgate account names'))")
+        .execute(&mut *conn)
+        .await?;
+    let taken: Option<(String,)> = sqlx::query_as(
+        "SELECT slug FROM cards WHERE slug = ANY($1) AND slug <> $2 \
+         AND split_part(type, '@', 1) IN ('user', 'org') LIMIT 1",
+    )
+    .bind(vec![format!("user-{name}"), format!("org-{name}")])
+    .bind(&new.slug)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match taken {
+        Some((slug,)) => Err(StoreError::Conflict(format!(
+            "name: `{name}` is already the name of {slug}"
+        ))),
+        None => Ok(()),
+    }
+}
+
 pub(crate) async fn insert_card(conn: &mut PgConnection, new: &NewCard) -> Result<Card> {
     check_card(new.card_type, &new.data).map_err(|e| {
         StoreError::Invalid(format!("{} `{}`: {e}", new.card_type.name(), new.slug))
@@ -105,6 +141,7 @@ pub(crate) async fn insert_card(conn: &mut PgConnection, new: &NewCard) -> Resul
     if new.card_type == CardType::User {
         check_user_slug(&new.slug)?;
     }
+    check_account_name(conn, new).await?;
     let query = format!(
         "INSERT INTO cards (id, slug, type, name, markers, data) VALUES ($1, $2, $3, $4, $5, $6) \
          RETURNING {CARD_COLUMNS}"
@@ -276,6 +313,20 @@ async fn open_session_in(
         card,
         token: secrecy::SecretString::from(token),
     })
+}
+
+/// `card` if it is of the type the built-in `new` must have; otherwise the problem, named.
+fn check_built_in(card: Card, new: &NewCard) -> Result<Card> {
+    if card.base_type() == new.card_type.name() {
+        Ok(card)
+    } else {
+        Err(StoreError::Invalid(format!(
+            "the built-in card {} is a {}, not a {}: the database was changed by hand",
+            card.slug,
+            card.base_type(),
+            new.card_type.name()
+        )))
+    }
 }
 
 impl Store {
@@ -640,43 +691,28 @@ impl Store {
         Ok(issued)
     }
 
-    /// Creates the built-in cards when missing: `user-admin` (the actor of its own creation and
-    /// of the others'), `user-guest`, and the roles `role-user-default` (reads every card the
-    /// markers allow) and `role-user-guest` (reads only public images).
+    /// Makes sure the built-in cards are there and active: `user-admin` (the actor of its own
+    /// creation and of the others'), `user-guest`, and the roles `role-user-default` (reads
+    /// every card the markers allow) and `role-user-guest` (reads only public images). A
+    /// missing one is created; a deactivated one (by a release that let admins do that, or by
+    /// hand in the database) is reactivated, with an `update` event. Safe to run from several
+    /// instances at once.
     pub async fn bootstrap(&self) -> Result<()> {
-        let admin = match self.card_by_slug(ADMIN_SLUG).await? {
-            Some(admin) => admin,
-            None => {
-                let mut tx = self.pool.begin().await?;
-                let admin = insert_card(
-                    &mut tx,
-                    &NewCard::new(
-                        CardType::User,
-                        ADMIN_SLUG,
-                        json!({"roles": ["user-default"]}),
-                    ),
-                )
-                .await;
-                match admin {
-                    Ok(admin) => {
-                        let payload = json!({"slug": admin.slug, "type": admin.card_type, "data": admin.data});
-                        record(&mut tx, CardType::CreateEvent, admin.id, &admin, payload).await?;
-                        self.commit(tx).await?;
-                    }
-                    // Another instance bootstrapped first.
-                    Err(StoreError::Conflict(_)) => {}
-                    Err(e) => return Err(e),
-                }
-                self.card_by_slug(ADMIN_SLUG)
-                    .await?
-                    .ok_or_else(|| StoreError::NotFound(ADMIN_SLUG.into()))?
-            }
-        };
-        let builtins = [
-            NewCard::new(CardType::Role, "role-user-default", json!({"read": true})),
+        let admin = self
+            .ensure_built_in(
+                None,
+                NewCard::new(
+                    CardType::User,
+                    ADMIN_SLUG,
+                    json!({"roles": ["user-default"]}),
+                ),
+            )
+            .await?;
+        let others = [
+            NewCard::new(CardType::Role, DEFAULT_ROLE_SLUG, json!({"read": true})),
             NewCard::new(
                 CardType::Role,
-                "role-user-guest",
+                GUEST_ROLE_SLUG,
                 json!({"read": {
                     "type": "object",
                     "required": ["data"],
@@ -685,15 +721,72 @@ impl Store {
             ),
             NewCard::new(CardType::User, GUEST_SLUG, json!({"roles": ["user-guest"]})),
         ];
-        for card in builtins {
-            if self.card_by_slug(&card.slug).await?.is_none() {
-                match self.create(&admin, card).await {
-                    Ok(_) | Err(StoreError::Conflict(_)) => {}
-                    Err(e) => return Err(e),
-                }
-            }
+        for card in others {
+            self.ensure_built_in(Some(&admin), card).await?;
         }
         Ok(())
+    }
+
+    /// The active built-in card `new.slug`: as it is, reactivated, or created, acting as `actor`
+    /// (the card itself when `None`: `user-admin` bootstraps itself).
+    async fn ensure_built_in(&self, actor: Option<&Card>, new: NewCard) -> Result<Card> {
+        if let Some(card) = self.card_by_slug(&new.slug).await? {
+            return check_built_in(card, &new);
+        }
+        let mut tx = self.pool.begin().await?;
+        let query = format!(
+            "SELECT {CARD_COLUMNS} FROM cards WHERE slug = $1 ORDER BY version_major DESC, \
+             version_minor DESC, version_patch DESC LIMIT 1 FOR UPDATE"
+        );
+        let existing = sqlx::query_as::<_, Card>(sqlx::AssertSqlSafe(query))
+            .bind(&new.slug)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let card = match existing {
+            Some(card) if card.active => return check_built_in(card, &new),
+            Some(card) => {
+                let card = check_built_in(card, &new)?;
+                let query = format!(
+                    "UPDATE cards SET active = true, revision = revision + 1, updated_at = now() \
+                     WHERE id = $1 RETURNING {CARD_COLUMNS}"
+                );
+                let card = sqlx::query_as::<_, Card>(sqlx::AssertSqlSafe(query))
+                    .bind(card.id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let payload = json!({
+                    "patch": [{"op": "replace", "path": "/active", "value": true}],
+                    "revision": card.revision,
+                });
+                let actor = actor.map_or(card.id, |a| a.id);
+                record(&mut tx, CardType::UpdateEvent, actor, &card, payload).await?;
+                tracing::warn!(slug = %card.slug, "the built-in card was deactivated: reactivated");
+                card
+            }
+            None => match insert_card(&mut tx, &new).await {
+                Ok(card) => {
+                    let payload = json!({
+                        "slug": card.slug, "type": card.card_type, "name": card.name,
+                        "markers": card.markers, "data": card.data,
+                    });
+                    let actor = actor.map_or(card.id, |a| a.id);
+                    record(&mut tx, CardType::CreateEvent, actor, &card, payload).await?;
+                    card
+                }
+                // Another instance bootstrapped first.
+                Err(StoreError::Conflict(_)) => {
+                    drop(tx);
+                    return self
+                        .card_by_slug(&new.slug)
+                        .await?
+                        .ok_or_else(|| StoreError::NotFound(new.slug.clone()))
+                        .and_then(|card| check_built_in(card, &new));
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        self.commit(tx).await?;
+        Ok(card)
     }
 
     /// Events, newest first, filtered by target, actor and time.

@@ -31,9 +31,21 @@ pub use policy::{
 };
 pub use schema::{check_card, check_link};
 
-/// The built-in actors and roles.
+/// The built-in actors and roles, created (or reactivated) by [`Store::bootstrap`].
+///
+/// `user-admin` acts for start-up and for `cardgate set-password`, and may do anything.
 pub const ADMIN_SLUG: &str = "user-admin";
+/// The user anonymous requests act as: it reads what `role-user-guest` admits.
 pub const GUEST_SLUG: &str = "user-guest";
+/// The role of ordinary users (and of `user-admin`): reads every card the markers allow.
+pub const DEFAULT_ROLE_SLUG: &str = "role-user-default";
+/// The role of `user-guest`: reads only public images.
+pub const GUEST_ROLE_SLUG: &str = "role-user-guest";
+
+/// Whether `slug` is one of the built-in cards, which must stay active and as they are.
+pub fn is_built_in(slug: &str) -> bool {
+    [ADMIN_SLUG, GUEST_SLUG, DEFAULT_ROLE_SLUG, GUEST_ROLE_SLUG].contains(&slug)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

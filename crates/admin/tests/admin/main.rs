@@ -460,3 +460,153 @@ async fn built_in_actors_are_never_members_or_grantees_and_names_cannot_imperson
         ));
     }
 }
+
+/// The message of a refusal of kind `expected` (`Forbidden`, `Conflict`...).
+fn refusal<T: std::fmt::Debug>(result: Result<T, AdminError>, expected: &str) -> String {
+    match result {
+        Err(AdminError::Forbidden(message)) if expected == "Forbidden" => message,
+        Err(AdminError::Conflict(message)) if expected == "Conflict" => message,
+        other => panic!("expected {expected}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn built_in_cards_are_never_deactivated_or_changed_and_user_admins_password_is_the_hosts() {
+    let w = World::new().await;
+    let built_in = [
+        "user-admin",
+        "user-guest",
+        "role-user-default",
+        "role-user-guest",
+    ];
+    let before: Vec<_> = {
+        let mut cards = Vec::new();
+        for slug in built_in {
+            cards.push(w.f.store.card_by_slug(slug).await.unwrap().unwrap());
+        }
+        cards
+    };
+    let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+    // user-admin itself and a platform admin by role.
+    for name in ["admin", "root"] {
+        let caller = w.caller(name).await;
+        for user in ["user-admin", "user-guest"] {
+            let message = refusal(w.admin.deactivate_user(&caller, user).await, "Forbidden");
+            assert!(
+                message.contains(user) && message.contains("built in"),
+                "{message}"
+            );
+            let message = refusal(
+                w.admin
+                    .set_roles(&caller, user, 1, &["platform-admin".into()])
+                    .await,
+                "Forbidden",
+            );
+            assert!(message.contains("built in"), "{message}");
+        }
+        let message = refusal(
+            w.admin.set_password(&caller, "user-admin", hash).await,
+            "Forbidden",
+        );
+        assert!(message.contains("cardgate set-password"), "{message}");
+        refusal(
+            w.admin.set_password(&caller, "user-guest", hash).await,
+            "Forbidden",
+        );
+        for role in ["user-default", "user-guest"] {
+            let card =
+                w.f.store
+                    .card_by_slug(&format!("role-{role}"))
+                    .await
+                    .unwrap()
+                    .unwrap();
+            let message = refusal(
+                w.admin.deactivate_role(&caller, role, card.revision).await,
+                "Forbidden",
+            );
+            assert!(message.contains("built in"), "{message}");
+            refusal(
+                w.admin
+                    .update_role(&caller, role, card.revision, serde_json::json!(true), true)
+                    .await,
+                "Forbidden",
+            );
+        }
+    }
+    // Nothing changed: same cards, same revisions, no password for user-admin.
+    for card in before {
+        assert_eq!(
+            w.f.store.card_by_slug(&card.slug).await.unwrap(),
+            Some(card.clone()),
+            "{}",
+            card.slug
+        );
+    }
+    assert_eq!(w.f.store.password_hash(w.f.admin.id).await.unwrap(), None);
+    // Other users' passwords are still the platform admins' to set.
+    w.admin
+        .set_password(&w.caller("admin").await, "user-plain", hash)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn user_robot_and_org_names_never_collide_nor_take_reserved_names() {
+    let w = World::new().await;
+    let olivia = w.caller("olivia").await;
+    let admin = w.caller("admin").await;
+    // A robot named like another org would be that org's owner to a `${account}/**` rule.
+    for name in ["globex", "acme"] {
+        let message = refusal(
+            w.admin.create_robot(&olivia, "org-acme", name).await,
+            "Conflict",
+        );
+        assert!(
+            message.starts_with("name:") && message.contains(&format!("org-{name}")),
+            "{message}"
+        );
+    }
+    let message = refusal(w.admin.create_user(&admin, "globex", &[]).await, "Conflict");
+    assert!(message.starts_with("name:"), "{message}");
+    // Nor an org named like a user, deactivated ones included.
+    let message = refusal(w.admin.create_org(&admin, "olivia").await, "Conflict");
+    assert!(
+        message.starts_with("name:") && message.contains("user-olivia"),
+        "{message}"
+    );
+    w.admin.deactivate_user(&admin, "user-plain").await.unwrap();
+    refusal(w.admin.create_org(&admin, "plain").await, "Conflict");
+    // The built-in users' names are reserved for every kind.
+    for name in ["admin", "guest", "anonymous"] {
+        let message = refusal(w.admin.create_org(&admin, name).await, "Conflict");
+        assert!(
+            message.starts_with("name:") && message.contains("reserved"),
+            "{message}"
+        );
+        refusal(
+            w.admin.create_robot(&olivia, "org-acme", name).await,
+            "Conflict",
+        );
+        refusal(w.admin.create_user(&admin, name, &[]).await, "Conflict");
+    }
+    for slug in [
+        "user-globex",
+        "user-acme",
+        "org-olivia",
+        "org-plain",
+        "org-admin",
+        "org-guest",
+        "user-anonymous",
+    ] {
+        assert!(
+            w.f.store.card_by_slug(slug).await.unwrap().is_none(),
+            "{slug}"
+        );
+    }
+    // Fresh names are still free to take.
+    w.admin
+        .create_robot(&olivia, "org-acme", "acme-ci")
+        .await
+        .unwrap();
+    w.admin.create_org(&admin, "initech").await.unwrap();
+}

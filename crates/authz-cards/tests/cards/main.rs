@@ -206,3 +206,51 @@ async fn scopes_other_than_repository_and_catalog_are_not_decided() {
         Decision::NoMatch
     );
 }
+
+#[tokio::test]
+async fn a_cache_lifetime_beyond_what_the_clock_counts_never_overflows() {
+    let f = Fixture::new().await;
+    let acme = f.org("acme").await;
+    let alice = f.user("alice", &["user-default"]).await;
+    f.member(&acme, &alice, "developer").await;
+    f.image("acme/web", &["org-acme"], false).await;
+    f.password(&alice, "wonderland").await;
+    // Answers are cached only while the change feed is heard.
+    f.store.watch_changes();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while f.store.generation().current().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the change feed never came up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let forever = cardgate_authz_cards::CacheSettings {
+        capacity: 100,
+        ttl: std::time::Duration::MAX,
+    };
+    let authenticator = CardAuthenticator::with_cache(f.store.clone(), forever).unwrap();
+    let authorizer = CardAuthorizer::with_cache(f.store.clone(), forever);
+    let scope: Scope = "repository:acme/web:pull,push".parse().unwrap();
+    let credentials = Credentials::Password {
+        username: "alice".into(),
+        password: SecretString::from("wonderland"),
+    };
+    // Twice: once computed and kept, once from the cache.
+    for _ in 0..2 {
+        assert!(matches!(
+            authenticator.authenticate(&credentials).await.unwrap(),
+            Authentication::Authenticated(_)
+        ));
+        assert_eq!(
+            authorizer
+                .authorize(&Identity::new("alice", "cards"), &scope)
+                .await
+                .unwrap(),
+            Decision::Allowed(ActionSet::of(&[
+                cardgate_token::Action::Pull,
+                cardgate_token::Action::Push
+            ]))
+        );
+    }
+}

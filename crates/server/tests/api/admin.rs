@@ -1611,3 +1611,166 @@ async fn duplicates_are_409_malformed_queries_400_naming_the_parameter_and_event
         "{none}"
     );
 }
+
+#[tokio::test]
+async fn built_in_cards_cannot_be_broken_and_names_cannot_shadow_orgs() {
+    let api = Api::new().await;
+    api.f.image("acme/public", &["org-acme"], true).await;
+    let admin = api.login("admin").await;
+    let if_match = |method: Method, path: &str, revision: i64, body: Value| {
+        api.client
+            .request(method, format!("{}{path}", api.base))
+            .bearer_auth(&admin)
+            .header("If-Match", format!("\"{revision}\""))
+            .json(&body)
+            .send()
+    };
+    let revision = |slug: &'static str| {
+        let store = api.f.store.clone();
+        async move { store.card_by_slug(slug).await.unwrap().unwrap().revision }
+    };
+    for (method, path, body, why) in [
+        (
+            Method::DELETE,
+            "/v1/admin/users/guest",
+            None,
+            "user-guest is built in",
+        ),
+        (
+            Method::DELETE,
+            "/v1/admin/users/admin",
+            None,
+            "user-admin is built in",
+        ),
+        (
+            Method::PUT,
+            "/v1/admin/users/admin/password",
+            Some(json!({"password": "taken-over-admin"})),
+            "cardgate set-password",
+        ),
+    ] {
+        let (status, answer) = api.status(method.clone(), path, &admin, body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {answer}");
+        assert_eq!(answer["error"], "forbidden");
+        assert!(
+            answer["error_description"].as_str().unwrap().contains(why),
+            "{method} {path}: {answer}"
+        );
+    }
+    for (method, path, slug, body) in [
+        (
+            Method::PUT,
+            "/v1/admin/users/guest/roles",
+            "user-guest",
+            json!({"roles": ["user-default"]}),
+        ),
+        (
+            Method::PUT,
+            "/v1/admin/roles/user-guest",
+            "role-user-guest",
+            json!({"read": true}),
+        ),
+        (
+            Method::DELETE,
+            "/v1/admin/roles/user-default",
+            "role-user-default",
+            Value::Null,
+        ),
+        (
+            Method::DELETE,
+            "/v1/admin/roles/user-guest",
+            "role-user-guest",
+            Value::Null,
+        ),
+    ] {
+        let response = if_match(method.clone(), path, revision(slug).await, body)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{method} {path}");
+        let answer: Value = response.json().await.unwrap();
+        assert!(
+            answer["error_description"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("{slug} is built in")),
+            "{method} {path}: {answer}"
+        );
+    }
+    // Anonymous pulls of public images, and user-admin's login, still work.
+    let response = token(&api.base, None, "repository:acme/public:pull").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        access(&response.json().await.unwrap())[0]["actions"],
+        json!(["pull"])
+    );
+    api.login("admin").await;
+
+    // A robot named like another org, or an org named like a user or a built-in user: 409.
+    let olivia = api.login("olivia").await;
+    let (status, answer) = api
+        .status(
+            Method::POST,
+            "/v1/admin/orgs/acme/robots",
+            &olivia,
+            Some(json!({"name": "globex"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert_eq!(answer["error"], "conflict");
+    assert!(
+        answer["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("name: `globex`"),
+        "{answer}"
+    );
+    for name in ["plain", "guest", "admin"] {
+        let (status, answer) = api
+            .status(
+                Method::POST,
+                "/v1/admin/orgs",
+                &admin,
+                Some(json!({"name": name})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{name}: {answer}");
+        assert!(
+            answer["error_description"]
+                .as_str()
+                .unwrap()
+                .starts_with("name:"),
+            "{answer}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_start_reactivates_built_in_users_deactivated_before() {
+    let url = fresh_database_url().await;
+    let store = Store::connect_lazy(&url, &PoolSettings::default()).unwrap();
+    let f = crate::cards::seed(&store).await;
+    let hash = Argon2::default()
+        .hash_password(b"admin-password")
+        .unwrap()
+        .to_string();
+    store.set_password(&f.admin, &f.admin, &hash).await.unwrap();
+    // As a release that let platform admins deactivate them left the store.
+    for slug in ["user-guest", "user-admin", "role-user-guest"] {
+        let card = store.card_by_slug(slug).await.unwrap().unwrap();
+        store.deactivate(&f.admin, card.id, None).await.unwrap();
+    }
+    let base = spawn_on(&url, true).await;
+    let response = token(&base, None, "repository:acme/base:pull").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        access(&response.json().await.unwrap())[0]["actions"],
+        json!(["pull"])
+    );
+    let login = Client::new()
+        .post(format!("{base}/v1/admin/login"))
+        .json(&json!({"username": "admin", "password": "admin-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::OK);
+}

@@ -11,6 +11,7 @@ mod faults;
 mod keys;
 mod limits;
 mod oauth;
+mod ranges;
 mod schemas;
 mod throttle;
 mod timing;
@@ -42,6 +43,13 @@ fn config_dir() -> PathBuf {
 }
 
 pub fn test_settings(extra_env: &[(&str, &str)]) -> (Settings, cardgate_token::GeneratedKey) {
+    try_test_settings(extra_env).unwrap()
+}
+
+/// The test settings with `extra_env`, or why they do not load.
+pub fn try_test_settings(
+    extra_env: &[(&str, &str)],
+) -> Result<(Settings, cardgate_token::GeneratedKey), cardgate_server::SettingsError> {
     let generated = cardgate_token::generate(
         SigningAlgorithm::ES256,
         ISSUER,
@@ -61,9 +69,8 @@ pub fn test_settings(extra_env: &[(&str, &str)]) -> (Settings, cardgate_token::G
         config_dir: config_dir(),
         profile: Some("test".into()),
         env,
-    })
-    .unwrap();
-    (settings, generated)
+    })?;
+    Ok((settings, generated))
 }
 
 async fn spawn_app() -> TestApp {

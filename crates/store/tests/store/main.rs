@@ -521,3 +521,91 @@ async fn a_private_cluster_admits_only_connections_with_its_password() {
     assert_eq!(mode & 0o777, 0o600);
     cluster.stop().unwrap();
 }
+
+#[tokio::test]
+async fn bootstrap_reactivates_deactivated_built_in_cards_and_records_it() {
+    let f = Fixture::new().await;
+    let slugs = [
+        "user-guest",
+        "role-user-default",
+        "role-user-guest",
+        "user-admin",
+    ];
+    let mut before = Vec::new();
+    for slug in slugs {
+        let card = f.store.card_by_slug(slug).await.unwrap().unwrap();
+        f.store.deactivate(&f.admin, card.id, None).await.unwrap();
+        assert!(f.store.card_by_slug(slug).await.unwrap().is_none());
+        before.push(card);
+    }
+    // What every later start and `cardgate set-password` run first.
+    f.store.bootstrap().await.unwrap();
+    for card in before {
+        let now = f.store.card_by_slug(&card.slug).await.unwrap().unwrap();
+        assert_eq!(
+            now.id, card.id,
+            "{}: the same card, not a new one",
+            card.slug
+        );
+        assert_eq!(now.data, card.data);
+        assert_eq!(now.revision, card.revision + 2);
+        let events = events_of(&f, card.id).await;
+        assert!(
+            events[0].card_type.starts_with("update@")
+                && events[0].data["payload"]["patch"][0]["path"] == "/active",
+            "{}: {events:?}",
+            card.slug
+        );
+    }
+    // Bootstrapping again changes nothing.
+    let admin = f.store.card_by_slug("user-admin").await.unwrap().unwrap();
+    f.store.bootstrap().await.unwrap();
+    assert_eq!(
+        f.store.card_by_slug("user-admin").await.unwrap().unwrap(),
+        admin
+    );
+}
+
+#[tokio::test]
+async fn users_and_orgs_share_one_namespace_of_names() {
+    let f = Fixture::new().await;
+    let org = f.org("acme").await;
+    let err = f
+        .store
+        .create(
+            &f.admin,
+            NewCard::new(CardType::User, "user-acme", json!({"roles": []})),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert!(err.to_string().contains("name: `acme`"), "{err}");
+    // A deactivated org's name stays taken; a user's name is not an org's either.
+    f.deactivate(&org).await;
+    assert!(matches!(
+        f.store
+            .create(
+                &f.admin,
+                NewCard::new(CardType::User, "user-acme", json!({"roles": []}))
+            )
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    f.user("bob", &[]).await;
+    assert!(matches!(
+        f.store
+            .create(&f.admin, NewCard::new(CardType::Org, "org-bob", json!({})))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Concurrent creations of one name as both kinds: exactly one wins.
+    let (user, org) = tokio::join!(
+        f.store.create(
+            &f.admin,
+            NewCard::new(CardType::User, "user-race", json!({"roles": []}))
+        ),
+        f.store
+            .create(&f.admin, NewCard::new(CardType::Org, "org-race", json!({}))),
+    );
+    assert!(user.is_ok() != org.is_ok(), "{user:?} / {org:?}");
+}
