@@ -81,7 +81,8 @@ impl std::fmt::Debug for Params {
 
 impl Params {
     /// Parses `input` (`application/x-www-form-urlencoded`), keeping `scope` and the parameters
-    /// in `names`; a parameter given twice with different values is refused.
+    /// in `names`; any of those but `scope` given twice is refused, even with equal values
+    /// (RFC 6749, section 3.1).
     pub fn parse(input: &[u8], names: &[&'static str]) -> Result<Self, TokenError> {
         let mut parsed = Params {
             scopes: Vec::new(),
@@ -95,15 +96,12 @@ impl Params {
             let Some(name) = names.iter().find(|n| **n == key) else {
                 continue;
             };
-            match parsed.get(name) {
-                Some(previous) if previous != value => {
-                    return Err(TokenError::BadRequest(format!(
-                        "parameter `{name}` is given twice with different values"
-                    )));
-                }
-                Some(_) => {}
-                None => parsed.values.push((name, value.into_owned())),
+            if parsed.get(name).is_some() {
+                return Err(TokenError::BadRequest(format!(
+                    "parameter `{name}` is given more than once"
+                )));
             }
+            parsed.values.push((name, value.into_owned()));
         }
         Ok(parsed)
     }
