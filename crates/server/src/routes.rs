@@ -358,6 +358,10 @@ pub async fn token(
     check_service(&state, query.get("service"))?;
     let scopes = query.scopes()?;
     let client_id = query.client_id()?;
+    let via = match credentials {
+        Credentials::Password { .. } => "basic",
+        Credentials::Anonymous => "anonymous",
+    };
     let identity = authenticate(&state, &req, &credentials, TokenError::Unauthorized).await?;
     let offline = query
         .get("offline_token")
@@ -368,7 +372,7 @@ pub async fn token(
             identity,
             scopes,
             offline_client: client_id.filter(|_| offline),
-            via: "basic",
+            via,
         },
     )
     .await

@@ -10,6 +10,7 @@ mod cards;
 mod faults;
 mod keys;
 mod limits;
+mod logs;
 mod oauth;
 mod throttle;
 mod timing;
