@@ -93,6 +93,12 @@ pub struct ServerSettings {
     pub workers: usize,
     /// The most bytes of request target plus headers; larger requests are answered 431.
     pub max_header_bytes: usize,
+    /// How long a request body may take to arrive after its head, in seconds (1 to 300);
+    /// later ones are answered 408 and their connection closed.
+    pub body_timeout_seconds: u64,
+    /// Requests in progress from one client address at most (1 to 100000); more are answered
+    /// 429 at once and their connection closed.
+    pub max_requests_per_address: u32,
     /// On SIGTERM, how long in-flight requests may take to finish, in seconds.
     pub shutdown_timeout_seconds: u64,
 }

@@ -180,7 +180,7 @@ fn forwarded_address(hop: &str) -> Option<IpAddr> {
 
 /// The key of an address: IPv4 (also when mapped into IPv6) as is, IPv6 by its /64, the
 /// smallest block one subscriber usually holds.
-fn address_key(address: IpAddr) -> IpAddr {
+pub(crate) fn address_key(address: IpAddr) -> IpAddr {
     match address {
         IpAddr::V4(_) => address,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
