@@ -9,6 +9,8 @@ use actix_web::{HttpResponse, ResponseError};
 use cardgate_authz::PluginError;
 use serde_json::json;
 
+use crate::input::NameError;
+
 /// Why a token request failed.
 #[derive(thiserror::Error)]
 pub enum TokenError {
@@ -18,6 +20,14 @@ pub enum TokenError {
     /// Authentication failed.
     #[error("invalid credentials")]
     Unauthorized,
+    /// A login's user name is malformed: a malformed request, also counted as a failed login
+    /// of `username` (never shown).
+    #[error("{field}: {problem}")]
+    MalformedUserName {
+        field: &'static str,
+        username: String,
+        problem: NameError,
+    },
     /// OAuth2: the password, or the refresh token, is not valid (`invalid_grant`). The message
     /// is shown to the client and never says which check failed.
     #[error("{0}")]
@@ -65,6 +75,7 @@ impl TokenError {
     fn code(&self) -> &'static str {
         match self {
             TokenError::BadRequest(_)
+            | TokenError::MalformedUserName { .. }
             | TokenError::PayloadTooLarge(_)
             | TokenError::HeadersTooLarge(_)
             | TokenError::BodyTimeout(_) => "invalid_request",
@@ -84,6 +95,7 @@ impl ResponseError for TokenError {
     fn status_code(&self) -> StatusCode {
         match self {
             TokenError::BadRequest(_)
+            | TokenError::MalformedUserName { .. }
             | TokenError::InvalidGrant(_)
             | TokenError::UnsupportedGrantType(_) => StatusCode::BAD_REQUEST,
             TokenError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use actix_web::HttpRequest;
 use cardgate_authz::Credentials;
 use moka::sync::Cache;
+use secrecy::SecretString;
 use serde::Deserialize;
 
 /// The longest account name kept as a key; longer names share the key of their prefix.
@@ -311,6 +312,17 @@ impl Throttle {
             address,
             account,
         })
+    }
+
+    /// Counts a login refused before any check, its user name being malformed, as a failure of
+    /// its account and its address; refused like any login while either is locked.
+    pub async fn malformed_login(&self, req: &HttpRequest, username: &str) -> Result<(), Locked> {
+        let credentials = Credentials::Password {
+            username: username.to_owned(),
+            password: SecretString::from(""),
+        };
+        self.admit(req, &credentials).await?.failed();
+        Ok(())
     }
 
     /// What a password verification costs, spent by the same checker (and under the same

@@ -12,6 +12,7 @@ mod keys;
 mod limits;
 mod logs;
 mod oauth;
+mod odd_bytes;
 mod slow;
 mod throttle;
 mod timing;
