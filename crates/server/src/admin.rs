@@ -29,6 +29,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_actix_web::OpenApiFactory;
 use uuid::Uuid;
 
+use crate::input::{Document, Name, check_json_depth};
 use crate::throttle::Throttle;
 
 /// What the admin handlers share.
@@ -137,14 +138,22 @@ struct ErrorBody {
 
 type ApiResult = Result<HttpResponse, ApiError>;
 
-/// A JSON body; malformed ones are 400 naming the field (or the body, when it is not JSON).
+/// A JSON body; malformed ones are 400 naming the field (or the body, when it is not JSON),
+/// and so are those nested deeper than [`crate::input::MAX_JSON_DEPTH`].
 fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    check_json_depth(bytes).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let path = e.path().to_string();
         let field = if path == "." { "body".to_owned() } else { path };
         ApiError::BadRequest(format!("{field}: {}", e.inner()))
     })
+}
+
+/// A path segment naming a card (`{user}`, `{org}`, `{role}`): a [`Name`], else 400 naming
+/// the segment.
+fn segment(field: &str, value: String) -> Result<Name, ApiError> {
+    Name::parse(value).map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))
 }
 
 /// A query string's parameters; malformed ones are 400 naming the parameter.
@@ -291,7 +300,8 @@ fn card_list(cards: &[Card]) -> HttpResponse {
 #[into_params(parameter_in = Query)]
 struct PageQuery {
     /// Start after this slug (the last one of the previous page).
-    after: Option<String>,
+    #[param(value_type = Option<String>)]
+    after: Option<Name>,
     /// At most this many cards (default 100, at most 1000).
     limit: Option<i64>,
 }
@@ -299,7 +309,7 @@ struct PageQuery {
 impl From<PageQuery> for Page {
     fn from(q: PageQuery) -> Page {
         Page {
-            after: q.after,
+            after: q.after.map(Name::into_string),
             limit: q.limit,
         }
     }
@@ -359,8 +369,20 @@ struct LoginAnswer {
 #[post("/login")]
 async fn log_in(req: HttpRequest, state: web::Data<AdminState>, bytes: web::Bytes) -> ApiResult {
     let login: Login = body(&bytes)?;
+    // A malformed user name is a failed login too.
+    let username = match Name::parse(login.username.as_str()) {
+        Ok(username) => username,
+        Err(e) => {
+            state
+                .throttle
+                .malformed_login(&req, &login.username)
+                .await
+                .map_err(|locked| ApiError::TooManyRequests(locked.retry_after_seconds()))?;
+            return Err(ApiError::BadRequest(format!("username: {e}")));
+        }
+    };
     let credentials = Credentials::Password {
-        username: login.username,
+        username: username.into_string(),
         password: SecretString::from(login.password),
     };
     let attempt = state
@@ -580,7 +602,7 @@ async fn get_user(
     path: web::Path<String>,
 ) -> ApiResult {
     let (caller, _) = caller(&req, &state).await?;
-    let user = cardgate_authz_cards::user_slug(&path.into_inner());
+    let user = cardgate_authz_cards::user_slug(segment("user", path.into_inner())?.as_str());
     let card = state.admin.user(&caller, &user).await?;
     Ok(with_etag(StatusCode::OK, &card))
 }
@@ -614,7 +636,7 @@ async fn set_roles(
     let (caller, _) = caller(&req, &state).await?;
     let revision = if_match(&req)?;
     let new: Roles = body(&bytes)?;
-    let user = cardgate_authz_cards::user_slug(&path.into_inner());
+    let user = cardgate_authz_cards::user_slug(segment("user", path.into_inner())?.as_str());
     let card = state
         .admin
         .set_roles(&caller, &user, revision, &new.roles)
@@ -657,7 +679,7 @@ async fn set_password(
         ));
     }
     // Refusals cost no hashing; the hash is computed off the request workers.
-    let user = cardgate_authz_cards::user_slug(&path.into_inner());
+    let user = cardgate_authz_cards::user_slug(segment("user", path.into_inner())?.as_str());
     state.admin.password_user(&caller, &user).await?;
     let password = SecretString::from(new.password);
     let hash = web::block(move || cardgate_authz_static::hash_password(&password))
@@ -684,7 +706,7 @@ async fn deactivate_user(
     path: web::Path<String>,
 ) -> ApiResult {
     let (caller, _) = caller(&req, &state).await?;
-    let user = cardgate_authz_cards::user_slug(&path.into_inner());
+    let user = cardgate_authz_cards::user_slug(segment("user", path.into_inner())?.as_str());
     let card = state.admin.deactivate_user(&caller, &user).await?;
     Ok(with_etag(StatusCode::OK, &card))
 }
@@ -697,7 +719,8 @@ struct NewToken {
     expires_in_seconds: Option<u64>,
     /// A JSON Schema the cards the token reaches must satisfy.
     #[serde(default)]
-    scope: Option<Value>,
+    #[schema(value_type = Option<Value>)]
+    scope: Option<Document>,
 }
 
 /// A new token: its secret is shown only here.
@@ -744,10 +767,15 @@ async fn create_token(
     }
     let expiration = OffsetDateTime::now_utc()
         + time::Duration::seconds(i64::try_from(seconds).unwrap_or(i64::MAX));
-    let user = cardgate_authz_cards::user_slug(&path.into_inner());
+    let user = cardgate_authz_cards::user_slug(segment("user", path.into_inner())?.as_str());
     let issued = state
         .admin
-        .create_token(&caller, &user, expiration, new.scope)
+        .create_token(
+            &caller,
+            &user,
+            expiration,
+            new.scope.map(Document::into_value),
+        )
         .await?;
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -806,7 +834,7 @@ async fn list_sessions(
     path: web::Path<String>,
 ) -> ApiResult {
     let (caller, _) = caller(&req, &state).await?;
-    let user = cardgate_authz_cards::user_slug(&path.into_inner());
+    let user = cardgate_authz_cards::user_slug(segment("user", path.into_inner())?.as_str());
     let sessions = state.admin.sessions(&caller, &user).await?;
     Ok(HttpResponse::Ok().json(SessionList {
         sessions: sessions.iter().map(session_json).collect(),
@@ -867,7 +895,7 @@ async fn list_members(
     path: web::Path<String>,
 ) -> ApiResult {
     let (caller, _) = caller(&req, &state).await?;
-    let org = format!("org-{}", path.into_inner());
+    let org = format!("org-{}", segment("org", path.into_inner())?.as_str());
     let members = state.admin.members(&caller, &org).await?;
     Ok(HttpResponse::Ok().json(MemberList {
         members: members
@@ -883,7 +911,8 @@ async fn list_members(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewMember {
-    user: String,
+    #[schema(value_type = String)]
+    user: Name,
     /// `owner`, `maintainer`, `developer` or `viewer`.
     #[schema(value_type = String, pattern = "^(owner|maintainer|developer|viewer)$")]
     role: MembershipRole,
@@ -910,8 +939,8 @@ async fn add_member(
 ) -> ApiResult {
     let (caller, _) = caller(&req, &state).await?;
     let new: NewMember = body(&bytes)?;
-    let org = format!("org-{}", path.into_inner());
-    let user = cardgate_authz_cards::user_slug(&new.user);
+    let org = format!("org-{}", segment("org", path.into_inner())?.as_str());
+    let user = cardgate_authz_cards::user_slug(new.user.as_str());
     state
         .admin
         .add_member(&caller, &org, &user, new.role)
@@ -948,7 +977,8 @@ async fn set_member_role(
     let (caller, _) = caller(&req, &state).await?;
     let change: RoleChange = body(&bytes)?;
     let (org, user) = path.into_inner();
-    let user = cardgate_authz_cards::user_slug(&user);
+    let org = segment("org", org)?.into_string();
+    let user = cardgate_authz_cards::user_slug(segment("user", user)?.as_str());
     state
         .admin
         .set_member_role(&caller, &format!("org-{org}"), &user, change.role)
@@ -973,7 +1003,8 @@ async fn remove_member(
 ) -> ApiResult {
     let (caller, _) = caller(&req, &state).await?;
     let (org, user) = path.into_inner();
-    let user = cardgate_authz_cards::user_slug(&user);
+    let org = segment("org", org)?.into_string();
+    let user = cardgate_authz_cards::user_slug(segment("user", user)?.as_str());
     state
         .admin
         .remove_member(&caller, &format!("org-{org}"), &user)
@@ -1006,7 +1037,7 @@ async fn list_robots(
     query: Query<PageQuery>,
 ) -> ApiResult {
     let (caller, _) = caller(&req, &state).await?;
-    let org = format!("org-{}", path.into_inner());
+    let org = format!("org-{}", segment("org", path.into_inner())?.as_str());
     let robots = state
         .admin
         .robots(&caller, &org, &query.into_inner().into())
@@ -1035,7 +1066,7 @@ async fn create_robot(
 ) -> ApiResult {
     let (caller, _) = caller(&req, &state).await?;
     let new: NewRobot = body(&bytes)?;
-    let org = format!("org-{}", path.into_inner());
+    let org = format!("org-{}", segment("org", path.into_inner())?.as_str());
     let robot = state.admin.create_robot(&caller, &org, &new.name).await?;
     Ok(with_etag(StatusCode::CREATED, &robot))
 }
@@ -1058,7 +1089,7 @@ async fn list_images(
     query: Query<PageQuery>,
 ) -> ApiResult {
     let (caller, _) = caller(&req, &state).await?;
-    let org = format!("org-{}", path.into_inner());
+    let org = format!("org-{}", segment("org", path.into_inner())?.as_str());
     let images = state
         .admin
         .images(&caller, &org, &query.into_inner().into())
@@ -1220,7 +1251,8 @@ async fn list_grants(
 #[serde(deny_unknown_fields)]
 struct GrantBody {
     /// A user or org slug (`user-ci`, `org-acme`).
-    holder: String,
+    #[schema(value_type = String)]
+    holder: Name,
     repository: String,
     /// `pull`, `push`, `delete`, `*`.
     actions: Vec<String>,
@@ -1230,7 +1262,8 @@ struct GrantBody {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct GrantQuery {
-    holder: String,
+    #[param(value_type = String)]
+    holder: Name,
     repository: String,
 }
 
@@ -1252,7 +1285,12 @@ async fn add_grant(req: HttpRequest, state: web::Data<AdminState>, bytes: web::B
     let grant: GrantBody = body(&bytes)?;
     state
         .admin
-        .grant(&caller, &grant.holder, &grant.repository, &grant.actions)
+        .grant(
+            &caller,
+            grant.holder.as_str(),
+            &grant.repository,
+            &grant.actions,
+        )
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -1276,7 +1314,7 @@ async fn revoke_grant(
     let (caller, _) = caller(&req, &state).await?;
     state
         .admin
-        .revoke(&caller, &query.holder, &query.repository)
+        .revoke(&caller, query.holder.as_str(), &query.repository)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -1285,7 +1323,8 @@ async fn revoke_grant(
 #[serde(deny_unknown_fields)]
 struct RoleBody {
     /// A JSON Schema the cards holders of the role may read must satisfy, or `true`.
-    read: Value,
+    #[schema(value_type = Value)]
+    read: Document,
     /// Whether holders may list the registry catalog.
     #[serde(default)]
     catalog: bool,
@@ -1295,7 +1334,8 @@ struct RoleBody {
 #[serde(deny_unknown_fields)]
 struct NewRole {
     name: String,
-    read: Value,
+    #[schema(value_type = Value)]
+    read: Document,
     #[serde(default)]
     catalog: bool,
 }
@@ -1341,7 +1381,7 @@ async fn create_role(
     let new: NewRole = body(&bytes)?;
     let role = state
         .admin
-        .create_role(&caller, &new.name, new.read, new.catalog)
+        .create_role(&caller, &new.name, new.read.into_value(), new.catalog)
         .await?;
     Ok(with_etag(StatusCode::CREATED, &role))
 }
@@ -1374,9 +1414,9 @@ async fn update_role(
         .admin
         .update_role(
             &caller,
-            &path.into_inner(),
+            segment("role", path.into_inner())?.as_str(),
             revision,
-            change.read,
+            change.read.into_value(),
             change.catalog,
         )
         .await?;
@@ -1404,7 +1444,11 @@ async fn deactivate_role(
     let revision = if_match(&req)?;
     let role = state
         .admin
-        .deactivate_role(&caller, &path.into_inner(), revision)
+        .deactivate_role(
+            &caller,
+            segment("role", path.into_inner())?.as_str(),
+            revision,
+        )
         .await?;
     Ok(with_etag(StatusCode::OK, &role))
 }
@@ -1500,7 +1544,8 @@ struct EventList<'a> {
 struct ExplainQuery {
     /// The account to explain for; empty or absent: an anonymous request.
     #[serde(default)]
-    account: String,
+    #[param(value_type = String)]
+    account: Name,
     /// One scope, e.g. `repository:acme/web:pull,push`.
     scope: String,
 }
@@ -1548,14 +1593,17 @@ async fn explain_access(
             ))));
         }
     }
-    let identity = cardgate_authz::Identity::new(query.account.clone(), "cards");
+    let identity = cardgate_authz::Identity::new(query.account.as_str().to_owned(), "cards");
     let explanation = state
         .authorizer
         .explain(&identity, &scope)
         .await
         .map_err(ApiError::Backend)?
         .ok_or_else(|| {
-            ApiError::Admin(AdminError::NotFound(format!("account `{}`", query.account)))
+            ApiError::Admin(AdminError::NotFound(format!(
+                "account `{}`",
+                query.account.as_str()
+            )))
         })?;
     let facts = match &explanation.subject {
         Subject::Repository(assessment) => json!(assessment),

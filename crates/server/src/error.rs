@@ -9,6 +9,8 @@ use actix_web::{HttpResponse, ResponseError};
 use cardgate_authz::PluginError;
 use serde_json::json;
 
+use crate::input::NameError;
+
 /// Why a token request failed.
 #[derive(thiserror::Error)]
 pub enum TokenError {
@@ -18,6 +20,14 @@ pub enum TokenError {
     /// Authentication failed.
     #[error("invalid credentials")]
     Unauthorized,
+    /// A login's user name is malformed: a malformed request, also counted as a failed login
+    /// of `username` (never shown).
+    #[error("{field}: {problem}")]
+    MalformedUserName {
+        field: &'static str,
+        username: String,
+        problem: NameError,
+    },
     /// OAuth2: the password, or the refresh token, is not valid (`invalid_grant`). The message
     /// is shown to the client and never says which check failed.
     #[error("{0}")]
@@ -31,6 +41,12 @@ pub enum TokenError {
     /// The request line and headers together are larger than the limit, in bytes.
     #[error("the request line and headers are larger than {0} bytes")]
     HeadersTooLarge(usize),
+    /// The request body did not arrive within the deadline, in seconds.
+    #[error("the request body did not arrive within {0} seconds")]
+    BodyTimeout(u64),
+    /// The client's address has this many requests in progress already.
+    #[error("too many requests in progress from this address (at most {0})")]
+    TooManyInProgress(u32),
     /// Too many failed logins for the account or from the address; retry after the seconds.
     #[error("too many failed logins: try again later")]
     TooManyRequests(u64),
@@ -59,12 +75,16 @@ impl TokenError {
     fn code(&self) -> &'static str {
         match self {
             TokenError::BadRequest(_)
+            | TokenError::MalformedUserName { .. }
             | TokenError::PayloadTooLarge(_)
-            | TokenError::HeadersTooLarge(_) => "invalid_request",
+            | TokenError::HeadersTooLarge(_)
+            | TokenError::BodyTimeout(_) => "invalid_request",
             TokenError::Unauthorized => "invalid_client",
             TokenError::InvalidGrant(_) => "invalid_grant",
             TokenError::UnsupportedGrantType(_) => "unsupported_grant_type",
-            TokenError::TooManyRequests(_) => "too_many_requests",
+            TokenError::TooManyRequests(_) | TokenError::TooManyInProgress(_) => {
+                "too_many_requests"
+            }
             TokenError::Backend(e) if e.unavailable => "temporarily_unavailable",
             TokenError::Backend(_) | TokenError::Internal(_) => "server_error",
         }
@@ -75,12 +95,16 @@ impl ResponseError for TokenError {
     fn status_code(&self) -> StatusCode {
         match self {
             TokenError::BadRequest(_)
+            | TokenError::MalformedUserName { .. }
             | TokenError::InvalidGrant(_)
             | TokenError::UnsupportedGrantType(_) => StatusCode::BAD_REQUEST,
             TokenError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             TokenError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             TokenError::Unauthorized => StatusCode::UNAUTHORIZED,
-            TokenError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            TokenError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            TokenError::TooManyRequests(_) | TokenError::TooManyInProgress(_) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             TokenError::Backend(e) if e.unavailable => StatusCode::SERVICE_UNAVAILABLE,
             TokenError::Backend(_) | TokenError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -110,8 +134,19 @@ impl ResponseError for TokenError {
                 HeaderValue::from_static("Basic realm=\"cardgate\", charset=\"UTF-8\""),
             ));
         }
-        if let TokenError::TooManyRequests(seconds) = self {
-            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        match self {
+            TokenError::TooManyRequests(seconds) => {
+                response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+            }
+            // Answered before the body is read: the connection cannot carry another request.
+            TokenError::TooManyInProgress(_) => {
+                response.insert_header((header::RETRY_AFTER, "1"));
+                response.force_close();
+            }
+            TokenError::BodyTimeout(_) | TokenError::PayloadTooLarge(_) => {
+                response.force_close();
+            }
+            _ => {}
         }
         // OAuth2 clients read `error`/`error_description`; registry clients read `errors`.
         response.json(json!({

@@ -18,13 +18,11 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::error::TokenError;
+use crate::input::{MAX_NAME_LEN, Name};
 use crate::throttle::Throttle;
 
 /// The largest OAuth2 form body accepted; larger ones are answered 413.
 pub const MAX_FORM_BYTES: usize = 64 * 1024;
-
-/// The longest `client_id` accepted (it is stored with refresh tokens).
-const MAX_CLIENT_ID_LEN: usize = 256;
 
 /// The parameters of the OAuth2 form read besides `scope`.
 pub const FORM_PARAMETERS: &[&str] = &[
@@ -38,7 +36,7 @@ pub const FORM_PARAMETERS: &[&str] = &[
 ];
 
 /// The longest user name accepted, in characters; longer ones are malformed requests.
-pub const MAX_USERNAME_LEN: usize = 256;
+pub const MAX_USERNAME_LEN: usize = MAX_NAME_LEN;
 
 /// What `invalid_grant` says, whichever check failed.
 const BAD_PASSWORD: &str = "invalid username or password";
@@ -81,7 +79,8 @@ impl std::fmt::Debug for Params {
 
 impl Params {
     /// Parses `input` (`application/x-www-form-urlencoded`), keeping `scope` and the parameters
-    /// in `names`; a parameter given twice with different values is refused.
+    /// in `names`; any of those but `scope` given twice is refused, even with equal values
+    /// (RFC 6749, section 3.1).
     pub fn parse(input: &[u8], names: &[&'static str]) -> Result<Self, TokenError> {
         let mut parsed = Params {
             scopes: Vec::new(),
@@ -95,15 +94,12 @@ impl Params {
             let Some(name) = names.iter().find(|n| **n == key) else {
                 continue;
             };
-            match parsed.get(name) {
-                Some(previous) if previous != value => {
-                    return Err(TokenError::BadRequest(format!(
-                        "parameter `{name}` is given twice with different values"
-                    )));
-                }
-                Some(_) => {}
-                None => parsed.values.push((name, value.into_owned())),
+            if parsed.get(name).is_some() {
+                return Err(TokenError::BadRequest(format!(
+                    "parameter `{name}` is given more than once"
+                )));
             }
+            parsed.values.push((name, value.into_owned()));
         }
         Ok(parsed)
     }
@@ -122,14 +118,16 @@ impl Params {
             .ok_or_else(|| TokenError::BadRequest(format!("parameter `{name}` is required")))
     }
 
-    /// The `client_id`, when given (and not empty).
-    pub fn client_id(&self) -> Result<Option<&str>, TokenError> {
-        match self.get("client_id").filter(|c| !c.is_empty()) {
-            Some(c) if c.chars().count() > MAX_CLIENT_ID_LEN => Err(TokenError::BadRequest(
-                format!("`client_id` is longer than {MAX_CLIENT_ID_LEN} characters"),
-            )),
-            other => Ok(other),
-        }
+    /// The `client_id`, when given (and not empty): a [`Name`], as it is stored with refresh
+    /// tokens.
+    pub fn client_id(&self) -> Result<Option<Name>, TokenError> {
+        self.get("client_id")
+            .filter(|c| !c.is_empty())
+            .map(|c| {
+                Name::parse(c)
+                    .map_err(|e| TokenError::BadRequest(format!("parameter `client_id`: {e}")))
+            })
+            .transpose()
     }
 
     /// The requested scopes, each value possibly holding several separated by spaces.
@@ -169,21 +167,31 @@ pub fn basic_credentials(value: &header::HeaderValue) -> Result<Credentials, Tok
             other => format!("malformed Basic Authorization header: {other}"),
         })
     })?;
-    check_username(basic.user_id())?;
+    let username = user_name("Basic user name", basic.user_id())?;
     Ok(Credentials::Password {
-        username: basic.user_id().to_owned(),
+        username: username.into_string(),
         password: SecretString::from(basic.password().unwrap_or_default()),
     })
 }
 
-/// Refuses a user name longer than [`MAX_USERNAME_LEN`]: no account has one.
-fn check_username(username: &str) -> Result<(), TokenError> {
-    if username.chars().count() > MAX_USERNAME_LEN {
-        return Err(TokenError::BadRequest(format!(
-            "the user name is longer than {MAX_USERNAME_LEN} characters"
-        )));
+/// A login's user name: a [`Name`] (no account has a longer one, or a control character).
+fn user_name(field: &'static str, username: &str) -> Result<Name, TokenError> {
+    Name::parse(username).map_err(|problem| TokenError::MalformedUserName {
+        field,
+        username: username.to_owned(),
+        problem,
+    })
+}
+
+/// A login refused for its malformed user name still counts as a failed login, and is
+/// answered 429 while its account or its address is locked; other errors are passed on.
+async fn counted(state: &AppState, req: &HttpRequest, error: TokenError) -> TokenError {
+    if let TokenError::MalformedUserName { username, .. } = &error
+        && let Err(locked) = state.throttle.malformed_login(req, username).await
+    {
+        return TokenError::TooManyRequests(locked.retry_after_seconds());
     }
-    Ok(())
+    error
 }
 
 fn token_id() -> Result<TokenId, TokenError> {
@@ -348,7 +356,10 @@ pub async fn token(
         req.query_string().as_bytes(),
         &["service", "account", "client_id", "offline_token"],
     )?;
-    let credentials = credentials(&req)?;
+    let credentials = match credentials(&req) {
+        Ok(credentials) => credentials,
+        Err(e) => return Err(counted(&state, &req, e).await),
+    };
     if let (Some(account), Credentials::Password { username, .. }) =
         (query.get("account"), &credentials)
         && account != username
@@ -360,6 +371,10 @@ pub async fn token(
     check_service(&state, query.get("service"))?;
     let scopes = query.scopes()?;
     let client_id = query.client_id()?;
+    let via = match credentials {
+        Credentials::Password { .. } => "basic",
+        Credentials::Anonymous => "anonymous",
+    };
     let identity = authenticate(&state, &req, &credentials, TokenError::Unauthorized).await?;
     let offline = query
         .get("offline_token")
@@ -369,8 +384,8 @@ pub async fn token(
         Grant {
             identity,
             scopes,
-            offline_client: client_id.filter(|_| offline),
-            via: "basic",
+            offline_client: client_id.as_ref().filter(|_| offline).map(Name::as_str),
+            via,
         },
     )
     .await
@@ -445,15 +460,17 @@ pub async fn oauth_token(
     let client_id = form.client_id()?;
     match form.required("grant_type")? {
         "password" => {
-            let username = form.required("username")?;
-            check_username(username)?;
+            let username = match user_name("parameter `username`", form.required("username")?) {
+                Ok(username) => username,
+                Err(e) => return Err(counted(&state, &req, e).await),
+            };
             let password = form
                 .get("password")
                 .ok_or_else(|| TokenError::BadRequest("parameter `password` is required".into()))?;
             check_service(&state, form.get("service"))?;
             let scopes = form.scopes()?;
             let credentials = Credentials::Password {
-                username: username.to_owned(),
+                username: username.into_string(),
                 password: SecretString::from(password),
             };
             let identity = authenticate(
@@ -469,7 +486,7 @@ pub async fn oauth_token(
                 Grant {
                     identity,
                     scopes,
-                    offline_client: client_id.filter(|_| offline),
+                    offline_client: client_id.as_ref().filter(|_| offline).map(Name::as_str),
                     via: "password grant",
                 },
             )
@@ -480,6 +497,7 @@ pub async fn oauth_token(
             let client_id = client_id.ok_or_else(|| {
                 TokenError::BadRequest("parameter `client_id` is required".into())
             })?;
+            let client_id = client_id.as_str();
             let scopes = form.scopes()?;
             // A token is bound to the service it was issued for: another one is not a
             // malformed request but a grant that does not hold.

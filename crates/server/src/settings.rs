@@ -99,6 +99,12 @@ pub struct ServerSettings {
     /// The most bytes of request target plus headers; larger requests are answered 431. 4,096
     /// to 131,072 (above that actix-web answers 431 itself).
     pub max_header_bytes: usize,
+    /// How long a request body may take to arrive after its head, in seconds (1 to 300);
+    /// later ones are answered 408 and their connection closed.
+    pub body_timeout_seconds: u64,
+    /// Requests in progress from one client address at most (1 to 100,000); more are answered
+    /// 429 at once and their connection closed.
+    pub max_requests_per_address: u32,
     /// On SIGTERM, how long in-flight requests may take to finish, in seconds. 0 to 3,600.
     pub shutdown_timeout_seconds: u64,
 }
@@ -294,6 +300,8 @@ mod ranges {
     pub const WORKERS: RangeInclusive<u64> = 0..=512;
     pub const MAX_HEADER_BYTES: RangeInclusive<u64> = 4096..=131_072;
     pub const SHUTDOWN_TIMEOUT_SECONDS: RangeInclusive<u64> = 0..=3600;
+    pub const BODY_TIMEOUT_SECONDS: RangeInclusive<u64> = 1..=300;
+    pub const MAX_REQUESTS_PER_ADDRESS: RangeInclusive<u64> = 1..=100_000;
     /// Every token lifetime, refresh tokens' included.
     pub const LIFETIME_SECONDS: RangeInclusive<u64> =
         MIN_LIFETIME.as_secs()..=MAX_LIFETIME.as_secs();
@@ -317,7 +325,7 @@ fn wide(value: usize) -> u64 {
 
 impl Settings {
     /// Every numeric setting, its value (`None` when unset) and the range it must be in.
-    fn numeric_settings(&self) -> [(&'static str, Option<u64>, RangeInclusive<u64>); 18] {
+    fn numeric_settings(&self) -> [(&'static str, Option<u64>, RangeInclusive<u64>); 20] {
         let (server, token, database, throttle) =
             (&self.server, &self.token, &self.database, &self.throttle);
         [
@@ -335,6 +343,16 @@ impl Settings {
                 "server.shutdown_timeout_seconds",
                 Some(server.shutdown_timeout_seconds),
                 ranges::SHUTDOWN_TIMEOUT_SECONDS,
+            ),
+            (
+                "server.body_timeout_seconds",
+                Some(server.body_timeout_seconds),
+                ranges::BODY_TIMEOUT_SECONDS,
+            ),
+            (
+                "server.max_requests_per_address",
+                Some(u64::from(server.max_requests_per_address)),
+                ranges::MAX_REQUESTS_PER_ADDRESS,
             ),
             (
                 "token.lifetime_seconds",

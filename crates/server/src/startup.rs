@@ -103,7 +103,7 @@ impl Application {
             refresh_lifetime,
             store,
             jwks,
-            throttle,
+            throttle: throttle.clone(),
         });
         let address = settings.server.listen.clone();
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
@@ -118,13 +118,14 @@ impl Application {
             })?
             .port();
         let route = realm_path.clone();
-        let limits = web::Data::new(Limits::from_settings(settings));
+        let limits = web::Data::new(Limits::from_settings(settings, throttle.clone()));
         let mut server = HttpServer::new(move || {
             let admin = admin.clone();
             App::new()
                 .app_data(limits.clone())
                 .app_data(web::PayloadConfig::new(routes::MAX_FORM_BYTES))
                 .wrap(limits::json_errors())
+                .wrap(from_fn(limits::bound_requests))
                 .wrap(from_fn(limits::limit_headers))
                 .wrap(TracingLogger::default())
                 .wrap(from_fn(metrics::track))

@@ -13,12 +13,13 @@
 //! The counters live in two bounded caches (`max_entries` each): state never grows without
 //! bound, whatever names or addresses an attacker sprays.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use actix_web::HttpRequest;
 use cardgate_authz::Credentials;
 use moka::sync::Cache;
+use secrecy::SecretString;
 use serde::Deserialize;
 
 /// The longest account name kept as a key; longer names share the key of their prefix.
@@ -176,9 +177,19 @@ fn account_key(username: &str) -> String {
         .to_lowercase()
 }
 
+/// The address of an `X-Forwarded-For` hop: an IP address, bare or with a port (`ip:port`,
+/// `[v6]:port`, as some proxies write it), or a bracketed IPv6 address.
+fn forwarded_address(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| hop.strip_prefix('[')?.strip_suffix(']')?.parse().ok())
+}
+
 /// The key of an address: IPv4 (also when mapped into IPv6) as is, IPv6 by its /64, the
 /// smallest block one subscriber usually holds.
-fn address_key(address: IpAddr) -> IpAddr {
+pub(crate) fn address_key(address: IpAddr) -> IpAddr {
     match address {
         IpAddr::V4(_) => address,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -252,7 +263,7 @@ impl Throttle {
             .collect();
         let mut client = peer;
         for hop in forwarded.iter().rev() {
-            let Ok(address) = hop.trim().parse::<IpAddr>() else {
+            let Some(address) = forwarded_address(hop) else {
                 break;
             };
             client = address;
@@ -309,6 +320,17 @@ impl Throttle {
             address,
             account,
         })
+    }
+
+    /// Counts a login refused before any check, its user name being malformed, as a failure of
+    /// its account and its address; refused like any login while either is locked.
+    pub async fn malformed_login(&self, req: &HttpRequest, username: &str) -> Result<(), Locked> {
+        let credentials = Credentials::Password {
+            username: username.to_owned(),
+            password: SecretString::from(""),
+        };
+        self.admit(req, &credentials).await?.failed();
+        Ok(())
     }
 
     /// What a password verification costs, spent by the same checker (and under the same
@@ -394,6 +416,24 @@ mod tests {
         assert_eq!(address_key(a), address_key(b));
         let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
         assert_eq!(address_key(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn forwarded_hops_parse_with_or_without_a_port() {
+        let v4: IpAddr = "203.0.113.9".parse().unwrap();
+        let v6: IpAddr = "2001:db8::7".parse().unwrap();
+        for (hop, address) in [
+            ("203.0.113.9", v4),
+            (" 203.0.113.9:4711 ", v4),
+            ("2001:db8::7", v6),
+            ("[2001:db8::7]:443", v6),
+            ("[2001:db8::7]", v6),
+        ] {
+            assert_eq!(forwarded_address(hop), Some(address), "{hop}");
+        }
+        for hop in ["unknown", "", "203.0.113.9:x", "[2001:db8::7", "_hidden"] {
+            assert_eq!(forwarded_address(hop), None, "{hop}");
+        }
     }
 
     #[test]

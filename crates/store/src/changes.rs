@@ -165,7 +165,9 @@ pub(crate) async fn insert_card(conn: &mut PgConnection, new: &NewCard) -> Resul
             StoreError::Conflict(_) => {
                 StoreError::Conflict(format!("a card with slug `{}` already exists", new.slug))
             }
-            StoreError::Database(e) => StoreError::Invalid(format!("card `{}`: {e}", new.slug)),
+            StoreError::Invalid(problem) => {
+                StoreError::Invalid(format!("card `{}`: {problem}", new.slug))
+            }
             other => other,
         })
 }
@@ -402,8 +404,9 @@ impl Store {
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| match StoreError::from(e) {
-                StoreError::Conflict(m) => StoreError::Conflict(m),
-                StoreError::Database(e) => StoreError::Invalid(format!("card {id}: {e}")),
+                StoreError::Invalid(problem) => {
+                    StoreError::Invalid(format!("card {id}: {problem}"))
+                }
                 other => other,
             })?;
         let payload =

@@ -58,7 +58,8 @@ pub enum StoreError {
     /// The database cannot be reached (or answers too slowly); nothing was decided.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
-    /// The input breaks a schema or a rule; the message names the field.
+    /// The input breaks a schema or a rule; the message names the field, and never carries
+    /// the database's own words.
     #[error("{0}")]
     Invalid(String),
     /// A unique constraint was hit (slug, repository...).
@@ -80,6 +81,24 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
             sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
                 StoreError::Conflict(db.message().to_owned())
+            }
+            // 22021: a NUL byte in text; 22P05: `\u0000` in jsonb. The input, not the
+            // database, is at fault: say so, without the database's words.
+            sqlx::Error::Database(db)
+                if db.code().is_some_and(|c| c == "22021" || c == "22P05") =>
+            {
+                StoreError::Invalid(
+                    "the input holds a NUL character (U+0000), which cannot be stored".to_owned(),
+                )
+            }
+            // 23514: a check constraint of the schema; the slug's is the only one input reaches.
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("23514") => {
+                StoreError::Invalid(match db.constraint() {
+                    Some("cards_slug_check") => {
+                        "slug: lowercase letters, digits and `-`, at most 255 characters".to_owned()
+                    }
+                    _ => "a value is outside what the store accepts".to_owned(),
+                })
             }
             // 08: connection exceptions, 57: operator intervention (shutdown, cannot connect
             // now, statement timeout), 53: insufficient resources (too many connections),

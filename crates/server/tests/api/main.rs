@@ -10,9 +10,12 @@ mod cards;
 mod faults;
 mod keys;
 mod limits;
+mod logs;
 mod oauth;
+mod odd_bytes;
 mod ranges;
 mod schemas;
+mod slow;
 mod throttle;
 mod timing;
 

@@ -582,3 +582,43 @@ async fn the_static_plugins_answer_offline_requests_without_a_refresh_token() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_parameter_given_twice_is_invalid_request_even_with_equal_values_but_scope() {
+    let app = spawn_app().await;
+    let form = [
+        ("grant_type", "password"),
+        ("service", SERVICE),
+        ("client_id", "docker"),
+        ("access_type", "offline"),
+        ("username", "alice"),
+        ("password", "alice-test-password"),
+        ("scope", "repository:acme/web:pull"),
+    ];
+    // RFC 6749, section 3.1: no parameter may be sent twice, whatever its value.
+    for (name, value) in &form[..6] {
+        let mut twice = form.to_vec();
+        twice.push((name, value));
+        let body = oauth_error(
+            post(&app.base, &twice).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        )
+        .await;
+        let description = body["error_description"].as_str().unwrap();
+        assert!(description.contains(&format!("`{name}`")), "{description}");
+    }
+    // Only `scope` repeats.
+    let mut scopes = form.to_vec();
+    scopes.push(("scope", "repository:acme/web:pull"));
+    let body = ok(post(&app.base, &scopes).await).await;
+    assert_eq!(body["scope"], "repository:acme/web:pull");
+    // The GET query string is read the same way.
+    let response = app
+        .get(
+            "/v1/registry?service=registry.test&service=registry.test",
+            crate::ALICE,
+        )
+        .await;
+    oauth_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
+}

@@ -13,10 +13,12 @@ use crate::cards::{seed, token};
 use crate::try_test_settings;
 
 /// Every numeric setting.
-const NUMERIC_SETTINGS: [&str; 18] = [
+const NUMERIC_SETTINGS: [&str; 20] = [
     "server.workers",
     "server.max_header_bytes",
     "server.shutdown_timeout_seconds",
+    "server.body_timeout_seconds",
+    "server.max_requests_per_address",
     "token.lifetime_seconds",
     "token.pull_lifetime_seconds",
     "token.push_lifetime_seconds",

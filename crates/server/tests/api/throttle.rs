@@ -139,6 +139,50 @@ async fn behind_a_trusted_proxy_the_forwarded_client_is_throttled_not_the_proxy(
 }
 
 #[tokio::test]
+async fn forwarded_hops_written_with_a_port_name_the_client() {
+    let base = spawn_with(&[
+        ("CARDGATE__THROTTLE__ACCOUNT_FAILURES", "100"),
+        ("CARDGATE__THROTTLE__ADDRESS_FAILURES", "3"),
+        ("CARDGATE__THROTTLE__TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    // `ip:port` and `[v6]:port` are the client's address, whatever the port.
+    for (i, hop) in ["203.0.113.9:4711", "203.0.113.9:4712", "203.0.113.9"]
+        .iter()
+        .enumerate()
+    {
+        let response = pull_from(&base, &format!("guess-{i}"), "x", Some(hop)).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    too_many(
+        pull_from(
+            &base,
+            "alice",
+            "alice-test-password",
+            Some("203.0.113.9:5000"),
+        )
+        .await,
+        300,
+    )
+    .await;
+    for i in 0..3 {
+        let response =
+            pull_from(&base, &format!("guess-{i}"), "x", Some("[2001:db8::9]:443")).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    too_many(
+        pull_from(&base, "alice", "alice-test-password", Some("2001:db8::9")).await,
+        300,
+    )
+    .await;
+    // Neither the proxy nor other clients were locked.
+    for client in [Some("198.51.100.4:80"), Some("[2001:db8:1::4]:80"), None] {
+        let response = pull_from(&base, "alice", "alice-test-password", client).await;
+        assert_eq!(response.status(), StatusCode::OK, "{client:?}");
+    }
+}
+
+#[tokio::test]
 async fn forwarded_addresses_from_an_untrusted_peer_are_ignored() {
     let base = spawn_with(&[
         ("CARDGATE__THROTTLE__ACCOUNT_FAILURES", "100"),

@@ -65,6 +65,36 @@ async fn cards_breaking_their_schema_are_refused_naming_the_field() {
 }
 
 #[tokio::test]
+async fn a_nul_in_text_or_json_is_invalid_input_in_the_stores_own_words() {
+    let f = Fixture::new().await;
+    let user = f.user("alice", &["user-default"]).await;
+    let own_words = |err: &StoreError| {
+        assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+        let message = err.to_string();
+        assert!(message.contains("NUL"), "{message}");
+        for word in ["database", "escape sequence", "byte sequence"] {
+            assert!(!message.contains(word), "{message}");
+        }
+    };
+    // Text: a lookup by slug.
+    own_words(&f.store.card_by_slug("user-a\0").await.unwrap_err());
+    // JSON: a session scope (a valid JSON Schema that jsonb cannot store).
+    let err = f
+        .store
+        .create_session(
+            &f.admin,
+            &user,
+            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+            Some(json!({"description": "a\u{0}b"})),
+        )
+        .await
+        .unwrap_err();
+    own_words(&err);
+    assert!(err.to_string().starts_with("card `session-"), "{err}");
+    assert!(f.store.sessions_of(user.id).await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn slugs_and_active_repositories_are_unique() {
     let f = Fixture::new().await;
     let image = |slug: &str| {
