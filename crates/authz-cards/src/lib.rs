@@ -3,20 +3,19 @@
 //! markers, role read schemas, session scope, org membership roles, explicit grants and public
 //! flags) and [`CardRefreshTokens`] (OAuth2 refresh tokens kept as session cards).
 //!
-//! Depends on the plugin seam, the token core and the store; knows nothing of HTTP.
+//! Depends on the plugin seam, the token core, the password checker and the store; knows
+//! nothing of HTTP.
 
 mod authn;
 mod authz;
 mod cache;
 mod explain;
-mod password;
 mod refresh;
 
 pub use authn::CardAuthenticator;
 pub use authz::CardAuthorizer;
-pub use cache::{CacheCounters, CacheSettings, cache_counters};
+pub use cache::cache_counters;
 pub use explain::{ActionVerdict, Assessment, Explanation, Subject};
-pub use password::spend_a_check as spend_a_password_check;
 pub use refresh::CardRefreshTokens;
 
 use cardgate_authz::PluginError;

@@ -6,7 +6,7 @@
 //! until the window ends, right password or wrong: the answer never tells which. Successful
 //! logins are never counted, so any number of parallel valid pulls go through.
 //!
-//! A refused attempt spends one password check (against the card plugin's decoy hash) before
+//! A refused attempt spends one password check (against the default decoy hash) before
 //! answering, so a locked account costs what a wrong password costs and timing does not tell
 //! it apart.
 //!
@@ -306,7 +306,11 @@ impl Throttle {
     /// What a password verification costs, spent by the same checker (and under the same
     /// bound) as every real one.
     async fn spend_a_verification(&self) {
-        let _ = cardgate_authz_cards::spend_a_password_check().await;
+        let _ = cardgate_password::verify(
+            cardgate_password::default_decoy(),
+            &secrecy::SecretString::from("not-a-password"),
+        )
+        .await;
     }
 }
 
