@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use aws_lc_rs::hmac;
 use cardgate_authz::{
     Authentication, Authenticator, Credentials, Identity, IdentityKind, PluginError,
 };
+use cardgate_password::{HashedPassword, VerifiedCredentials, default_decoy};
 use cardgate_store::{Card, CardType, GUEST_SLUG, Store, hash_session_secret};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use crate::cache::{CREDENTIALS, Cache, CacheSettings};
+use crate::cache::{CacheSettings, store_generations};
 use crate::{LOGIN_KIND, NAME, SESSION_KIND, account_of, plugin_error, user_slug};
 
 /// Authenticates users of the card store.
@@ -23,8 +23,10 @@ use crate::{LOGIN_KIND, NAME, SESSION_KIND, account_of, plugin_error, user_slug}
 /// - Basic `alice` (or `user-alice`) with a session token `<session id>.<secret>`: the session
 ///   must be an ordinary one (never a refresh token), active, the user's, unexpired, and the
 ///   SHA-256 of the secret must match (compared in constant time).
-/// - Basic `alice` with a password: the argon2id hash of the user's password card. Unknown
-///   users are checked against a decoy hash, so they cost what a wrong password costs.
+/// - Basic `alice` with a password: the argon2id hash of the user's password card, checked by
+///   the process's bounded password checker (`cardgate_password::verify`). Unknown users
+///   (and a hash that cannot be read) are checked against the default decoy, so they cost
+///   what a wrong password costs.
 /// - No credentials: the `user-guest` actor (account `""`).
 ///
 /// Verified credentials are cached (see [`CacheSettings`]) under an HMAC-SHA256 of the user
@@ -33,8 +35,7 @@ use crate::{LOGIN_KIND, NAME, SESSION_KIND, account_of, plugin_error, user_slug}
 #[derive(Debug, Clone)]
 pub struct CardAuthenticator {
     store: Store,
-    cache_key: hmac::Key,
-    verified: Arc<Cache<[u8; 32], Identity>>,
+    verified: Arc<VerifiedCredentials<Identity>>,
 }
 
 impl CardAuthenticator {
@@ -44,27 +45,12 @@ impl CardAuthenticator {
     }
 
     pub fn with_cache(store: Store, cache: CacheSettings) -> Result<Self, PluginError> {
-        let cache_key =
-            hmac::Key::generate(hmac::HMAC_SHA256, &aws_lc_rs::rand::SystemRandom::new()).map_err(
-                |_| PluginError::internal(NAME, "cannot draw the credentials cache key"),
-            )?;
+        let verified = VerifiedCredentials::new(store_generations(&store), cache)
+            .map_err(|e| PluginError::internal(NAME, e.to_string()))?;
         Ok(CardAuthenticator {
-            verified: Arc::new(Cache::new(store.clone(), cache, &CREDENTIALS)),
+            verified: Arc::new(verified),
             store,
-            cache_key,
         })
-    }
-
-    /// The cache key of a user name and password: their HMAC (the name's length first, so
-    /// that no two pairs share an input).
-    fn credentials_key(&self, username: &str, password: &SecretString) -> [u8; 32] {
-        let mut context = hmac::Context::with_key(&self.cache_key);
-        context.update(&(username.len() as u64).to_be_bytes());
-        context.update(username.as_bytes());
-        context.update(password.expose_secret().as_bytes());
-        let mut key = [0u8; 32];
-        key.copy_from_slice(context.sign().as_ref());
-        key
     }
 }
 
@@ -85,12 +71,18 @@ fn is_ordinary_session(data: &serde_json::Value) -> bool {
 }
 
 impl CardAuthenticator {
+    /// Whether `password` matches `hash`; with no hash (an unknown user), or one that cannot
+    /// be read, a check against the default decoy that is never a match.
     async fn check_password(
         &self,
         hash: Option<String>,
         password: &SecretString,
     ) -> Result<bool, PluginError> {
-        crate::password::verify_or_decoy(hash, password.clone()).await
+        let hash = hash.and_then(|hash| HashedPassword::argon2(&hash).ok());
+        let matches = cardgate_password::verify(hash.as_ref().unwrap_or(default_decoy()), password)
+            .await
+            .map_err(|e| PluginError::internal(NAME, e.to_string()))?;
+        Ok(hash.is_some() && matches)
     }
 
     /// The session's expiration, when `secret` opens the active, unexpired, ordinary session
@@ -208,7 +200,7 @@ impl Authenticator for CardAuthenticator {
             }
             Credentials::Password { username, password } => (username, password),
         };
-        let key = self.credentials_key(username, password);
+        let key = self.verified.key(username, password);
         if let Some(identity) = self.verified.get(&key) {
             return Ok(Authentication::Authenticated(identity));
         }

@@ -42,7 +42,7 @@ use cardgate_token::{Action, ActionSet, Scope};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::cache::{Cache, CacheSettings, DECISIONS};
+use crate::cache::{Cache, CacheSettings, DECISIONS, store_generations};
 use crate::explain::{Assessment, Explanation, Subject};
 use crate::{NAME, plugin_error, user_slug};
 
@@ -190,7 +190,7 @@ impl CardAuthorizer {
 
     pub fn with_cache(store: Store, cache: CacheSettings) -> Self {
         CardAuthorizer {
-            decisions: Arc::new(Cache::new(store.clone(), cache, &DECISIONS)),
+            decisions: Arc::new(Cache::new(store_generations(&store), cache, &DECISIONS)),
             store,
         }
     }

@@ -1,22 +1,22 @@
 //! Plugins backed by the card store: [`CardAuthenticator`] (session tokens, argon2id passwords,
 //! the guest actor), [`CardAuthorizer`] (images resolved by repository name, decided by
 //! markers, role read schemas, session scope, org membership roles, explicit grants and public
-//! flags; a session's scope bounds every actor, `user-admin` included) and [`CardRefreshTokens`] (OAuth2 refresh tokens kept as session cards).
+//! flags; a session's scope bounds every actor, `user-admin` included) and
+//! [`CardRefreshTokens`] (OAuth2 refresh tokens kept as session cards).
 //!
-//! Depends on the plugin seam, the token core and the store; knows nothing of HTTP.
+//! Depends on the plugin seam, the token core, the password checker and the store; knows
+//! nothing of HTTP.
 
 mod authn;
 mod authz;
 mod cache;
 mod explain;
-mod password;
 mod refresh;
 
 pub use authn::CardAuthenticator;
 pub use authz::{CardAuthorizer, MAX_IMAGES_CREATED_PER_REQUEST};
-pub use cache::{CacheCounters, CacheSettings, cache_counters};
+pub use cache::cache_counters;
 pub use explain::{ActionVerdict, Assessment, Explanation, Subject};
-pub use password::spend_a_check as spend_a_password_check;
 pub use refresh::CardRefreshTokens;
 
 use cardgate_authz::PluginError;

@@ -2,7 +2,8 @@
 //! users and ACL: [`StaticUsers`] authenticates accounts with argon2id (or, for imported
 //! htpasswd files, bcrypt) hashes; [`StaticAcl`] decides scopes with ordered first-match rules.
 //!
-//! Depends on the plugin seam and the token core only; knows nothing of HTTP or databases.
+//! Depends on the plugin seam, the token core and the password checker only; knows nothing of
+//! HTTP or databases.
 
 mod acl;
 mod users;

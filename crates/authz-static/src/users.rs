@@ -4,10 +4,12 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use argon2::password_hash::phc::PasswordHash;
-use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use argon2::{Argon2, PasswordHasher};
 use async_trait::async_trait;
 use cardgate_authz::{Authentication, Authenticator, Credentials, Identity, PluginError};
+use cardgate_password::{
+    CacheSettings, Decoys, HashedPassword, Invalidation, PasswordError, VerifiedCredentials,
+};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -47,54 +49,21 @@ impl std::fmt::Debug for UserConfig {
     }
 }
 
-#[derive(Clone)]
-enum Hash {
-    Argon2(String),
-    Bcrypt(String),
-}
-
-/// The kinds of hash, in the order checks run.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Argon2,
-    Bcrypt,
-}
-
-impl Hash {
-    fn parse(account: &str, hash: &str) -> Result<Self, ConfigError> {
-        let bad = |why: String| ConfigError(format!("user `{account}`: {why}"));
-        if hash.starts_with("$argon2id$") {
-            PasswordHash::new(hash).map_err(|e| bad(format!("invalid argon2id hash: {e}")))?;
-            Ok(Hash::Argon2(hash.to_owned()))
-        } else if ["$2a$", "$2b$", "$2x$", "$2y$"]
-            .iter()
-            .any(|p| hash.starts_with(p))
-        {
-            hash.parse::<bcrypt::HashParts>()
-                .map_err(|e| bad(format!("invalid bcrypt hash: {e}")))?;
-            Ok(Hash::Bcrypt(hash.to_owned()))
-        } else {
-            Err(bad(
-                "password must be an argon2id hash (`cardgate hash-password`) or a bcrypt hash"
-                    .into(),
-            ))
-        }
-    }
-
-    fn kind(&self) -> Kind {
-        match self {
-            Hash::Argon2(_) => Kind::Argon2,
-            Hash::Bcrypt(_) => Kind::Bcrypt,
-        }
-    }
-
-    fn verify(&self, password: &[u8]) -> bool {
-        match self {
-            Hash::Argon2(phc) => Argon2::default()
-                .verify_password(password, phc.as_str())
-                .is_ok(),
-            Hash::Bcrypt(hash) => bcrypt::verify(password, hash).unwrap_or(false),
-        }
+/// A configured hash: an argon2id PHC string or a bcrypt hash, nothing else.
+fn parse_hash(account: &str, hash: &str) -> Result<HashedPassword, ConfigError> {
+    let bad = |e: PasswordError| ConfigError(format!("user `{account}`: {e}"));
+    if hash.starts_with("$argon2id$") {
+        HashedPassword::argon2(hash).map_err(bad)
+    } else if ["$2a$", "$2b$", "$2x$", "$2y$"]
+        .iter()
+        .any(|p| hash.starts_with(p))
+    {
+        HashedPassword::bcrypt(hash).map_err(bad)
+    } else {
+        Err(ConfigError(format!(
+            "user `{account}`: password must be an argon2id hash (`cardgate hash-password`) or a \
+             bcrypt hash"
+        )))
     }
 }
 
@@ -106,15 +75,24 @@ pub fn hash_password(password: &SecretString) -> Result<String, ConfigError> {
         .map_err(|e| ConfigError(format!("hashing failed: {e}")))
 }
 
-/// Authenticates the configured users. Unknown accounts are [`Authentication::NotMine`] after
-/// a verification against a dummy hash, so they cost what a wrong password costs. When argon2id
-/// and bcrypt hashes are both configured, every check runs one of each kind (the user's own and
-/// a dummy of the other kind), so the kind of hash does not reveal which accounts exist.
+/// Authenticates the configured users.
+///
+/// Every check goes through the process's bounded password checker
+/// (`cardgate_password::verify`: one per core at a time, argon2 buffers kept), argon2id and
+/// bcrypt alike. A known user costs one check against their own hash. An unknown name costs
+/// one check against a decoy of the same kind and cost as one of the configured hashes,
+/// always the same one for the same name (see [`Decoys`]), and is [`Authentication::NotMine`]:
+/// with users of both kinds, unknown names cost an argon2id check or a bcrypt one in the
+/// proportions the users do, so neither cost tells that a name exists.
+///
+/// Verified credentials are cached (see [`CacheSettings`]) under an HMAC-SHA256 of the name
+/// and password with a key drawn at start-up. The users never change while the process runs,
+/// so entries end only with the TTL, or when the cache is full.
 pub struct StaticUsers {
-    users: Arc<HashMap<String, Hash>>,
+    users: Arc<HashMap<String, HashedPassword>>,
     anonymous: bool,
-    /// One dummy per kind of hash configured (argon2id at least).
-    dummies: Arc<Vec<Hash>>,
+    decoys: Arc<Decoys>,
+    verified: Arc<VerifiedCredentials<Identity>>,
 }
 
 impl std::fmt::Debug for StaticUsers {
@@ -122,12 +100,17 @@ impl std::fmt::Debug for StaticUsers {
         f.debug_struct("StaticUsers")
             .field("users", &self.users.len())
             .field("anonymous", &self.anonymous)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
 impl StaticUsers {
+    /// The configured users, with the default cache settings.
     pub fn new(config: &UsersConfig) -> Result<Self, ConfigError> {
+        Self::with_cache(config, CacheSettings::default())
+    }
+
+    pub fn with_cache(config: &UsersConfig, cache: CacheSettings) -> Result<Self, ConfigError> {
         let mut users = HashMap::new();
         let mut anonymous = false;
         let mut add = |name: &str, password: Option<&str>| -> Result<(), ConfigError> {
@@ -146,7 +129,7 @@ impl StaticUsers {
                 }
                 (name, Some(hash)) => {
                     if users
-                        .insert(name.to_owned(), Hash::parse(name, hash)?)
+                        .insert(name.to_owned(), parse_hash(name, hash)?)
                         .is_some()
                     {
                         return Err(ConfigError(format!("user `{name}` is listed twice")));
@@ -176,25 +159,17 @@ impl StaticUsers {
                 add(name, Some(hash))?;
             }
         }
-        let mut dummies = vec![Hash::Argon2(hash_password(&SecretString::from(
-            "cardgate-dummy-password",
-        ))?)];
-        let bcrypt_cost = users
-            .values()
-            .filter_map(|h| match h {
-                Hash::Bcrypt(hash) => hash.parse::<bcrypt::HashParts>().ok().map(|p| p.get_cost()),
-                Hash::Argon2(_) => None,
-            })
-            .max();
-        if let Some(cost) = bcrypt_cost {
-            let dummy = bcrypt::hash("cardgate-dummy-password", cost)
-                .map_err(|e| ConfigError(format!("bcrypt: {e}")))?;
-            dummies.push(Hash::Bcrypt(dummy));
-        }
+        // By name, so that each unknown name gets the same decoy on every start.
+        let mut names: Vec<&String> = users.keys().collect();
+        names.sort();
+        let decoys = Decoys::of(names.into_iter().filter_map(|name| users.get(name)));
+        let verified = VerifiedCredentials::new(Invalidation::Never, cache)
+            .map_err(|e| ConfigError(format!("credentials cache: {e}")))?;
         Ok(StaticUsers {
             users: Arc::new(users),
             anonymous,
-            dummies: Arc::new(dummies),
+            decoys: Arc::new(decoys),
+            verified: Arc::new(verified),
         })
     }
 }
@@ -211,28 +186,27 @@ impl Authenticator for StaticUsers {
                 return Ok(Authentication::Authenticated(Identity::anonymous(NAME)));
             }
             Credentials::Anonymous => return Ok(Authentication::NotMine),
-            Credentials::Password { username, password } => (username, password.clone()),
+            Credentials::Password { username, password } => (username, password),
         };
-        let known = self.users.get(username.as_str()).cloned();
-        let (user, dummies) = (known.clone(), Arc::clone(&self.dummies));
-        let matches = tokio::task::spawn_blocking(move || {
-            let password = password.expose_secret().as_bytes();
-            // One check per configured kind: the user's own hash for its kind, dummies otherwise.
-            dummies.iter().fold(false, |matched, dummy| {
-                match user.as_ref().filter(|u| u.kind() == dummy.kind()) {
-                    Some(own) => own.verify(password) || matched,
-                    None => {
-                        dummy.verify(password);
-                        matched
-                    }
-                }
-            })
-        })
-        .await
-        .map_err(|e| PluginError::internal(NAME, format!("password check failed: {e}")))?;
+        let key = self.verified.key(username, password);
+        if let Some(identity) = self.verified.get(&key) {
+            return Ok(Authentication::Authenticated(identity));
+        }
+        let known = self.users.get(username.as_str());
+        let hash = known.unwrap_or_else(|| self.decoys.for_name(username));
+        let matches = cardgate_password::verify(hash, password)
+            .await
+            .map_err(|e| PluginError::internal(NAME, e.to_string()))?;
         Ok(match (known, matches) {
             (None, _) => Authentication::NotMine,
-            (Some(_), true) => Authentication::Authenticated(Identity::new(username.clone(), NAME)),
+            (Some(_), true) => {
+                let identity = Identity::new(username.clone(), NAME);
+                if let Some(generation) = self.verified.generation() {
+                    self.verified
+                        .insert(generation, key, identity.clone(), None);
+                }
+                Authentication::Authenticated(identity)
+            }
             (Some(_), false) => Authentication::Rejected,
         })
     }
@@ -338,6 +312,140 @@ mod tests {
             Authentication::Rejected
         );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn htpasswd_users(dir_tag: &str, lines: &str, extra: &[UserConfig]) -> StaticUsers {
+        let dir = std::env::temp_dir().join(format!(
+            "cardgate-htpasswd-{dir_tag}-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("htpasswd");
+        std::fs::write(&file, lines).unwrap();
+        let users = StaticUsers::new(&UsersConfig {
+            users: extra.to_vec(),
+            htpasswd: vec![file],
+        })
+        .unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
+        users
+    }
+
+    /// The median time `users` takes to answer `user` with `pw`, over several tries.
+    async fn median_time(users: &StaticUsers, user: &str, pw: &str) -> std::time::Duration {
+        let mut samples = Vec::new();
+        for _ in 0..7 {
+            let started = std::time::Instant::now();
+            users.authenticate(&password(user, pw)).await.unwrap();
+            samples.push(started.elapsed());
+        }
+        samples.sort();
+        samples[samples.len() / 2]
+    }
+
+    /// A cost-4 bcrypt check takes about a millisecond; a default argon2id check tens of
+    /// them. A path that ran both would take at least the argon2id time.
+    #[tokio::test]
+    async fn a_bcrypt_user_costs_a_bcrypt_check_and_no_argon2id_one() {
+        let hash = bcrypt::hash("builder", 4).unwrap();
+        let users = htpasswd_users(
+            "mixed",
+            &format!("ci:{hash}\n"),
+            &[UserConfig {
+                name: "alice".into(),
+                password: Some(hash_password(&SecretString::from("wonderland")).unwrap()),
+            }],
+        );
+        let bcrypt = median_time(&users, "ci", "wrong").await;
+        let argon2id = median_time(&users, "alice", "wrong").await;
+        assert!(
+            bcrypt * 3 < argon2id,
+            "bcrypt user {bcrypt:?}, argon2id user {argon2id:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn with_only_bcrypt_users_an_unknown_name_costs_a_bcrypt_check() {
+        let hash = bcrypt::hash("builder", 4).unwrap();
+        let argon2id = users(&[]);
+        let users = htpasswd_users("bcrypt", &format!("ci:{hash}\n"), &[]);
+        let unknown = median_time(&users, "ghost", "wrong").await;
+        let known = median_time(&users, "ci", "wrong").await;
+        let argon2id_unknown = median_time(&argon2id, "ghost", "wrong").await;
+        assert!(
+            unknown * 3 < argon2id_unknown,
+            "unknown name among bcrypt users {unknown:?}, among argon2id users \
+             {argon2id_unknown:?} (known bcrypt user {known:?})"
+        );
+        assert_eq!(
+            users
+                .authenticate(&password("ghost", "builder"))
+                .await
+                .unwrap(),
+            Authentication::NotMine
+        );
+    }
+
+    #[tokio::test]
+    async fn verified_credentials_are_cached_and_wrong_ones_are_checked_every_time() {
+        let users = users(&[]);
+        let started = std::time::Instant::now();
+        let first = users
+            .authenticate(&password("alice", "wonderland"))
+            .await
+            .unwrap();
+        let checked = started.elapsed();
+        assert_eq!(
+            first,
+            Authentication::Authenticated(Identity::new("alice", "static"))
+        );
+        let mut cached = std::time::Duration::MAX;
+        for _ in 0..5 {
+            let started = std::time::Instant::now();
+            let again = users
+                .authenticate(&password("alice", "wonderland"))
+                .await
+                .unwrap();
+            cached = cached.min(started.elapsed());
+            assert_eq!(again, first);
+        }
+        assert!(
+            cached * 10 < checked,
+            "cached {cached:?}, checked {checked:?}"
+        );
+        let wrong = median_time(&users, "alice", "wonder").await;
+        assert!(cached * 10 < wrong, "cached {cached:?}, wrong {wrong:?}");
+        assert_eq!(
+            users
+                .authenticate(&password("alice", "wonder"))
+                .await
+                .unwrap(),
+            Authentication::Rejected
+        );
+
+        let uncached = StaticUsers::with_cache(
+            &UsersConfig {
+                users: vec![UserConfig {
+                    name: "alice".into(),
+                    password: Some(hash_password(&SecretString::from("wonderland")).unwrap()),
+                }],
+                htpasswd: vec![],
+            },
+            CacheSettings {
+                capacity: 0,
+                ttl: std::time::Duration::from_secs(60),
+            },
+        )
+        .unwrap();
+        uncached
+            .authenticate(&password("alice", "wonderland"))
+            .await
+            .unwrap();
+        let right = median_time(&uncached, "alice", "wonderland").await;
+        assert!(
+            cached * 10 < right,
+            "cached {cached:?}, with the cache off {right:?}"
+        );
     }
 
     #[test]

@@ -10,8 +10,9 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use cardgate_authz::{Authenticator, AuthnChain, Authorizer, AuthzChain, RefreshTokens};
-use cardgate_authz_cards::{CacheSettings, CardAuthenticator, CardAuthorizer, CardRefreshTokens};
+use cardgate_authz_cards::{CardAuthenticator, CardAuthorizer, CardRefreshTokens};
 use cardgate_authz_static::{AclConfig, StaticAcl, StaticUsers, UsersConfig};
+use cardgate_password::CacheSettings;
 use cardgate_store::{PoolSettings, Store};
 use cardgate_token::{
     JwkSet, KeyError, KeyInput, LifetimeClass, Minter, PublishedKey, SigningAlgorithm, SigningKey,
@@ -52,7 +53,8 @@ pub struct Settings {
     pub throttle: ThrottleSettings,
 }
 
-/// The card plugins' caches of verified credentials and of decisions.
+/// The caches of verified credentials (card store and static users) and of the card
+/// plugins' decisions.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheSection {
@@ -697,7 +699,7 @@ impl Settings {
                             "`authn.chain` lists `static` but [authn.static] is missing",
                         )
                     })?;
-                    let users = StaticUsers::new(config)
+                    let users = StaticUsers::with_cache(config, self.cache_settings())
                         .map_err(|e| SettingsError::new(format!("authn.static: {e}")))?;
                     authn.push(Arc::new(users));
                 }

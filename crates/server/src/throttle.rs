@@ -6,9 +6,10 @@
 //! until the window ends, right password or wrong: the answer never tells which. Successful
 //! logins are never counted, so any number of parallel valid pulls go through.
 //!
-//! A refused attempt spends one password check (against the card plugin's decoy hash) before
-//! answering, so a locked account costs what a wrong password costs and timing does not tell
-//! it apart.
+//! A refused attempt waits as long as a password check takes (the median of the latest real
+//! checks) before answering, so timing does not tell a locked account from a wrong password;
+//! it waits asleep, spending no CPU and taking no turn of the password checker, so hammering a
+//! locked account does not slow anyone else's login.
 //!
 //! The counters live in two bounded caches (`max_entries` each): state never grows without
 //! bound, whatever names or addresses an attacker sprays.
@@ -275,7 +276,7 @@ impl Throttle {
     }
 
     /// Lets a login through, or refuses it when its account or its address is locked. A
-    /// refused login first spends one password check. Requests without
+    /// refused login first waits as long as a password check takes. Requests without
     /// credentials are never refused.
     pub async fn admit(
         &self,
@@ -304,7 +305,8 @@ impl Throttle {
                 self.window,
             );
             if let Some(retry_after) = account_lock.max(address_lock) {
-                self.spend_a_verification().await;
+                // Nothing to do if it fails: the answer is a refusal either way.
+                let _ = cardgate_password::wait_like_a_check().await;
                 tracing::warn!(
                     account = account.as_deref().unwrap_or_default(),
                     %address,
@@ -331,12 +333,6 @@ impl Throttle {
         };
         self.admit(req, &credentials).await?.failed();
         Ok(())
-    }
-
-    /// What a password verification costs, spent by the same checker (and under the same
-    /// bound) as every real one.
-    async fn spend_a_verification(&self) {
-        let _ = cardgate_authz_cards::spend_a_password_check().await;
     }
 }
 

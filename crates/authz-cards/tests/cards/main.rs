@@ -225,7 +225,7 @@ async fn a_cache_lifetime_beyond_what_the_clock_counts_never_overflows() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    let forever = cardgate_authz_cards::CacheSettings {
+    let forever = cardgate_password::CacheSettings {
         capacity: 100,
         ttl: std::time::Duration::MAX,
     };

@@ -9,6 +9,7 @@ mod clients;
 mod compose;
 mod dev;
 mod keygen;
+mod memory;
 mod registry;
 mod rotation;
 mod running;

@@ -2,6 +2,8 @@
 //! the same answer for a right and a wrong password while locked, and valid logins never
 //! counted.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use cardgate_server::Application;
@@ -226,6 +228,139 @@ async fn dozens_of_parallel_valid_pulls_of_one_user_are_never_throttled() {
     assert_eq!(
         pull(&base, "alice", "alice-test-password").await.status(),
         StatusCode::OK
+    );
+}
+
+fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// A client for bob on one kept-alive connection, as plain as can be: the hammering itself
+/// should cost this test's own process little CPU.
+struct Hammer {
+    stream: tokio::net::TcpStream,
+    request: Vec<u8>,
+    buffer: Vec<u8>,
+}
+
+impl Hammer {
+    async fn connect(base: &str) -> Hammer {
+        let address = base.trim_start_matches("http://");
+        let credentials = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            "bob:bob-test-password",
+        );
+        let request = format!(
+            "GET {PULL} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Basic {credentials}\r\n\r\n"
+        );
+        Hammer {
+            stream: tokio::net::TcpStream::connect(address).await.unwrap(),
+            request: request.into_bytes(),
+            buffer: Vec::new(),
+        }
+    }
+
+    /// Sends the login and reads the whole answer; its status.
+    async fn locked_login(&mut self) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        self.stream.write_all(&self.request).await.unwrap();
+        self.buffer.clear();
+        loop {
+            let mut chunk = [0u8; 4096];
+            let read = self.stream.read(&mut chunk).await.unwrap();
+            assert!(read > 0, "the server closed the connection");
+            self.buffer.extend_from_slice(&chunk[..read]);
+            let text = String::from_utf8_lossy(&self.buffer);
+            let Some(end) = text.find("\r\n\r\n") else {
+                continue;
+            };
+            let length: usize = text[..end]
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().unwrap())
+                })
+                .unwrap();
+            if self.buffer.len() >= end + 4 + length {
+                return text[9..12].parse().unwrap();
+            }
+        }
+    }
+}
+
+/// Refused logins wait instead of checking a password: 24 clients hammering a locked account
+/// take no turns of the password checker (one check per core), so another user's login,
+/// which needs one, takes about as long as when nobody hammers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hammering_a_locked_account_does_not_slow_other_users_logins() {
+    /// Rounds of (quiet samples, then samples while the locked account is hammered): noise
+    /// from the rest of the machine hits both kinds alike.
+    const ROUNDS: usize = 8;
+    const SAMPLES: usize = 3;
+    const HAMMERS: usize = 24;
+    let base = spawn_with(&[
+        ("CARDGATE__THROTTLE__ACCOUNT_FAILURES", "3"),
+        ("CARDGATE__THROTTLE__ADDRESS_FAILURES", "1000000"),
+        // Every login of alice is a password check, none a cache hit.
+        ("CARDGATE__CACHE__CAPACITY", "0"),
+    ])
+    .await;
+    for _ in 0..3 {
+        let response = pull(&base, "bob", "not-his-password").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    too_many(pull(&base, "bob", "bob-test-password").await, 300).await;
+
+    let client = reqwest::Client::new();
+    let login = || async {
+        let started = std::time::Instant::now();
+        let response = client
+            .get(format!("{base}{PULL}"))
+            .basic_auth("alice", Some("alice-test-password"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        started.elapsed()
+    };
+    login().await;
+    let (mut quiet, mut hammered) = (Vec::new(), Vec::new());
+    let refused = Arc::new(AtomicUsize::new(0));
+    for _ in 0..ROUNDS {
+        for _ in 0..SAMPLES {
+            quiet.push(login().await);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let hammers: Vec<_> = (0..HAMMERS)
+            .map(|_| {
+                let (base, stop, refused) = (base.clone(), stop.clone(), refused.clone());
+                tokio::spawn(async move {
+                    let mut hammer = Hammer::connect(&base).await;
+                    while !stop.load(Ordering::Relaxed) {
+                        assert_eq!(hammer.locked_login().await, 429);
+                        refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        // Every hammer has a request in flight before the samples start.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for _ in 0..SAMPLES {
+            hammered.push(login().await);
+        }
+        stop.store(true, Ordering::Relaxed);
+        for hammer in hammers {
+            hammer.await.unwrap();
+        }
+    }
+    let (quiet, hammered) = (median(&mut quiet), median(&mut hammered));
+    let refused = refused.load(Ordering::Relaxed);
+    assert!(refused >= ROUNDS * HAMMERS, "only {refused} refusals");
+    assert!(
+        hammered <= quiet * 2,
+        "alice's login took {hammered:?} while bob was hammered, {quiet:?} otherwise"
     );
 }
 
