@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use crate::cache::{CacheSettings, store_generations};
+use crate::cache::{CacheSettings, Tag, store_changes, tags};
 use crate::{LOGIN_KIND, NAME, SESSION_KIND, account_of, plugin_error, user_slug};
 
 /// Authenticates users of the card store.
@@ -31,7 +31,8 @@ use crate::{LOGIN_KIND, NAME, SESSION_KIND, account_of, plugin_error, user_slug}
 ///
 /// Verified credentials are cached (see [`CacheSettings`]) under an HMAC-SHA256 of the user
 /// name and password with a key drawn at start-up, never the credentials themselves; a
-/// session's entry ends with the session. Any change to the store empties the cache.
+/// session's entry ends with the session. An entry is dropped when the user card, the user's
+/// password or the session changes (see the `cache` module), and only then.
 #[derive(Debug, Clone)]
 pub struct CardAuthenticator {
     store: Store,
@@ -45,7 +46,7 @@ impl CardAuthenticator {
     }
 
     pub fn with_cache(store: Store, cache: CacheSettings) -> Result<Self, PluginError> {
-        let verified = VerifiedCredentials::new(store_generations(&store), cache)
+        let verified = VerifiedCredentials::new(store_changes(&store), cache)
             .map_err(|e| PluginError::internal(NAME, e.to_string()))?;
         Ok(CardAuthenticator {
             verified: Arc::new(verified),
@@ -122,7 +123,7 @@ impl CardAuthenticator {
         &self,
         username: &str,
         password: &SecretString,
-    ) -> Result<(Authentication, Option<OffsetDateTime>), PluginError> {
+    ) -> Result<Verified, PluginError> {
         let slug = user_slug(username);
         let user = if slug == GUEST_SLUG {
             None
@@ -141,18 +142,19 @@ impl CardAuthenticator {
                     // The same lookup as for a known user, so that timing does not tell them
                     // apart.
                     self.check_session(Uuid::nil(), session_id, secret).await?;
-                    (Authentication::NotMine, None)
+                    Verified::not(Authentication::NotMine)
                 }
                 Some(user) => match self.check_session(user.id, session_id, secret).await? {
-                    Some(expiration) => (
-                        Authentication::Authenticated(Identity {
+                    Some(expiration) => Verified {
+                        authentication: Authentication::Authenticated(Identity {
                             session: Some(session_id.to_string()),
                             kind: identity_kind(&user),
                             ..Identity::new(account, NAME)
                         }),
-                        Some(expiration),
-                    ),
-                    None => (Authentication::Rejected, None),
+                        expiration: Some(expiration),
+                        depends_on: tags([Tag::slug(&slug), Tag::card(session_id)]),
+                    },
+                    None => Verified::not(Authentication::Rejected),
                 },
             });
         }
@@ -167,16 +169,36 @@ impl CardAuthenticator {
         };
         let matches = self.check_password(hash, password).await?;
         Ok(match (user, matches) {
-            (None, _) => (Authentication::NotMine, None),
-            (Some(user), true) => (
-                Authentication::Authenticated(Identity {
+            (None, _) => Verified::not(Authentication::NotMine),
+            (Some(user), true) => Verified {
+                authentication: Authentication::Authenticated(Identity {
                     kind: identity_kind(&user),
                     ..Identity::new(account, NAME)
                 }),
-                None,
-            ),
-            (Some(_), false) => (Authentication::Rejected, None),
+                expiration: None,
+                depends_on: tags([Tag::slug(&slug), Tag::password(user.id)]),
+            },
+            (Some(_), false) => Verified::not(Authentication::Rejected),
         })
+    }
+}
+
+/// What credentials proved, until when (a session's expiration), and the facts that proof
+/// rests on.
+struct Verified {
+    authentication: Authentication,
+    expiration: Option<OffsetDateTime>,
+    depends_on: Vec<u64>,
+}
+
+impl Verified {
+    /// Credentials that proved nothing to keep.
+    fn not(authentication: Authentication) -> Self {
+        Verified {
+            authentication,
+            expiration: None,
+            depends_on: Vec::new(),
+        }
     }
 }
 
@@ -205,7 +227,11 @@ impl Authenticator for CardAuthenticator {
             return Ok(Authentication::Authenticated(identity));
         }
         let generation = self.verified.generation();
-        let (authentication, expiration) = self.verify(username, password).await?;
+        let Verified {
+            authentication,
+            expiration,
+            depends_on,
+        } = self.verify(username, password).await?;
         if let (Some(generation), Authentication::Authenticated(identity)) =
             (generation, &authentication)
         {
@@ -213,10 +239,15 @@ impl Authenticator for CardAuthenticator {
             match expiration.map(instant_of) {
                 None => self
                     .verified
-                    .insert(generation, key, identity.clone(), None),
+                    .insert(generation, key, identity.clone(), None, depends_on),
                 Some(Some(expires)) => {
-                    self.verified
-                        .insert(generation, key, identity.clone(), Some(expires));
+                    self.verified.insert(
+                        generation,
+                        key,
+                        identity.clone(),
+                        Some(expires),
+                        depends_on,
+                    );
                 }
                 Some(None) => {}
             }

@@ -26,23 +26,27 @@
 //! allowed to `user-admin` and to actors holding a role card with `data.catalog = true`.
 //! Other scopes are not this plugin's.
 //!
-//! Role read schemas and session scopes are [`PolicySchema`]s, compiled once per request with
-//! a linear-time pattern engine and bounded size; one the store holds that breaks those bounds
-//! admits nothing (and is logged).
+//! Role read schemas and session scopes are [`PolicySchema`]s, compiled with a linear-time
+//! pattern engine and bounded size once per card revision (kept in a bounded cache of compiled
+//! schemas); one the store holds that breaks those bounds admits nothing (and is logged). The
+//! actor's card, memberships, roles and session come from the store in one query.
+//!
+//! Decisions are cached with the tags of the facts they rest on (see the `cache` module).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use cardgate_authz::{Authorizer, Decision, Identity, PluginError};
 use cardgate_store::{
-    ADMIN_SLUG, Card, GUEST_SLUG, Membership, MembershipRole, NewCard, PolicySchema, Store,
-    markers_allow,
+    ADMIN_SLUG, Card, GUEST_SLUG, Membership, MembershipRole, NewCard, PolicyCard, PolicySchema,
+    Store, markers_allow,
 };
 use cardgate_token::{Action, ActionSet, Scope};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::cache::{Cache, CacheSettings, DECISIONS, store_generations};
+use crate::cache::{Cache, CacheSettings, DECISIONS, Tag, store_changes, tags};
 use crate::explain::{Assessment, Explanation, Subject};
 use crate::{NAME, plugin_error, user_slug};
 
@@ -54,22 +58,58 @@ type DecisionKey = (String, Option<String>, Scope);
 
 /// Decides scopes from the card store.
 ///
-/// Decisions are cached (see [`CacheSettings`]) by account, session and scope; any change to
-/// the store empties the cache, so a cached decision is always the one the store gives now.
+/// Decisions are cached (see [`CacheSettings`]) by account, session and scope, each with the
+/// facts it rests on; a change to one of those facts drops it, so a cached decision is always
+/// the one the store gives now.
 #[derive(Debug, Clone)]
 pub struct CardAuthorizer {
     store: Store,
     decisions: Arc<Cache<DecisionKey, Decision>>,
+    schemas: Arc<CompiledSchemas>,
+}
+
+/// How many compiled policy schemas are kept (a few per role and per scoped session in use).
+const COMPILED_SCHEMAS: usize = 4096;
+
+/// A policy schema as a card holds it, compiled, or refused (`None`: admits nothing).
+type Compiled = Option<Arc<PolicySchema>>;
+
+/// Compiled policy schemas by card id and revision, with the schema they were compiled from
+/// (a revision names one content, but a card written past the store keeps its revision).
+/// Bounded: a full cache starts over.
+#[derive(Debug, Default)]
+struct CompiledSchemas {
+    compiled: Mutex<HashMap<(Uuid, i64, &'static str), (Value, Compiled)>>,
+}
+
+impl CompiledSchemas {
+    /// The compiled `field` of `card`, compiled now when not kept.
+    fn get(&self, card: &PolicyCard, field: &'static str, schema: &Value) -> Compiled {
+        let key = (card.id, card.revision, field);
+        let lock = || self.compiled.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((source, compiled)) = lock().get(&key)
+            && source == schema
+        {
+            return compiled.clone();
+        }
+        let compiled = policy(schema, &card.slug, field).map(Arc::new);
+        let mut kept = lock();
+        if kept.len() >= COMPILED_SCHEMAS {
+            kept.clear();
+        }
+        kept.insert(key, (schema.clone(), compiled.clone()));
+        compiled
+    }
 }
 
 /// A policy schema as a card in the store holds it: compiled, or refused (admitting nothing)
 /// when it breaks the bounds that keep evaluating it cheap.
-fn policy(schema: &Value, card: &Card, field: &str) -> Option<PolicySchema> {
+fn policy(schema: &Value, slug: &str, field: &str) -> Option<PolicySchema> {
     match PolicySchema::compile(schema) {
         Ok(schema) => Some(schema),
         Err(error) => {
             tracing::warn!(
-                card = %card.slug,
+                card = %slug,
                 field,
                 %error,
                 "a policy schema in the store is refused: it admits nothing"
@@ -84,7 +124,7 @@ enum SessionScope {
     /// No session, or a session without `data.scope`.
     Unscoped,
     /// `None`: the scope the store holds is refused, and admits nothing.
-    Scoped(Option<PolicySchema>),
+    Scoped(Compiled),
 }
 
 /// What the store says about the actor, loaded once per request.
@@ -94,9 +134,12 @@ struct Actor {
     /// The actor's markers: its slug and its orgs' slugs.
     markers: Vec<String>,
     /// Compiled read schemas of the actor's roles (a refused one's role counts for nothing).
-    read: Vec<PolicySchema>,
+    read: Vec<Arc<PolicySchema>>,
     catalog: bool,
     session_scope: SessionScope,
+    /// The facts all of the above rest on: the actor's card, its links, its orgs, the role
+    /// cards it names (present or not) and its session.
+    depends_on: Vec<Tag>,
 }
 
 impl Actor {
@@ -124,7 +167,7 @@ impl Actor {
         match &self.session_scope {
             SessionScope::Unscoped => true,
             SessionScope::Scoped(scope) => {
-                scope.as_ref().is_some_and(PolicySchema::admits_everything)
+                scope.as_ref().is_some_and(|s| s.admits_everything())
             }
         }
     }
@@ -190,7 +233,8 @@ impl CardAuthorizer {
 
     pub fn with_cache(store: Store, cache: CacheSettings) -> Self {
         CardAuthorizer {
-            decisions: Arc::new(Cache::new(store_generations(&store), cache, &DECISIONS)),
+            decisions: Arc::new(Cache::new(store_changes(&store), cache, &DECISIONS)),
+            schemas: Arc::default(),
             store,
         }
     }
@@ -207,17 +251,27 @@ impl CardAuthorizer {
         } else {
             user_slug(&identity.account)
         };
-        let Some(card) = self.store.card_by_slug(&slug).await.map_err(plugin_error)? else {
+        let session = identity
+            .session
+            .as_deref()
+            .map(Uuid::parse_str)
+            .transpose()
+            .map_err(|e| PluginError::internal(NAME, format!("session id: {e}")))?;
+        let Some(facts) = self
+            .store
+            .actor_facts(&slug, session)
+            .await
+            .map_err(plugin_error)?
+        else {
             return Ok(None);
         };
-        let memberships = self
-            .store
-            .memberships(card.id)
-            .await
-            .map_err(plugin_error)?;
+        let card = facts.card;
+        let memberships = facts.memberships;
         let mut markers = vec![card.slug.clone()];
         markers.extend(memberships.iter().map(|m| m.org_slug.clone()));
 
+        // What the query looked the roles up by: present or not, a role card created later
+        // changes the answer.
         let mut role_slugs = vec![format!("role-{}", card.slug)];
         if let Some(roles) = card.data.get("roles").and_then(Value::as_array) {
             role_slugs.extend(
@@ -227,33 +281,33 @@ impl CardAuthorizer {
                     .map(|r| format!("role-{r}")),
             );
         }
-        let roles = self
-            .store
-            .roles_by_slugs(&role_slugs)
-            .await
-            .map_err(plugin_error)?;
+        let mut depends_on = vec![Tag::slug(&slug), Tag::links(card.id)];
+        depends_on.extend(memberships.iter().map(|m| Tag::card(m.org_id)));
+        depends_on.extend(role_slugs.iter().map(|r| Tag::slug(r)));
         let mut read = Vec::new();
         let mut catalog = false;
-        for role in &roles {
+        for role in &facts.roles {
             // A role whose read schema is refused counts for nothing, its catalog flag included.
-            let Some(schema) = role.data.get("read").and_then(|r| policy(r, role, "read")) else {
+            let Some(schema) = role
+                .data
+                .get("read")
+                .and_then(|r| self.schemas.get(role, "read", r))
+            else {
                 continue;
             };
             read.push(schema);
             catalog |= role.data["catalog"] == json!(true);
         }
 
-        let session_scope = match &identity.session {
+        let session_scope = match session {
             None => SessionScope::Unscoped,
             Some(id) => {
-                let id = Uuid::parse_str(id)
-                    .map_err(|e| PluginError::internal(NAME, format!("session id: {e}")))?;
-                let session = self.store.card_by_id(id).await.map_err(plugin_error)?;
-                let Some(session) = session.filter(|s| s.active) else {
+                depends_on.push(Tag::card(id));
+                let Some(session) = facts.session.filter(|s| s.active) else {
                     return Ok(None);
                 };
                 match session.data.get("scope") {
-                    Some(scope) => SessionScope::Scoped(policy(scope, &session, "scope")),
+                    Some(scope) => SessionScope::Scoped(self.schemas.get(&session, "scope", scope)),
                     None => SessionScope::Unscoped,
                 }
             }
@@ -265,17 +319,20 @@ impl CardAuthorizer {
             read,
             catalog,
             session_scope,
+            depends_on,
         }))
     }
 
     /// The facts a decision on `repository` (owned by `org`) rests on. With `create_on_push`, a
-    /// missing image the actor may push to is created (a first push).
+    /// missing image the actor may push to is created (a first push). Adds to `depends_on` the
+    /// tags of the facts read beyond the actor's.
     async fn assess(
         &self,
         actor: &Actor,
         repository: &str,
         org: &str,
         create_on_push: bool,
+        depends_on: &mut Vec<Tag>,
     ) -> Result<Assessment, PluginError> {
         let membership = actor.role_in(org);
         let mut assessment = Assessment {
@@ -335,6 +392,8 @@ impl CardAuthorizer {
                 image
             }
         };
+        // Grants on the image are links to it.
+        depends_on.push(Tag::links(image.id));
         let card = image.to_json();
         assessment.image_exists = true;
         assessment.public = image.data["public"] == json!(true);
@@ -392,12 +451,13 @@ impl CardAuthorizer {
 
     /// What a decision on `scope` is about, and its facts: the one derivation both the
     /// decision and its explanation come from. With `create_on_push`, a first push creates
-    /// the image.
+    /// the image. Adds to `depends_on` the tags of the facts read beyond the actor's.
     async fn subject(
         &self,
         actor: &Actor,
         scope: &Scope,
         create_on_push: bool,
+        depends_on: &mut Vec<Tag>,
     ) -> Result<Subject, PluginError> {
         let name = scope.name.as_str();
         match scope.resource_type.as_str() {
@@ -405,12 +465,15 @@ impl CardAuthorizer {
                 let Some(org) = owning_org(name) else {
                     return Ok(Subject::NoNamespace);
                 };
+                // The image of the name: its card, or its absence (and whether one ever was).
+                depends_on.push(Tag::repository(name));
                 if actor.is_admin() && self.scope_admits_image(actor, name, &org).await? {
                     return Ok(Subject::Admin);
                 }
                 let create_on_push = create_on_push && scope.actions.contains(Action::Push);
                 Ok(Subject::Repository(
-                    self.assess(actor, name, &org, create_on_push).await?,
+                    self.assess(actor, name, &org, create_on_push, depends_on)
+                        .await?,
                 ))
             }
             "registry" if name == "catalog" => {
@@ -439,7 +502,7 @@ impl CardAuthorizer {
         let Some(actor) = self.actor(identity).await? else {
             return Ok(None);
         };
-        let subject = self.subject(&actor, scope, false).await?;
+        let subject = self.subject(&actor, scope, false, &mut Vec::new()).await?;
         Ok(Some(Explanation {
             actor: actor.card.slug,
             subject,
@@ -471,6 +534,8 @@ impl Authorizer for CardAuthorizer {
         let mut decisions = Vec::with_capacity(scopes.len());
         // Loaded on the first scope the cache cannot answer; `Some(None)`: no such actor.
         let mut actor: Option<Option<Actor>> = None;
+        // The epoch read before the actor was loaded.
+        let mut actor_generation = None;
         let mut created = 0;
         for scope in scopes {
             let kind = scope.resource_type.as_str();
@@ -487,17 +552,22 @@ impl Authorizer for CardAuthorizer {
                 decisions.push(decision);
                 continue;
             }
-            // Read before the store: a change made meanwhile makes this decision stale.
-            let generation = self.decisions.generation();
+            // Read before the store (the actor's facts included, read once for the request): a
+            // change made meanwhile makes this decision stale.
             if actor.is_none() {
+                actor_generation = self.decisions.generation();
                 actor = Some(self.actor(identity).await?);
             }
+            let generation = actor_generation;
             let Some(Some(actor)) = &actor else {
                 decisions.push(Decision::NoMatch);
                 continue;
             };
             let may_create = created < MAX_IMAGES_CREATED_PER_REQUEST;
-            let subject = self.subject(actor, scope, may_create).await?;
+            let mut depends_on = actor.depends_on.clone();
+            let subject = self
+                .subject(actor, scope, may_create, &mut depends_on)
+                .await?;
             if let Subject::Repository(assessment) = &subject
                 && assessment.image_created
             {
@@ -510,7 +580,8 @@ impl Authorizer for CardAuthorizer {
             if let Some(generation) = generation
                 && complete
             {
-                self.decisions.insert(generation, key, decision, None);
+                self.decisions
+                    .insert(generation, key, decision, None, tags(depends_on));
             }
             decisions.push(decision);
         }

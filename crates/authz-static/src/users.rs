@@ -203,7 +203,7 @@ impl Authenticator for StaticUsers {
                 let identity = Identity::new(username.clone(), NAME);
                 if let Some(generation) = self.verified.generation() {
                     self.verified
-                        .insert(generation, key, identity.clone(), None);
+                        .insert(generation, key, identity.clone(), None, Vec::new());
                 }
                 Authentication::Authenticated(identity)
             }

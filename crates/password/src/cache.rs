@@ -1,13 +1,13 @@
 //! Bounded, time-limited caches of computed answers. Every entry ends with its TTL, and a full
 //! cache drops its expired entries (or, when none are, all of them) before taking a new one.
-//! A cache whose answers depend on data that changes is also invalidated by a generation
-//! counter: an entry is kept with the generation it was computed at, and the whole cache is
-//! emptied as soon as that generation moves.
+//! A cache whose answers depend on data that changes is also invalidated by a [`Changes`]
+//! clock: an entry is kept with the epoch it was computed at and the tags of the facts it
+//! depends on, and is dropped as soon as one of those facts is announced changed.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// How large a cache grows and how long an entry lives.
@@ -53,21 +53,31 @@ impl CacheCounters {
     }
 }
 
+/// A clock of changes to the data answers are computed from: an epoch to compute at, and
+/// whether facts named by tags changed after an epoch.
+pub trait Changes: Send + Sync {
+    /// The epoch to compute an answer at (read before the data is), or `None` when changes
+    /// could go unheard right now: nothing is cached or read then.
+    fn current(&self) -> Option<u64>;
+    /// Whether a fact named by one of `tags` changed after `epoch` (or everything did).
+    fn changed_since(&self, epoch: u64, tags: &[u64]) -> bool;
+}
+
 /// What makes a cache's entries stale besides their TTL.
+#[derive(Clone)]
 pub enum Invalidation {
     /// Nothing: the answers cannot change while the process runs (static users), so entries
     /// end only with their TTL or when the cache is full.
     Never,
-    /// A generation counter: the cache is emptied whenever it moves. `None` means changes
-    /// could go unheard right now, and nothing is cached or read then.
-    Generations(Box<dyn Fn() -> Option<u64> + Send + Sync>),
+    /// Announced changes to the facts each entry depends on.
+    Changes(Arc<dyn Changes>),
 }
 
 impl std::fmt::Debug for Invalidation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Invalidation::Never => "Never",
-            Invalidation::Generations(_) => "Generations",
+            Invalidation::Changes(_) => "Changes",
         })
     }
 }
@@ -76,26 +86,24 @@ impl Invalidation {
     fn current(&self) -> Option<u64> {
         match self {
             Invalidation::Never => Some(0),
-            Invalidation::Generations(current) => current(),
+            Invalidation::Changes(changes) => changes.current(),
+        }
+    }
+
+    fn changed_since(&self, epoch: u64, tags: &[u64]) -> bool {
+        match self {
+            Invalidation::Never => false,
+            Invalidation::Changes(changes) => changes.changed_since(epoch, tags),
         }
     }
 }
 
-struct Inner<K, V> {
-    generation: u64,
-    entries: HashMap<K, (V, Instant)>,
-}
-
-impl<K, V> Inner<K, V> {
-    /// Whether entries of `generation` may be read or written: the entries of an older one
-    /// are dropped first; a newer one already seen means `generation` is stale.
-    fn admit(&mut self, generation: u64) -> bool {
-        if self.generation < generation {
-            self.entries.clear();
-            self.generation = generation;
-        }
-        self.generation == generation
-    }
+/// A kept answer: until when, the epoch it was computed at and the facts it depends on.
+struct Entry<V> {
+    value: V,
+    expires: Instant,
+    epoch: u64,
+    depends_on: Box<[u64]>,
 }
 
 /// A cache of `V` by `K`, bounded by [`CacheSettings`] and invalidated by an [`Invalidation`].
@@ -103,7 +111,7 @@ pub struct Cache<K, V> {
     invalidation: Invalidation,
     settings: CacheSettings,
     counters: &'static CacheCounters,
-    inner: Mutex<Inner<K, V>>,
+    entries: Mutex<HashMap<K, Entry<V>>>,
 }
 
 impl<K, V> std::fmt::Debug for Cache<K, V> {
@@ -125,15 +133,12 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
             invalidation,
             settings,
             counters,
-            inner: Mutex::new(Inner {
-                generation: 0,
-                entries: HashMap::new(),
-            }),
+            entries: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The generation to compute an answer at (read before the data it depends on is), or
-    /// `None` when answers may not be cached now.
+    /// The epoch to compute an answer at (read before the data it depends on is), or `None`
+    /// when answers may not be cached now.
     pub fn generation(&self) -> Option<u64> {
         if self.settings.capacity == 0 || self.settings.ttl.is_zero() {
             return None;
@@ -141,24 +146,33 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         self.invalidation.current()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner<K, V>> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Entry<V>>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The cached answer for `key`, when one computed at the current generation is unexpired.
+    /// The cached answer for `key`, when it is unexpired and none of the facts it depends on
+    /// changed since it was computed; a stale entry is dropped.
     pub fn get(&self, key: &K) -> Option<V> {
-        let generation = self.generation()?;
-        let mut inner = self.lock();
-        let found = if inner.admit(generation) {
-            inner
-                .entries
-                .get(key)
-                .filter(|(_, expires)| *expires > Instant::now())
-                .map(|(value, _)| value.clone())
-        } else {
-            None
+        let found = match self.generation() {
+            None => None,
+            Some(_) => {
+                let mut entries = self.lock();
+                let fresh = entries.get(key).map(|entry| {
+                    entry.expires > Instant::now()
+                        && !self
+                            .invalidation
+                            .changed_since(entry.epoch, &entry.depends_on)
+                });
+                match fresh {
+                    Some(true) => entries.get(key).map(|entry| entry.value.clone()),
+                    Some(false) => {
+                        entries.remove(key);
+                        None
+                    }
+                    None => None,
+                }
+            }
         };
-        drop(inner);
         let counter = if found.is_some() {
             &self.counters.hits
         } else {
@@ -168,10 +182,17 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         found
     }
 
-    /// Keeps `value`, computed at `generation`, until `expires` (at most the cache's TTL from
-    /// now); dropped when the generation has moved since.
-    pub fn insert(&self, generation: u64, key: K, value: V, expires: Option<Instant>) {
-        if self.generation() != Some(generation) {
+    /// Keeps `value`, computed at `generation` from the facts named by `depends_on`, until
+    /// `expires` (at most the cache's TTL from now); not kept when one of them changed since.
+    pub fn insert(
+        &self,
+        generation: u64,
+        key: K,
+        value: V,
+        expires: Option<Instant>,
+        depends_on: Vec<u64>,
+    ) {
+        if self.generation().is_none() {
             return;
         }
         let now = Instant::now();
@@ -182,29 +203,42 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
             (None, Some(limit)) => limit,
             (None, None) => return,
         };
-        let mut inner = self.lock();
-        if !inner.admit(generation) {
+        let mut entries = self.lock();
+        // Checked under the lock: a change announced before this answer is kept is seen here;
+        // one announced after is seen by `get`.
+        if self.invalidation.changed_since(generation, &depends_on) {
             return;
         }
-        if inner.entries.len() >= self.settings.capacity && !inner.entries.contains_key(&key) {
-            inner.entries.retain(|_, (_, e)| *e > now);
-            if inner.entries.len() >= self.settings.capacity {
-                inner.entries.clear();
+        if entries.len() >= self.settings.capacity && !entries.contains_key(&key) {
+            let invalidation = &self.invalidation;
+            entries.retain(|_, e| {
+                e.expires > now && !invalidation.changed_since(e.epoch, &e.depends_on)
+            });
+            if entries.len() >= self.settings.capacity {
+                entries.clear();
             }
         }
-        inner.entries.insert(key, (value, expires));
+        entries.insert(
+            key,
+            Entry {
+                value,
+                expires,
+                epoch: generation,
+                depends_on: depends_on.into_boxed_slice(),
+            },
+        );
     }
 
     /// How many entries are kept (expired ones included until they are dropped).
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.lock().entries.len()
+        self.lock().len()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
+    use std::collections::HashMap as Announced;
     use std::sync::atomic::AtomicBool;
 
     use super::*;
@@ -224,14 +258,14 @@ mod tests {
         );
         let generation = cache.generation().unwrap();
         for i in 0..3 {
-            cache.insert(generation, i, i * 10, None);
+            cache.insert(generation, i, i * 10, None, Vec::new());
         }
         assert_eq!(cache.get(&2), Some(20));
-        cache.insert(generation, 3, 30, None);
+        cache.insert(generation, 3, 30, None, Vec::new());
         assert!(cache.len() <= 3);
         assert_eq!(cache.get(&3), Some(30));
         // A shorter expiry wins over the TTL.
-        cache.insert(generation, 4, 40, Some(Instant::now()));
+        cache.insert(generation, 4, 40, Some(Instant::now()), Vec::new());
         assert_eq!(cache.get(&4), None);
 
         let off: Cache<u8, u8> = Cache::new(
@@ -245,30 +279,55 @@ mod tests {
         assert_eq!(expired.generation(), None);
     }
 
+    /// A clock for tests: the epoch, the last epoch each tag was announced at, and whether
+    /// changes are heard.
+    #[derive(Default)]
+    struct Clock {
+        epoch: AtomicU64,
+        announced: Mutex<Announced<u64, u64>>,
+        deaf: AtomicBool,
+    }
+
+    impl Clock {
+        fn announce(&self, tag: u64) {
+            let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+            self.announced.lock().unwrap().insert(tag, epoch);
+        }
+    }
+
+    impl Changes for Clock {
+        fn current(&self) -> Option<u64> {
+            (!self.deaf.load(Ordering::SeqCst)).then(|| self.epoch.load(Ordering::SeqCst))
+        }
+
+        fn changed_since(&self, epoch: u64, tags: &[u64]) -> bool {
+            let announced = self.announced.lock().unwrap();
+            tags.iter().any(|t| announced.get(t).is_some_and(|&e| e > epoch))
+        }
+    }
+
     #[test]
-    fn a_moving_generation_empties_the_cache_and_a_silent_one_disables_it() {
-        let counter = Arc::new(AtomicU64::new(1));
-        let live = Arc::new(AtomicBool::new(true));
-        let (c, l) = (counter.clone(), live.clone());
+    fn an_announced_change_drops_only_its_dependents_and_a_deaf_clock_disables_the_cache() {
+        let clock = Arc::new(Clock::default());
         let cache = Cache::new(
-            Invalidation::Generations(Box::new(move || {
-                l.load(Ordering::SeqCst).then(|| c.load(Ordering::SeqCst))
-            })),
+            Invalidation::Changes(clock.clone()),
             settings(10, Duration::from_secs(60)),
             &TEST,
         );
         let before = cache.generation().unwrap();
-        cache.insert(before, "a", 1, None);
+        cache.insert(before, "a", 1, None, vec![1, 2]);
+        cache.insert(before, "b", 2, None, vec![3]);
         assert_eq!(cache.get(&"a"), Some(1));
-        counter.store(2, Ordering::SeqCst);
+        clock.announce(2);
         assert_eq!(cache.get(&"a"), None);
-        // An answer computed before the change is not kept.
-        cache.insert(before, "b", 2, None);
-        assert_eq!(cache.get(&"b"), None);
-        let now = cache.generation().unwrap();
-        cache.insert(now, "b", 2, None);
         assert_eq!(cache.get(&"b"), Some(2));
-        live.store(false, Ordering::SeqCst);
+        // An answer computed before a change to what it depends on is not kept.
+        cache.insert(before, "a", 1, None, vec![2]);
+        assert_eq!(cache.get(&"a"), None);
+        let now = cache.generation().unwrap();
+        cache.insert(now, "a", 1, None, vec![2]);
+        assert_eq!(cache.get(&"a"), Some(1));
+        clock.deaf.store(true, Ordering::SeqCst);
         assert_eq!(cache.get(&"b"), None);
     }
 }

@@ -65,10 +65,19 @@ impl<V: Clone> VerifiedCredentials<V> {
         self.cache.generation()
     }
 
-    /// Keeps what the credentials of `key`, verified at `generation`, proved: until `expires`
-    /// (a session's end, say), at most the cache's TTL.
-    pub fn insert(&self, generation: u64, key: CredentialsKey, value: V, expires: Option<Instant>) {
-        self.cache.insert(generation, key, value, expires);
+    /// Keeps what the credentials of `key`, verified at `generation` from the facts named by
+    /// `depends_on` (the user, its password, the session), proved: until `expires` (a
+    /// session's end, say), at most the cache's TTL, or until one of those facts changes.
+    pub fn insert(
+        &self,
+        generation: u64,
+        key: CredentialsKey,
+        value: V,
+        expires: Option<Instant>,
+        depends_on: Vec<u64>,
+    ) {
+        self.cache
+            .insert(generation, key, value, expires, depends_on);
     }
 }
 
@@ -98,7 +107,7 @@ mod tests {
         assert_ne!(key, other.key("alice", &right));
 
         let generation = cache.generation().unwrap();
-        cache.insert(generation, key, "alice", None);
+        cache.insert(generation, key, "alice", None, Vec::new());
         assert_eq!(cache.get(&key), Some("alice"));
         assert_eq!(
             cache.get(&cache.key("alice", &SecretString::from("x"))),

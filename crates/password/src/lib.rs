@@ -8,8 +8,8 @@
 //! - [`HashedPassword`]: a parsed argon2 or bcrypt hash, and its decoy; [`Decoys`] picks, for
 //!   an unknown name, the decoy of one of the configured hashes.
 //! - [`VerifiedCredentials`]: a bounded, time-limited cache keyed by an HMAC of the
-//!   credentials, on the generic [`Cache`] (whose entries may also be invalidated by a
-//!   generation counter).
+//!   credentials, on the generic [`Cache`] (whose entries may also be invalidated by announced
+//!   changes to the facts each depends on, see [`Changes`]).
 //!
 //! Depends on neither plugin nor the plugin seam: password hashing, HMAC and tokio only;
 //! knows nothing of HTTP, databases or identities.
@@ -19,7 +19,7 @@ mod check;
 mod credentials;
 mod hash;
 
-pub use cache::{Cache, CacheCounters, CacheSettings, Invalidation};
+pub use cache::{Cache, CacheCounters, CacheSettings, Changes, Invalidation};
 pub use check::{verify, wait_like_a_check};
 pub use credentials::{CREDENTIALS, CredentialsKey, VerifiedCredentials};
 pub use hash::{Decoys, HashedPassword, default_decoy};

@@ -1,17 +1,40 @@
-//! The change feed: which generation of the store's contents a cached answer was computed
-//! from, so that caches are emptied on every change, on every instance sharing the database.
+//! The change feed: which cached answers a change makes stale, on every instance sharing the
+//! database.
 //!
-//! Every committed write to `cards` or `links` sends a notification on [`CHANNEL`] (a trigger,
-//! see `migrations/0003_change_notifications.sql`). [`Store::watch_changes`] keeps one listening
-//! connection per process and advances the generation on each notification; this process's own
-//! writes advance it as soon as they commit, before the call that made them returns. While the
-//! listener is not connected there is no current generation, and caches are bypassed: a missed
-//! notification can never leave a stale answer in use.
+//! Every committed write to `cards` or `links` announces, on [`CHANNEL`], *tags* naming what
+//! it changed (statement triggers, see `migrations/0006_change_tags.sql`; a statement changing
+//! more than 100 rows, a bulk load, announces `*`, everything):
+//!
+//! | tag                      | announced by a change to                                   |
+//! |--------------------------|------------------------------------------------------------|
+//! | [`Tag::card`]`(id)`      | the card `id` (creation, update, deactivation)              |
+//! | [`Tag::slug`]`(slug)`    | the card with `slug` (users, orgs, roles, images, sessions) |
+//! | [`Tag::repository`]`(r)` | the image card of repository `r`                            |
+//! | [`Tag::password`]`(u)`   | a password card of the user `u`                             |
+//! | [`Tag::links`]`(id)`     | a link from or to the card `id` (membership, grant)         |
+//!
+//! Events and the links attaching them to their targets announce nothing: no answer depends
+//! on them. A cached answer is kept with the tags of every fact it was computed from and the
+//! [`Generation::current`] epoch read before the store was; it is stale as soon as one of its
+//! tags is announced after that epoch ([`Generation::changed_since`]).
+//!
+//! [`Store::watch_changes`] keeps one listening connection per process and records each
+//! announced tag; this process's own writes record theirs as soon as they commit, before the
+//! call that made them returns (the triggers also gather the transaction's tags, which
+//! [`Store::commit`] reads just before committing). While the listener is not connected there
+//! is no current epoch, and caches are bypassed; when it connects (again), everything cached
+//! before is dropped: a missed notification can never leave a stale answer in use.
+//!
+//! Tags are hashed into a fixed table of slots (the last epoch each slot was announced at):
+//! memory stays bounded whatever the store holds, and two tags sharing a slot only evict a
+//! little more than needed, never less.
 
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
+use uuid::Uuid;
 
 use crate::Store;
 
@@ -21,49 +44,149 @@ pub const CHANNEL: &str = "cardgate_changes";
 /// How long the listener waits before connecting again after losing its connection.
 const RECONNECT_DELAY: Duration = Duration::from_millis(500);
 
-/// The store's generation: advanced by every change.
-#[derive(Debug, Default)]
+/// Slots of the table of last announcements (8 bytes each).
+const SLOTS: usize = 1 << 16;
+
+/// What a change announces, as its slot in the table: see the module's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Tag(u64);
+
+impl Tag {
+    /// Hashes a tag's text, as the triggers write it (`c:<uuid>`, `s:<slug>`...).
+    fn of(text: &str) -> Tag {
+        let mut hasher = std::hash::DefaultHasher::new();
+        text.hash(&mut hasher);
+        Tag(hasher.finish())
+    }
+
+    /// Any change to the card `id`.
+    pub fn card(id: Uuid) -> Tag {
+        Tag::of(&format!("c:{id}"))
+    }
+
+    /// A change to the card with `slug` (also one that creates it).
+    pub fn slug(slug: &str) -> Tag {
+        Tag::of(&format!("s:{slug}"))
+    }
+
+    /// A change to the image card of `repository` (also one that creates it).
+    pub fn repository(repository: &str) -> Tag {
+        Tag::of(&format!("r:{repository}"))
+    }
+
+    /// A change to a password card of the user `user_id`.
+    pub fn password(user_id: Uuid) -> Tag {
+        Tag::of(&format!("p:{user_id}"))
+    }
+
+    /// A change to a link from or to the card `id`.
+    pub fn links(id: Uuid) -> Tag {
+        Tag::of(&format!("l:{id}"))
+    }
+
+    /// The tag as a number, for caches that know nothing of the store.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+
+    fn slot(hash: u64) -> usize {
+        // Below `SLOTS`, which is a `usize`: the cast loses nothing.
+        (hash % SLOTS as u64) as usize
+    }
+}
+
+/// The store's change clock: an epoch advanced by every change, and the epoch each tag was
+/// last announced at.
+#[derive(Debug)]
 pub struct Generation {
-    counter: AtomicU64,
+    epoch: AtomicU64,
+    /// Answers computed before this epoch are all stale (the feed was interrupted, or a
+    /// change could not be told).
+    floor: AtomicU64,
+    /// The last epoch a tag hashed to each slot was announced at.
+    slots: Box<[AtomicU64]>,
     /// Whether changes made elsewhere are being heard.
     live: AtomicBool,
 }
 
+impl Default for Generation {
+    fn default() -> Self {
+        Generation {
+            epoch: AtomicU64::new(1),
+            floor: AtomicU64::new(0),
+            slots: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            live: AtomicBool::new(false),
+        }
+    }
+}
+
 impl Generation {
-    /// The current generation, when cached answers may be used: `None` while changes made by
-    /// other instances would go unheard.
+    /// The epoch to compute an answer at (read before the store is), when cached answers may
+    /// be used: `None` while changes made by other instances would go unheard.
     pub fn current(&self) -> Option<u64> {
-        if self.live.load(Ordering::Acquire) {
-            Some(self.counter.load(Ordering::Acquire))
+        if self.live.load(Ordering::SeqCst) {
+            Some(self.epoch.load(Ordering::SeqCst))
         } else {
             None
         }
     }
 
+    /// Whether an answer computed at `epoch` from facts named by `tags` (see
+    /// [`Tag::get`]) may have changed since.
+    pub fn changed_since(&self, epoch: u64, tags: &[u64]) -> bool {
+        epoch < self.floor.load(Ordering::SeqCst)
+            || tags
+                .iter()
+                .any(|&tag| self.slots[Tag::slot(tag)].load(Ordering::SeqCst) > epoch)
+    }
+
     /// Makes every answer computed so far stale.
     pub fn advance(&self) {
-        self.counter.fetch_add(1, Ordering::AcqRel);
+        let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        self.floor.fetch_max(epoch, Ordering::SeqCst);
+    }
+
+    /// Makes stale the answers that depend on `tags`.
+    pub fn touch(&self, tags: &[Tag]) {
+        let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        for tag in tags {
+            self.slots[Tag::slot(tag.0)].fetch_max(epoch, Ordering::SeqCst);
+        }
+    }
+
+    /// Records what a notification (or a transaction's gathered tags) announced: tags
+    /// separated by spaces; `*`, or nothing at all (the notifications of older releases),
+    /// means everything.
+    pub fn announced(&self, text: &str) {
+        let tags: Vec<&str> = text.split_ascii_whitespace().collect();
+        if tags.is_empty() || tags.contains(&"*") {
+            self.advance();
+        } else {
+            let tags: Vec<Tag> = tags.into_iter().map(Tag::of).collect();
+            self.touch(&tags);
+        }
     }
 
     fn set_live(&self, live: bool) {
         if live {
             self.advance();
-            self.live.store(true, Ordering::Release);
+            self.live.store(true, Ordering::SeqCst);
         } else {
-            self.live.store(false, Ordering::Release);
+            self.live.store(false, Ordering::SeqCst);
             self.advance();
         }
     }
 }
 
 impl Store {
-    /// The generation of the store's contents, for caches.
+    /// The change clock of the store's contents, for caches.
     pub fn generation(&self) -> &Generation {
         &self.generation
     }
 
     /// Listens for changes from every instance sharing the database, for as long as the
-    /// runtime runs; reconnects when the connection is lost. Call once per store (process).
+    /// runtime runs; reconnects when the connection is lost, dropping every cached answer
+    /// (what was announced meanwhile is unknown). Call once per store (process).
     pub fn watch_changes(&self) -> tokio::task::JoinHandle<()> {
         let store = self.clone();
         tokio::spawn(async move {
@@ -72,8 +195,8 @@ impl Store {
                     Ok(mut listener) => {
                         store.generation.set_live(true);
                         // `Ok(None)`: the connection was lost; an error: likewise.
-                        while let Ok(Some(_)) = listener.try_recv().await {
-                            store.generation.advance();
+                        while let Ok(Some(notification)) = listener.try_recv().await {
+                            store.generation.announced(notification.payload());
                         }
                         store.generation.set_live(false);
                         tracing::warn!("change feed: connection lost, caches bypassed");
@@ -93,15 +216,66 @@ impl Store {
         Ok(listener)
     }
 
-    /// Commits `tx`, then makes this process's cached answers stale (other instances hear of
-    /// the change from the feed).
+    /// Commits `tx`, then makes this process's cached answers that depend on what it changed
+    /// stale (other instances hear of the change from the feed).
     pub(crate) async fn commit(
         &self,
-        tx: sqlx::Transaction<'_, sqlx::Postgres>,
+        mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
     ) -> crate::Result<()> {
+        let gathered: Result<(Option<String>,), sqlx::Error> =
+            sqlx::query_as("SELECT current_setting('cardgate.changed', true)")
+                .fetch_one(&mut *tx)
+                .await;
         let committed = tx.commit().await;
         // Also after a failed commit: whether it took effect is unknown.
-        self.generation.advance();
+        match gathered {
+            Ok((Some(tags),)) if !tags.is_empty() => self.generation.announced(&tags),
+            Ok(_) => {}
+            Err(_) => self.generation.advance(),
+        }
         Ok(committed?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live() -> Generation {
+        let generation = Generation::default();
+        generation.set_live(true);
+        generation
+    }
+
+    #[test]
+    fn an_announced_tag_makes_stale_only_what_depends_on_it() {
+        let generation = live();
+        let alice = Tag::slug("user-alice").get();
+        let bob = Tag::slug("user-bob").get();
+        let before = generation.current().unwrap();
+        generation.announced("s:user-alice c:00000000-0000-0000-0000-000000000000");
+        assert!(generation.changed_since(before, &[bob, alice]));
+        assert!(!generation.changed_since(before, &[bob]));
+        // Computed after the announcement: current.
+        let after = generation.current().unwrap();
+        assert!(!generation.changed_since(after, &[alice]));
+        // Everything, or nothing named (an older release's notification).
+        for everything in ["*", "", "s:user-bob *"] {
+            let at = generation.current().unwrap();
+            generation.announced(everything);
+            assert!(generation.changed_since(at, &[]), "{everything:?}");
+        }
+    }
+
+    #[test]
+    fn a_silent_feed_has_no_epoch_and_reconnecting_drops_everything() {
+        let generation = live();
+        let before = generation.current().unwrap();
+        generation.set_live(false);
+        assert_eq!(generation.current(), None);
+        generation.set_live(true);
+        assert!(generation.changed_since(before, &[]));
+        let now = generation.current().unwrap();
+        assert!(!generation.changed_since(now, &[Tag::repository("acme/web").get()]));
     }
 }

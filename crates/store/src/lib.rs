@@ -23,7 +23,7 @@ use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 
 pub use changes::{EventFilter, IssuedSession};
-pub use feed::{CHANNEL, Generation};
+pub use feed::{CHANNEL, Generation, Tag};
 pub use model::{Card, CardType, LinkVerb, Membership, MembershipRole, NewCard, markers_allow};
 pub use policy::{
     MAX_POLICY_SCHEMA_BYTES, MAX_POLICY_SCHEMA_DEPTH, MAX_POLICY_SCHEMA_PATTERNS, PolicySchema,
@@ -140,6 +140,37 @@ impl Default for PoolSettings {
 const CARD_COLUMNS: &str =
     "id, slug, type, name, tags, markers, data, active, revision, created_at, updated_at";
 
+/// What deciding for an actor needs: see [`Store::actor_facts`].
+#[derive(Debug, Clone)]
+pub struct ActorFacts {
+    pub card: Card,
+    pub memberships: Vec<Membership>,
+    pub roles: Vec<PolicyCard>,
+    /// The session the request came with, active or not; `None` when none was asked for, or
+    /// it is not a session card.
+    pub session: Option<PolicyCard>,
+}
+
+/// What a card holding a policy schema (a role's `data.read`, a session's `data.scope`) is
+/// judged by: the schema is compiled once per card revision.
+#[derive(Debug, Clone)]
+pub struct PolicyCard {
+    pub id: Uuid,
+    pub slug: String,
+    pub revision: i64,
+    pub data: Value,
+    pub active: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct ActorRow {
+    #[sqlx(flatten)]
+    card: Card,
+    memberships: Value,
+    roles: Value,
+    session: Option<Value>,
+}
+
 /// The card store. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -241,16 +272,80 @@ impl Store {
         Ok(rows.into_iter().collect())
     }
 
-    /// The active role cards with these slugs.
-    pub async fn roles_by_slugs(&self, slugs: &[String]) -> Result<Vec<Card>> {
+    /// What deciding for the actor `slug` needs, in one round trip: its active card, its
+    /// memberships of active orgs, the active role cards it names (`role-<slug>` and
+    /// `role-<name>` for each string in `data.roles`), and the card of `session` (active or
+    /// not) when given. `None` when there is no such active card.
+    pub async fn actor_facts(&self, slug: &str, session: Option<Uuid>) -> Result<Option<ActorFacts>> {
         let query = format!(
-            "SELECT {CARD_COLUMNS} FROM cards WHERE slug = ANY($1) AND active \
-             AND split_part(type, '@', 1) = 'role'"
+            "SELECT {CARD_COLUMNS}, \
+             (SELECT coalesce(jsonb_agg(jsonb_build_array(o.id, o.slug, l.data)), '[]'::jsonb) \
+              FROM links l JOIN cards o ON o.id = l.to_id \
+              WHERE l.from_id = a.id AND l.name = 'is member of' AND l.active AND o.active) \
+             AS memberships, \
+             (SELECT coalesce(jsonb_agg(jsonb_build_array(r.id, r.slug, r.revision, r.data)), \
+                     '[]'::jsonb) \
+              FROM cards r WHERE r.active AND split_part(r.type, '@', 1) = 'role' \
+              AND r.slug = ANY(array_append(ARRAY( \
+                  SELECT 'role-' || (e #>> '{{}}') FROM jsonb_array_elements( \
+                      CASE WHEN jsonb_typeof(a.data -> 'roles') = 'array' \
+                      THEN a.data -> 'roles' ELSE '[]'::jsonb END) AS e \
+                  WHERE jsonb_typeof(e) = 'string'), 'role-' || a.slug))) AS roles, \
+             (SELECT jsonb_build_array(s.id, s.slug, s.revision, s.data, s.active, s.type) \
+              FROM cards s WHERE s.id = $2) AS session \
+             FROM (SELECT {CARD_COLUMNS} FROM cards WHERE slug = $1 AND active \
+                   ORDER BY version_major DESC, version_minor DESC, version_patch DESC LIMIT 1) a"
         );
-        Ok(sqlx::query_as::<_, Card>(sqlx::AssertSqlSafe(query))
-            .bind(slugs)
-            .fetch_all(&self.pool)
-            .await?)
+        let row = sqlx::query_as::<_, ActorRow>(sqlx::AssertSqlSafe(query))
+            .bind(slug)
+            .bind(session)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let memberships: Vec<(Uuid, String, Value)> = serde_json::from_value(row.memberships)
+            .map_err(|e| StoreError::Invalid(format!("memberships of {slug}: {e}")))?;
+        let roles: Vec<(Uuid, String, i64, Value)> = serde_json::from_value(row.roles)
+            .map_err(|e| StoreError::Invalid(format!("roles of {slug}: {e}")))?;
+        let session: Option<(Uuid, String, i64, Value, bool, String)> = row
+            .session
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| StoreError::Invalid(format!("session of {slug}: {e}")))?;
+        Ok(Some(ActorFacts {
+            card: row.card,
+            memberships: memberships
+                .into_iter()
+                .filter_map(|(org_id, org_slug, data)| {
+                    let role = data.get("role")?.as_str()?.parse().ok()?;
+                    Some(Membership {
+                        org_id,
+                        org_slug,
+                        role,
+                    })
+                })
+                .collect(),
+            roles: roles
+                .into_iter()
+                .map(|(id, slug, revision, data)| PolicyCard {
+                    id,
+                    slug,
+                    revision,
+                    data,
+                    active: true,
+                })
+                .collect(),
+            session: session
+                .filter(|(.., card_type)| card_type.split('@').next() == Some("session"))
+                .map(|(id, slug, revision, data, active, _)| PolicyCard {
+                    id,
+                    slug,
+                    revision,
+                    data,
+                    active,
+                }),
+        }))
     }
 
     /// Whether an image card for `repository` ever existed, deactivated ones included: a
