@@ -79,8 +79,11 @@ type Compiled = Option<Arc<PolicySchema>>;
 /// Bounded: a full cache starts over.
 #[derive(Debug, Default)]
 struct CompiledSchemas {
-    compiled: Mutex<HashMap<(Uuid, i64, &'static str), (Value, Compiled)>>,
+    compiled: Mutex<HashMap<SchemaKey, (Value, Compiled)>>,
 }
+
+/// A card's id and revision, and the field holding the schema.
+type SchemaKey = (Uuid, i64, &'static str);
 
 impl CompiledSchemas {
     /// The compiled `field` of `card`, compiled now when not kept.
@@ -166,9 +169,7 @@ impl Actor {
     fn scope_admits_everything(&self) -> bool {
         match &self.session_scope {
             SessionScope::Unscoped => true,
-            SessionScope::Scoped(scope) => {
-                scope.as_ref().is_some_and(|s| s.admits_everything())
-            }
+            SessionScope::Scoped(scope) => scope.as_ref().is_some_and(|s| s.admits_everything()),
         }
     }
 

@@ -302,7 +302,8 @@ mod tests {
 
         fn changed_since(&self, epoch: u64, tags: &[u64]) -> bool {
             let announced = self.announced.lock().unwrap();
-            tags.iter().any(|t| announced.get(t).is_some_and(|&e| e > epoch))
+            tags.iter()
+                .any(|t| announced.get(t).is_some_and(|&e| e > epoch))
         }
     }
 

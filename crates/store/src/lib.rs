@@ -276,7 +276,11 @@ impl Store {
     /// memberships of active orgs, the active role cards it names (`role-<slug>` and
     /// `role-<name>` for each string in `data.roles`), and the card of `session` (active or
     /// not) when given. `None` when there is no such active card.
-    pub async fn actor_facts(&self, slug: &str, session: Option<Uuid>) -> Result<Option<ActorFacts>> {
+    pub async fn actor_facts(
+        &self,
+        slug: &str,
+        session: Option<Uuid>,
+    ) -> Result<Option<ActorFacts>> {
         let query = format!(
             "SELECT {CARD_COLUMNS}, \
              (SELECT coalesce(jsonb_agg(jsonb_build_array(o.id, o.slug, l.data)), '[]'::jsonb) \

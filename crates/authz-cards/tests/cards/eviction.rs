@@ -125,7 +125,10 @@ async fn feed_live(store: &Store) {
 
 /// The world on a fresh database, its caches (on `instance`'s store when given: another
 /// instance sharing the database) filled with every probe's answer.
-async fn world(extra: &[(&'static str, &'static str, &'static str)], other_instance: bool) -> World {
+async fn world(
+    extra: &[(&'static str, &'static str, &'static str)],
+    other_instance: bool,
+) -> World {
     let url = fresh_database_url().await;
     let store = Store::connect_lazy(&url, &PoolSettings::default()).unwrap();
     let f = Fixture::on(store.clone()).await;
@@ -279,7 +282,10 @@ impl World {
             if cached == now {
                 evicted.insert(*name);
             } else {
-                assert_eq!(&cached, first, "{name}: neither kept nor the store's answer");
+                assert_eq!(
+                    &cached, first,
+                    "{name}: neither kept nor the store's answer"
+                );
             }
         }
         evicted
@@ -332,11 +338,7 @@ async fn new_sessions_refresh_tokens_logins_and_unrelated_cards_evict_nothing() 
 #[tokio::test]
 async fn a_new_image_evicts_only_the_answers_about_its_repository() {
     let w = world(
-        &[(
-            "alice acme/new",
-            "alice",
-            "repository:acme/new:pull",
-        )],
+        &[("alice acme/new", "alice", "repository:acme/new:pull")],
         false,
     )
     .await;
@@ -392,7 +394,12 @@ async fn a_public_flag_or_marker_change_evicts_only_the_decisions_about_its_imag
 async fn a_role_change_evicts_only_its_holders_decisions() {
     let w = world(&[], false).await;
     w.poison().await;
-    let role = w.f.store.card_by_slug("role-reader").await.unwrap().unwrap();
+    let role =
+        w.f.store
+            .card_by_slug("role-reader")
+            .await
+            .unwrap()
+            .unwrap();
     let patch = serde_json::from_value(json!([
         {"op": "replace", "path": "/data/read", "value": {"const": 0}},
     ]))

@@ -129,7 +129,26 @@ async fn change(f: &Fixture, cards: &[Card], model: &mut Model, rng: &mut StdRng
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decisions_never_grant_what_the_policy_did_not_allow_during_the_request() {
+    decisions_follow_the_policy(false).await;
+}
+
+/// The same with the caches on: every change evicts only what it touches, and a cached
+/// decision must still never outlive the policy it was taken under.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_decisions_never_grant_what_the_policy_did_not_allow_during_the_request() {
+    decisions_follow_the_policy(true).await;
+}
+
+async fn decisions_follow_the_policy(cached: bool) {
     let f = Fixture::new().await;
+    if cached {
+        f.store.watch_changes();
+        let started = std::time::Instant::now();
+        while f.store.generation().current().is_none() {
+            assert!(started.elapsed().as_secs() < 10, "no change feed");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
     let mut model = Model::default();
     model
         .roles
@@ -198,6 +217,11 @@ async fn decisions_never_grant_what_the_policy_did_not_allow_during_the_request(
                         started,
                         ended,
                     });
+                    if cached {
+                        // Answers from the cache come in microseconds: as many decisions as
+                        // the uncached run checks, not millions.
+                        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                    }
                 }
                 decisions
             })
