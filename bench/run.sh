@@ -119,9 +119,20 @@ scenario s1 "1 session token, pull on a private image" \
     "$TOKEN_PATH&scope=repository:$PRIVATE:pull" "$SESSION_AUTH"
 scenario s2 "2 password (argon2id), same user and scope" \
     "$TOKEN_PATH&scope=repository:$PRIVATE:pull" "$PASSWORD_AUTH"
+# Scenario 3's decisions, from /metrics: answered from the cache (hits) or computed (misses).
+metric() { curl -s "$BASE/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
+decisions() {
+    echo "$(metric 'cardgate_cache_requests_total{cache="decisions",result="hit"}')" \
+        "$(metric 'cardgate_cache_requests_total{cache="decisions",result="miss"}')"
+}
+read -r hits0 misses0 <<<"$(decisions)"
 scenario s3 "3 push+pull on two scopes, 10% new repositories" \
     "$TOKEN_PATH&scope=repository:$PRIVATE:push,pull" "$SESSION_AUTH" "$CONNECTIONS" \
     BENCH_NEW_SHARE=0.1 BENCH_NEW_PREFIX=o0001/new
+read -r hits1 misses1 <<<"$(decisions)"
+S3_CACHE=$(awk -v h=$((hits1 - hits0)) -v m=$((misses1 - misses0)) -v d="$DURATION" 'BEGIN {
+    printf "%.0f decisions/s from the cache, %.0f/s computed (first pushes), %.1f%% hits", h / d, m / d, 100 * h / (h + m) }')
+echo "   scenario 3: $S3_CACHE"
 scenario s4 "4 anonymous pull of a public image" \
     "$TOKEN_PATH&scope=repository:$PUBLIC:pull" ""
 
@@ -132,6 +143,100 @@ DELAY=10
 PACED=$(((HALF * 11 + 999) / 1000))
 scenario s1half "1 at half its peak rate ($HALF/s asked: $PACED connections, $DELAY ms apart)" \
     "$TOKEN_PATH&scope=repository:$PRIVATE:pull" "$SESSION_AUTH" "$PACED" BENCH_DELAY_MS=$DELAY
+
+# Churn: 1,000 password users (u00101..u01100, argon2id) and 1,000 session-token users
+# (u01101..u02100), each pulling its own private image (user n is a member of image n's org),
+# a random user per request; first alone, then with a background of 10 first pushes,
+# 10 `docker login`s (password grant, offline) and 1 admin change (a grant added, removed, a
+# member's role changed, in turn) per second.
+echo "churn: 1,000 password users and 1,000 session-token users..."
+HASH=$(printf '%s' churn-password | target/release/cardgate hash-password)
+psql -q -X -At -F ' ' -v hash="$HASH" >"$DIR/churn.users" <<'SQL'
+\set ON_ERROR_STOP on
+BEGIN;
+INSERT INTO cards (id, slug, type, markers, data)
+SELECT gen_random_uuid(), 'authentication-password-' || replace(gen_random_uuid()::text, '-', ''),
+       'authentication-password@1.0.0', ARRAY[u.slug],
+       jsonb_build_object('actor', u.id, 'hash', :'hash')
+FROM generate_series(101, 1100) AS i JOIN cards u ON u.slug = 'user-u' || lpad(i::text, 5, '0');
+CREATE TEMP TABLE churn_sessions ON COMMIT DROP AS
+SELECT i, u.id AS user_id, u.slug, gen_random_uuid() AS id,
+       encode(sha256(gen_random_uuid()::text::bytea), 'hex') AS secret
+FROM generate_series(1101, 2100) AS i JOIN cards u ON u.slug = 'user-u' || lpad(i::text, 5, '0');
+INSERT INTO cards (id, slug, type, markers, data)
+SELECT id, 'session-' || replace(id::text, '-', ''), 'session@1.0.0', ARRAY[slug],
+       jsonb_build_object('actor', user_id,
+                          'expiration', to_char((now() + interval '1 day') AT TIME ZONE 'UTC',
+                                                'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                          'token', jsonb_build_object('authentication',
+                                                      encode(sha256(secret::bytea), 'hex')))
+FROM churn_sessions;
+SELECT 'u' || lpad(i::text, 5, '0'), 'churn-password',
+       'o' || lpad((((i - 1) % 1000) + 1)::text, 4, '0') || '/app-' || lpad(i::text, 6, '0')
+FROM generate_series(101, 1100) AS i
+UNION ALL
+SELECT 'u' || lpad(i::text, 5, '0'), id || '.' || secret,
+       'o' || lpad((((i - 1) % 1000) + 1)::text, 4, '0') || '/app-' || lpad(i::text, 6, '0')
+FROM churn_sessions;
+COMMIT;
+SQL
+while read -r name secret repository; do
+    printf '%s\t%s\n' "$(basic "$name" "$secret")" "$TOKEN_PATH&scope=repository:$repository:pull"
+done <"$DIR/churn.users" >"$DIR/churn.requests"
+echo "churn: $(wc -l <"$DIR/churn.requests") users"
+
+# The background's admin: user-admin; its changes touch churn users (u00150's grant, u01150's
+# role in o0150).
+BACKGROUND=(
+    "push -c10 BENCH_PATH=$TOKEN_PATH BENCH_PREFIX=o0001/churn"
+    "login -c10 BENCH_PATH=/v1/registry BENCH_FORM=grant_type=password&username=u00001&password=bench-password&service=$SERVICE&client_id=docker&access_type=offline"
+    "admin -c1 BENCH_ADMIN=$ADMIN BENCH_GRANT_HOLDER=user-u00150 BENCH_GRANT_REPOSITORY=o0151/app-000151 BENCH_MEMBER_PATH=/v1/admin/orgs/o0150/members/u01150"
+)
+churn() {
+    local key=$1 name=$2 background=$3
+    echo "== $name"
+    echo 5 >"/proc/$PID/clear_refs"
+    local pids=() logs=()
+    if [ "$background" = yes ]; then
+        for job in "${BACKGROUND[@]}"; do
+            read -r kind connections vars <<<"$job"
+            local log="$DIR/background-$kind.out"
+            # shellcheck disable=SC2086
+            env BENCH_KIND="$kind" BENCH_AUTH="$SESSION_AUTH" BENCH_RUN="$(date +%s%N)" \
+                BENCH_DELAY_MS=1000 $vars \
+                wrk -t1 "$connections" -d"${DURATION}s" -s bench/background.lua "$BASE" >"$log" &
+            pids+=($!)
+            logs+=("$log")
+        done
+    fi
+    local out
+    out=$(env BENCH_USERS="$DIR/churn.requests" \
+        wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/churn.lua "$BASE")
+    for pid in "${pids[@]}"; do wait "$pid"; done
+    local line rss row
+    line=$(grep '^RESULT' <<<"$out")
+    rss=$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$PID/status")
+    row=$(awk -v l="$line" -v o="$OPENSSL" -v name="$name" -v rss="$rss" 'BEGIN {
+        n = split(l, kv, /[ =]/); for (i = 2; i < n; i += 2) v[kv[i]] = kv[i + 1];
+        rate = v["requests"] / (v["duration_us"] / 1e6);
+        printf "%s|%.0f|%.2f|%.2f|%.2f|%.2f|%d|%s", name, rate, rate / o,
+            v["p50_us"] / 1000, v["p99_us"] / 1000, v["p999_us"] / 1000, v["errors"], rss }')
+    RATE[$key]=$(cut -d'|' -f2 <<<"$row")
+    ROWS+=("$row")
+    echo "$row" | awk -F'|' '{printf "   %s tokens/s (%s x openssl), p50 %s ms, p99 %s ms, p99.9 %s ms, %s errors, peak RSS %s MiB\n", $2, $3, $4, $5, $6, $7, $8}'
+    P99[$key]=$(cut -d'|' -f5 <<<"$row")
+    ERRORS[$key]=$(cut -d'|' -f7 <<<"$row")
+    for log in "${logs[@]}"; do
+        local result
+        result=$(grep '^BACKGROUND' "$log" || echo "BACKGROUND kind=$log requests=0 errors=1")
+        echo "   $result"
+        BACKGROUND_RESULTS+=("$result")
+    done
+}
+declare -A P99 ERRORS
+BACKGROUND_RESULTS=()
+churn c0 "6 churn: 2,000 users, no background" no
+churn c1 "7 churn: 2,000 users, background of pushes, logins and admin changes" yes
 
 current=$(cards)
 grow=$(((LARGE_CARDS - current + 1) / 2))
@@ -159,6 +264,12 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
         "scenario 2 >= 0.8 x scenario 1: $(ratio "${RATE[s2]}" "${RATE[s1]}");" \
         "scenario 5 >= 0.8 x scenario 1: $(ratio "${RATE[s5]}" "${RATE[s1]}");" \
         "p99 <= 5 ms at half rate; peak RSS <= 128 MiB."
+    echo
+    echo "Churn: with background >= 0.8 x without: $(ratio "${RATE[c1]}" "${RATE[c0]}");" \
+        "p99 <= 10 ms: ${P99[c1]} ms; errors: ${ERRORS[c1]}; background:" \
+        "$(printf '%s; ' "${BACKGROUND_RESULTS[@]}")"
+    echo
+    echo "Scenario 3: $S3_CACHE."
 } >"$RESULTS"
 echo
 cat "$RESULTS"
