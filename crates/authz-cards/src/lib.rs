@@ -17,7 +17,7 @@ pub use authn::CardAuthenticator;
 pub use authz::{CardAuthorizer, MAX_IMAGES_CREATED_PER_REQUEST};
 pub use cache::cache_counters;
 pub use explain::{ActionVerdict, Assessment, Explanation, Subject};
-pub use refresh::CardRefreshTokens;
+pub use refresh::{CardRefreshTokens, DEFAULT_MAX_REFRESH_TOKENS_PER_CLIENT};
 
 use cardgate_authz::PluginError;
 use cardgate_store::StoreError;

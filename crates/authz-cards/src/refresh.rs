@@ -25,11 +25,26 @@ use crate::{NAME, REFRESH_KIND, plugin_error, user_slug};
 #[derive(Debug, Clone)]
 pub struct CardRefreshTokens {
     store: Store,
+    /// Active refresh tokens a user keeps per `client_id`; issuing one more revokes the oldest.
+    max_per_client: u64,
 }
+
+/// Active refresh tokens a user keeps per `client_id` by default.
+pub const DEFAULT_MAX_REFRESH_TOKENS_PER_CLIENT: u64 = 10;
 
 impl CardRefreshTokens {
     pub fn new(store: Store) -> Self {
-        CardRefreshTokens { store }
+        CardRefreshTokens {
+            store,
+            max_per_client: DEFAULT_MAX_REFRESH_TOKENS_PER_CLIENT,
+        }
+    }
+
+    /// At most `max` active refresh tokens per user and `client_id` (at least one): a new one
+    /// revokes the oldest beyond.
+    pub fn with_max_per_client(mut self, max: u64) -> Self {
+        self.max_per_client = max.max(1);
+        self
     }
 }
 
@@ -163,7 +178,7 @@ impl RefreshTokens for CardRefreshTokens {
             })?;
         let issued = self
             .store
-            .create_refresh_session(&user, client_id, service, expiration)
+            .create_refresh_session(&user, client_id, service, expiration, self.max_per_client)
             .await
             .map_err(plugin_error)?;
         tracing::info!(

@@ -135,6 +135,9 @@ pub struct TokenSettings {
     pub robot_lifetime_seconds: Option<u64>,
     /// Lifetime of OAuth2 refresh tokens (offline access), in seconds. 60 to 316,224,000.
     pub refresh_lifetime_seconds: u64,
+    /// Active refresh tokens a user keeps per `client_id`: a new one revokes the oldest
+    /// beyond. 1 to 1000.
+    pub max_refresh_tokens_per_client: u64,
     /// The private key: PEM text, a file path, or base64 of the PEM.
     pub key: Option<SecretString>,
     /// The certificate the registry trusts (PEM text, path or base64), checked against the key.
@@ -308,6 +311,7 @@ mod ranges {
     pub const LIFETIME_SECONDS: RangeInclusive<u64> =
         MIN_LIFETIME.as_secs()..=MAX_LIFETIME.as_secs();
     pub const MAX_CONNECTIONS: RangeInclusive<u64> = 1..=1000;
+    pub const MAX_REFRESH_TOKENS_PER_CLIENT: RangeInclusive<u64> = 1..=1000;
     /// Below a quarter of a second, not even start-up gets a connection.
     pub const ACQUIRE_TIMEOUT_MS: RangeInclusive<u64> = 250..=60_000;
     /// Never 0 (no timeout); below a tenth of a second, migrations fail.
@@ -327,7 +331,7 @@ fn wide(value: usize) -> u64 {
 
 impl Settings {
     /// Every numeric setting, its value (`None` when unset) and the range it must be in.
-    fn numeric_settings(&self) -> [(&'static str, Option<u64>, RangeInclusive<u64>); 20] {
+    fn numeric_settings(&self) -> [(&'static str, Option<u64>, RangeInclusive<u64>); 21] {
         let (server, token, database, throttle) =
             (&self.server, &self.token, &self.database, &self.throttle);
         [
@@ -380,6 +384,11 @@ impl Settings {
                 "token.refresh_lifetime_seconds",
                 Some(token.refresh_lifetime_seconds),
                 ranges::LIFETIME_SECONDS,
+            ),
+            (
+                "token.max_refresh_tokens_per_client",
+                Some(token.max_refresh_tokens_per_client),
+                ranges::MAX_REFRESH_TOKENS_PER_CLIENT,
             ),
             (
                 "database.max_connections",
@@ -650,7 +659,12 @@ impl Settings {
             .chain
             .iter()
             .any(|name| name == "cards")
-            .then(|| Arc::new(CardRefreshTokens::new(store.clone())) as Arc<dyn RefreshTokens>)
+            .then(|| {
+                Arc::new(
+                    CardRefreshTokens::new(store.clone())
+                        .with_max_per_client(self.token.max_refresh_tokens_per_client),
+                ) as Arc<dyn RefreshTokens>
+            })
     }
 
     /// The card store, when `database.url` is set. Connects lazily: the server starts, and

@@ -326,7 +326,7 @@ async fn new_sessions_refresh_tokens_logins_and_unrelated_cards_evict_nothing() 
     s.create_session(&w.f.admin, &w.bob, hour, Some(json!({"type": "object"})))
         .await
         .unwrap();
-    s.create_refresh_session(&w.alice, "docker", "registry", hour)
+    s.create_refresh_session(&w.alice, "docker", "registry", hour, 10)
         .await
         .unwrap();
     s.create_login_session(&w.bob, hour).await.unwrap();

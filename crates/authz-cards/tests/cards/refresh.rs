@@ -42,6 +42,43 @@ async fn redeems(
 }
 
 #[tokio::test]
+async fn a_user_keeps_a_bounded_number_of_refresh_tokens_per_client_and_the_oldest_go() {
+    let (f, alice, refresh) = alice().await;
+    let refresh = refresh.with_max_per_client(3);
+    let identity = Identity::new("alice", "cards");
+    let mut tokens = Vec::new();
+    for _ in 0..5 {
+        tokens.push(issue(&refresh, &identity).await.unwrap());
+    }
+    let other_client = refresh
+        .issue(&identity, "podman", SERVICE, DAY)
+        .await
+        .unwrap()
+        .unwrap();
+    // The two oldest were revoked; the three newest, and the other client's, still work.
+    let working: Vec<bool> = redeem_each(&refresh, &tokens).await;
+    assert_eq!(working, [false, false, true, true, true]);
+    assert!(redeems(&refresh, &other_client, "podman", SERVICE).await);
+    let active = f
+        .store
+        .sessions_of(alice.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.data["kind"] == "refresh")
+        .count();
+    assert_eq!(active, 4);
+}
+
+async fn redeem_each(refresh: &CardRefreshTokens, tokens: &[SecretString]) -> Vec<bool> {
+    let mut working = Vec::new();
+    for token in tokens {
+        working.push(redeems(refresh, token, "docker", SERVICE).await);
+    }
+    working
+}
+
+#[tokio::test]
 async fn a_refresh_token_stands_for_its_user_with_its_client_and_service_and_is_not_rotated() {
     let (f, alice, refresh) = alice().await;
     let token = issue(&refresh, &Identity::new("alice", "cards"))
@@ -123,7 +160,7 @@ async fn an_expired_refresh_token_is_refused() {
     let past = time::OffsetDateTime::now_utc() - time::Duration::seconds(1);
     let expired = f
         .store
-        .create_refresh_session(&alice, "docker", SERVICE, past)
+        .create_refresh_session(&alice, "docker", SERVICE, past, 10)
         .await
         .unwrap();
     assert!(!redeems(&refresh, &expired.token, "docker", SERVICE).await);

@@ -13,7 +13,7 @@ use crate::cards::{seed, token};
 use crate::try_test_settings;
 
 /// Every numeric setting.
-const NUMERIC_SETTINGS: [&str; 20] = [
+const NUMERIC_SETTINGS: [&str; 21] = [
     "server.workers",
     "server.max_header_bytes",
     "server.shutdown_timeout_seconds",
@@ -24,6 +24,7 @@ const NUMERIC_SETTINGS: [&str; 20] = [
     "token.push_lifetime_seconds",
     "token.robot_lifetime_seconds",
     "token.refresh_lifetime_seconds",
+    "token.max_refresh_tokens_per_client",
     "database.max_connections",
     "database.acquire_timeout_ms",
     "database.statement_timeout_ms",
