@@ -139,17 +139,8 @@ async fn two_tenants_each_reach_only_their_own_images() {
     assert!(!anonymous("acme/web:v1").await);
 
     // Session tokens: a live one works; expired or deactivated ones are refused with 401.
-    let now = time::OffsetDateTime::now_utc();
-    let live = f
-        .store
-        .create_session(&f.admin, &alice, now + time::Duration::hours(1), None)
-        .await
-        .unwrap();
-    let expired = f
-        .store
-        .create_session(&f.admin, &alice, now - time::Duration::minutes(1), None)
-        .await
-        .unwrap();
+    let live = f.session(&alice, time::Duration::hours(1), None).await;
+    let expired = f.session(&alice, -time::Duration::minutes(1), None).await;
     let with_token = |token: String| {
         let image = stack.image("acme/web:v1");
         async move {
