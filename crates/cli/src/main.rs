@@ -211,7 +211,7 @@ async fn main() -> anyhow::Result<()> {
             let card = store
                 .card_by_slug(&slug)
                 .await?
-                .filter(|c| c.base_type() == cardgate_store::CardType::User.name())
+                .filter(|c| c.is(cardgate_store::CardType::User))
                 .with_context(|| format!("no active user {slug}"))?;
             let admin = store
                 .card_by_slug(cardgate_store::ADMIN_SLUG)
