@@ -217,7 +217,7 @@ pub async fn prepare(
     seed(&store).await?;
     settings.database.migrate = false;
 
-    let (authn, _) = settings.chains(Some(&store))?;
+    let (authn, _) = cardgate_server::plugins::chains(&settings, Some(&store))?;
     for (user, _) in DEMO_USERS {
         authn
             .authenticate(&Credentials::Password {
