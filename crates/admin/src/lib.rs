@@ -23,7 +23,7 @@
 
 use cardgate_store::{
     ADMIN_SLUG, Card, CardType, GUEST_SLUG, IssuedSession, LinkVerb, Membership, MembershipRole,
-    NewCard, Store, StoreError, is_built_in,
+    NewCard, Slug, Store, StoreError, is_built_in,
 };
 use cardgate_token::ResourceName;
 use serde_json::{Value, json};
@@ -213,7 +213,7 @@ fn owning_org(repository: &str) -> Result<String> {
         .map_err(|e| AdminError::Invalid(format!("repository: {e}")))?;
     match repository.split_once('/') {
         Some((namespace, _)) if check_name("repository", namespace).is_ok() => {
-            Ok(format!("org-{namespace}"))
+            Ok(Slug::org(namespace).into())
         }
         _ => Err(AdminError::Invalid(format!(
             "repository: `{repository}` must be <org>/<name> with an org name as first component"
@@ -267,7 +267,7 @@ impl Admin {
         let Some(card) = self.store.card_by_id(user_id).await? else {
             return Ok(None);
         };
-        if !card.active || card.base_type() != CardType::User.name() {
+        if !card.active || !card.is(CardType::User) {
             return Ok(None);
         }
         let platform_admin = card.slug == ADMIN_SLUG
@@ -286,7 +286,7 @@ impl Admin {
         self.store
             .card_by_slug(slug)
             .await?
-            .filter(|c| c.base_type() == card_type.name())
+            .filter(|c| c.is(card_type))
             .ok_or_else(|| AdminError::NotFound(format!("{} {slug}", card_type.name())))
     }
 
@@ -305,7 +305,7 @@ impl Admin {
             .store
             .create(
                 &caller.card,
-                NewCard::new(CardType::Org, format!("org-{name}"), json!({})).with_name(name),
+                NewCard::new(CardType::Org, Slug::org(name), json!({})).with_name(name),
             )
             .await?)
     }
@@ -319,11 +319,7 @@ impl Admin {
             .store
             .create(
                 &caller.card,
-                NewCard::new(
-                    CardType::User,
-                    format!("user-{name}"),
-                    json!({"roles": roles}),
-                ),
+                NewCard::new(CardType::User, Slug::user(name), json!({"roles": roles})),
             )
             .await?)
     }
@@ -340,7 +336,7 @@ impl Admin {
                 &caller.card,
                 NewCard::new(
                     CardType::User,
-                    format!("user-{name}"),
+                    Slug::user(name),
                     json!({"roles": ["user-default"], "robot": true}),
                 )
                 .with_markers(vec![org_slug.to_owned()]),
@@ -688,7 +684,7 @@ impl Admin {
                 &caller.card,
                 NewCard::new(
                     CardType::Role,
-                    format!("role-{name}"),
+                    Slug::role(name),
                     json!({"read": read, "catalog": catalog}),
                 )
                 .with_name(name),
@@ -707,7 +703,7 @@ impl Admin {
         catalog: bool,
     ) -> Result<Card> {
         caller.require_platform_admin("change roles")?;
-        let role = self.active(CardType::Role, &format!("role-{name}")).await?;
+        let role = self.active(CardType::Role, &Slug::role(name)).await?;
         refuse_built_in_change(&role, "changed")?;
         self.patch(
             caller,
@@ -727,7 +723,7 @@ impl Admin {
         revision: i64,
     ) -> Result<Card> {
         caller.require_platform_admin("deactivate roles")?;
-        let role = self.active(CardType::Role, &format!("role-{name}")).await?;
+        let role = self.active(CardType::Role, &Slug::role(name)).await?;
         refuse_built_in_change(&role, "deactivated")?;
         Ok(self
             .store
@@ -822,11 +818,10 @@ impl Admin {
             .store
             .card_by_id(id)
             .await?
-            .filter(|s| s.active && s.base_type() == CardType::Session.name())
+            .filter(|s| s.active && s.is(CardType::Session))
             .ok_or_else(|| AdminError::NotFound(format!("session {id}")))?;
-        let user = session.data["actor"]
-            .as_str()
-            .and_then(|a| Uuid::parse_str(a).ok())
+        let user = session
+            .actor()
             .ok_or_else(|| AdminError::NotFound(format!("the user of session {id}")))?;
         let user = self
             .store

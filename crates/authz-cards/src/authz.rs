@@ -35,7 +35,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use cardgate_authz::{Authorizer, Decision, Identity, PluginError};
 use cardgate_store::{
-    ADMIN_SLUG, Card, GUEST_SLUG, Membership, MembershipRole, NewCard, PolicySchema, Store,
+    ADMIN_SLUG, Card, GUEST_SLUG, Membership, MembershipRole, NewCard, PolicySchema, Slug, Store,
     markers_allow,
 };
 use cardgate_token::{Action, ActionSet, Scope};
@@ -163,7 +163,7 @@ fn role_actions(role: Option<MembershipRole>) -> ActionSet {
 fn owning_org(repository: &str) -> Option<String> {
     repository
         .split_once('/')
-        .map(|(namespace, _)| format!("org-{namespace}"))
+        .map(|(namespace, _)| Slug::org(namespace).into())
 }
 
 /// The decision a subject amounts to. A repository without an image card (or without a
@@ -218,13 +218,13 @@ impl CardAuthorizer {
         let mut markers = vec![card.slug.clone()];
         markers.extend(memberships.iter().map(|m| m.org_slug.clone()));
 
-        let mut role_slugs = vec![format!("role-{}", card.slug)];
+        let mut role_slugs: Vec<String> = vec![Slug::role(&card.slug).into()];
         if let Some(roles) = card.data.get("roles").and_then(Value::as_array) {
             role_slugs.extend(
                 roles
                     .iter()
                     .filter_map(Value::as_str)
-                    .map(|r| format!("role-{r}")),
+                    .map(|r| Slug::role(r).into()),
             );
         }
         let roles = self

@@ -263,7 +263,7 @@ impl AuthnChain {
 
 /// One scope's outcome: what was asked, what was granted, and which authorizer decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Grant {
+pub struct GrantedScope {
     pub scope: Scope,
     pub granted: ActionSet,
     /// The authorizer that decided, or `None` when none matched (default deny).
@@ -294,10 +294,10 @@ impl AuthzChain {
         &self,
         identity: &Identity,
         scopes: &[Scope],
-    ) -> Result<Vec<Grant>, PluginError> {
-        let mut grants: Vec<Grant> = scopes
+    ) -> Result<Vec<GrantedScope>, PluginError> {
+        let mut grants: Vec<GrantedScope> = scopes
             .iter()
-            .map(|scope| Grant {
+            .map(|scope| GrantedScope {
                 scope: scope.clone(),
                 granted: ActionSet::EMPTY,
                 decided_by: None,

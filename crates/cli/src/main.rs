@@ -11,6 +11,7 @@ use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 
 use anyhow::Context;
+use cardgate_server::settings::LogFormat;
 use cardgate_server::{Application, Settings, SettingsSource};
 use clap::{Parser, Subcommand};
 use secrecy::SecretString;
@@ -90,10 +91,9 @@ fn init_tracing(settings: &Settings) {
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
-    if settings.log.format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
+    match settings.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
     }
 }
 
@@ -211,7 +211,7 @@ async fn main() -> anyhow::Result<()> {
             let card = store
                 .card_by_slug(&slug)
                 .await?
-                .filter(|c| c.base_type() == cardgate_store::CardType::User.name())
+                .filter(|c| c.is(cardgate_store::CardType::User))
                 .with_context(|| format!("no active user {slug}"))?;
             let admin = store
                 .card_by_slug(cardgate_store::ADMIN_SLUG)

@@ -7,6 +7,7 @@ mod error;
 pub mod input;
 mod limits;
 mod metrics;
+pub mod plugins;
 mod routes;
 pub mod settings;
 mod startup;

@@ -14,7 +14,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{HttpResponse, web};
-use cardgate_authz::Grant;
+use cardgate_authz::GrantedScope;
 
 use crate::routes::AppState;
 
@@ -102,7 +102,7 @@ pub async fn track(
 }
 
 /// Counts the actions of a token request: those granted, and those asked for but not granted.
-pub fn record_grants(grants: &[Grant]) {
+pub fn record_grants(grants: &[GrantedScope]) {
     for grant in grants {
         let asked = grant.scope.actions.iter().count() as u64;
         let granted = grant.granted.iter().count() as u64;

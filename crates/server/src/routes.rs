@@ -239,7 +239,7 @@ async fn authenticate(
 }
 
 /// A token request once its protocol is read and its identity established.
-struct Grant<'a> {
+struct AuthenticatedRequest<'a> {
     identity: Identity,
     scopes: Vec<Scope>,
     /// Offline access was asked by this client: a refresh token is issued when the identity's
@@ -263,13 +263,16 @@ struct TokenResponse<'a> {
 
 /// Authorizes the scopes, mints the token and, when asked, issues a refresh token: what GET
 /// and both OAuth2 grants share.
-async fn respond(state: &AppState, grant: Grant<'_>) -> Result<HttpResponse, TokenError> {
-    let Grant {
+async fn respond(
+    state: &AppState,
+    request: AuthenticatedRequest<'_>,
+) -> Result<HttpResponse, TokenError> {
+    let AuthenticatedRequest {
         identity,
         scopes,
         offline_client,
         via,
-    } = grant;
+    } = request;
     let grants = state
         .authz
         .authorize(&identity, &scopes)
@@ -381,7 +384,7 @@ pub async fn token(
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     respond(
         &state,
-        Grant {
+        AuthenticatedRequest {
             identity,
             scopes,
             offline_client: client_id.as_ref().filter(|_| offline).map(Name::as_str),
@@ -483,7 +486,7 @@ pub async fn oauth_token(
             let offline = form.get("access_type") == Some("offline");
             respond(
                 &state,
-                Grant {
+                AuthenticatedRequest {
                     identity,
                     scopes,
                     offline_client: client_id.as_ref().filter(|_| offline).map(Name::as_str),
@@ -514,7 +517,7 @@ pub async fn oauth_token(
             check_service(&state, Some(service))?;
             respond(
                 &state,
-                Grant {
+                AuthenticatedRequest {
                     identity,
                     scopes,
                     offline_client: None,

@@ -73,8 +73,8 @@ impl Application {
             // Caches are used only while changes from every instance are heard.
             store.watch_changes();
         }
-        let (authn, authz) = settings.chains(store.as_ref())?;
-        let refresh = settings.refresh_tokens(store.as_ref());
+        let (authn, authz) = crate::plugins::chains(settings, store.as_ref())?;
+        let refresh = crate::plugins::refresh_tokens(settings, store.as_ref());
         let refresh_lifetime = settings.refresh_lifetime();
         let throttle = Arc::new(
             Throttle::new(&settings.throttle)

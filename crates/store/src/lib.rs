@@ -24,7 +24,10 @@ use uuid::Uuid;
 
 pub use changes::{EventFilter, IssuedSession};
 pub use feed::{CHANNEL, Generation};
-pub use model::{Card, CardType, LinkVerb, Membership, MembershipRole, NewCard, markers_allow};
+pub use model::{
+    Card, CardType, LinkVerb, Membership, MembershipRole, NewCard, Session, SessionKind, Slug,
+    markers_allow,
+};
 pub use policy::{
     MAX_POLICY_SCHEMA_BYTES, MAX_POLICY_SCHEMA_DEPTH, MAX_POLICY_SCHEMA_PATTERNS, PolicySchema,
     REGEX_DFA_SIZE_LIMIT, REGEX_SIZE_LIMIT,

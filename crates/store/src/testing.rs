@@ -13,7 +13,9 @@ use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use crate::embedded::EmbeddedPostgres;
-use crate::{ADMIN_SLUG, Card, CardType, IssuedSession, LinkVerb, NewCard, PoolSettings, Store};
+use crate::{
+    ADMIN_SLUG, Card, CardType, IssuedSession, LinkVerb, NewCard, PoolSettings, Slug, Store,
+};
 
 /// The server's base URL (without a database name) and the template database to copy.
 struct Server {
@@ -118,7 +120,7 @@ impl Fixture {
 
     /// `org-<name>`.
     pub async fn org(&self, name: &str) -> Card {
-        self.create(NewCard::new(CardType::Org, format!("org-{name}"), json!({})).with_name(name))
+        self.create(NewCard::new(CardType::Org, Slug::org(name), json!({})).with_name(name))
             .await
     }
 
@@ -126,7 +128,7 @@ impl Fixture {
     pub async fn user(&self, name: &str, roles: &[&str]) -> Card {
         self.create(NewCard::new(
             CardType::User,
-            format!("user-{name}"),
+            Slug::user(name),
             json!({"roles": roles}),
         ))
         .await
@@ -137,7 +139,7 @@ impl Fixture {
         self.create(
             NewCard::new(
                 CardType::Image,
-                format!("image-{}", repository.replace(['/', '.', '_'], "-")),
+                Slug::image(repository),
                 json!({"repository": repository, "public": public}),
             )
             .with_name(repository)
