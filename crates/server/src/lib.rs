@@ -7,10 +7,10 @@ mod error;
 pub mod input;
 mod limits;
 mod metrics;
-mod routes;
 pub mod settings;
 mod startup;
 pub mod throttle;
+mod token;
 
 pub use error::TokenError;
 pub use settings::{Settings, SettingsError, SettingsSource};
