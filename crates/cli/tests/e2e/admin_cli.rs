@@ -13,6 +13,7 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
+use crate::Sent;
 use crate::cardgate;
 use crate::registry::{RegistrySettings, Stack, write_oci_image};
 
@@ -63,9 +64,8 @@ async fn robot_token_actions(stack: &Stack) -> Value {
             ("scope", "repository:acme/web:pull,push"),
         ])
         .basic_auth("ci", Some("ci-robot-e2e-secret"))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     let payload = body["token"].as_str().unwrap().split('.').nth(1).unwrap();

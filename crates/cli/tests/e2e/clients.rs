@@ -10,6 +10,7 @@ use cardgate_store::{Card, PoolSettings, Store};
 use serde_json::Value;
 use tokio::process::Command;
 
+use crate::Sent;
 use crate::registry::{RegistrySettings, Stack, write_oci_image};
 
 /// Sets `<name>-e2e-password` as the user's password.
@@ -112,9 +113,8 @@ impl Tenants {
             .get(self.realm())
             .query(&query)
             .basic_auth(who, Some(password(who)))
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(response.status(), 200, "{}", self.stack.logs());
         response.json().await.unwrap()
     }
@@ -132,7 +132,7 @@ impl Tenants {
         if let Some(accept) = accept {
             request = request.header(reqwest::header::ACCEPT, accept);
         }
-        request.send().await.unwrap()
+        request.sent().await
     }
 }
 
@@ -302,9 +302,8 @@ async fn the_docker_cli_login_then_refresh_flow_yields_a_token_the_registry_acce
             ("service", &t.service()),
         ])
         .basic_auth("alice", Some(password("alice")))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(login.status(), 200);
     let login: Value = login.json().await.unwrap();
     let refresh = login["refresh_token"].as_str().unwrap().to_owned();
@@ -321,9 +320,8 @@ async fn the_docker_cli_login_then_refresh_flow_yields_a_token_the_registry_acce
             ("scope", "repository:acme/web:pull repository:acme/web:push"),
             ("service", &t.service()),
         ])
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(refreshed.status(), 200, "{}", t.stack.logs());
     let refreshed: Value = refreshed.json().await.unwrap();
     let token = refreshed["access_token"].as_str().unwrap();
@@ -344,9 +342,8 @@ async fn the_docker_cli_login_then_refresh_flow_yields_a_token_the_registry_acce
             ("service", &t.service()),
             ("username", "gina"),
         ])
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(gina.status(), 200);
     let gina: Value = gina.json().await.unwrap();
     let refused = t
@@ -373,9 +370,8 @@ async fn containerd_password_grant_yields_a_token_that_pulls_a_manifest() {
             ("service", &t.service()),
             ("username", "alice"),
         ])
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(answer.status(), 200, "{}", t.stack.logs());
     let answer: Value = answer.json().await.unwrap();
     let token = answer["access_token"].as_str().unwrap();

@@ -19,6 +19,17 @@ mod tenants;
 
 use std::path::{Path, PathBuf};
 
+/// Sends a request and waits for its answer; a transport error fails the test.
+trait Sent {
+    async fn sent(self) -> reqwest::Response;
+}
+
+impl Sent for reqwest::RequestBuilder {
+    async fn sent(self) -> reqwest::Response {
+        self.send().await.unwrap()
+    }
+}
+
 /// The workspace root.
 pub fn workspace() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
+use crate::Sent;
 use crate::registry::{ALICE, write_oci_image};
 use crate::{cardgate, workspace};
 
@@ -157,9 +158,8 @@ impl Rotation {
                 self.auth_port
             ))
             .basic_auth(user, Some(password))
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(response.status(), 200);
         let body: serde_json::Value = response.json().await.unwrap();
         let token = body["token"].as_str().unwrap().to_owned();
@@ -176,9 +176,8 @@ impl Rotation {
             ))
             .bearer_auth(token)
             .header("Accept", "application/vnd.oci.image.manifest.v1+json")
-            .send()
+            .sent()
             .await
-            .unwrap()
             .status()
             .as_u16()
     }

@@ -10,6 +10,8 @@ use cardgate_store::{PoolSettings, Store};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::Sent;
+use crate::cards::seeded;
 use crate::cards::{access, spawn_on, token};
 
 pub(crate) struct Api {
@@ -87,7 +89,7 @@ impl Api {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        request.send().await.unwrap()
+        request.sent().await
     }
 
     /// Calls and returns the status with the JSON body (Null when empty).
@@ -730,9 +732,7 @@ async fn refresh_tokens_show_in_the_session_listing_and_are_revoked_there() {
             api.base
         ))
         .basic_auth("olivia", Some("olivia-password"))
-        .send()
-        .await
-        .unwrap();
+        .sent().await;
     assert_eq!(offline.status(), StatusCode::OK);
     let body: Value = offline.json().await.unwrap();
     let refresh = body["refresh_token"].as_str().unwrap().to_owned();
@@ -1162,9 +1162,8 @@ async fn platform_roles_and_role_cards_are_platform_admins_alone_and_in_force_at
             .bearer_auth(&olivia)
             .header("If-Match", "\"1\"")
             .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{method} {path}");
     }
 
@@ -1208,9 +1207,8 @@ async fn platform_roles_and_role_cards_are_platform_admins_alone_and_in_force_at
                 .bearer_auth(admin)
                 .header("If-Match", revision)
                 .json(&json!({"roles": roles}))
-                .send()
+                .sent()
                 .await
-                .unwrap()
         }
     };
     let changed = set_roles(etag.clone(), json!(["api-only"])).await;
@@ -1232,9 +1230,8 @@ async fn platform_roles_and_role_cards_are_platform_admins_alone_and_in_force_at
         .bearer_auth(&admin)
         .header("If-Match", format!("\"{revision}\""))
         .json(&json!({"read": true}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     let etag = response.headers()["etag"].to_str().unwrap().to_owned();
     assert_eq!(pull(&api).await, json!(["pull"]));
@@ -1254,9 +1251,8 @@ async fn platform_roles_and_role_cards_are_platform_admins_alone_and_in_force_at
         .delete(format!("{}/v1/admin/roles/api-only", api.base))
         .bearer_auth(&admin)
         .header("If-Match", etag)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(pull(&api).await, json!([]));
 }
@@ -1485,7 +1481,7 @@ async fn owners_cannot_touch_people_and_cannot_tell_unknown_users_from_others() 
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.unwrap();
+        let response = request.sent().await;
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{method} {path}");
     }
     // Nothing changed: mark still logs in with his password, acme/web is still private.
@@ -1746,14 +1742,7 @@ async fn built_in_cards_cannot_be_broken_and_names_cannot_shadow_orgs() {
 
 #[tokio::test]
 async fn a_start_reactivates_built_in_users_deactivated_before() {
-    let url = fresh_database_url().await;
-    let store = Store::connect_lazy(&url, &PoolSettings::default()).unwrap();
-    let f = crate::cards::seed(&store).await;
-    let hash = Argon2::default()
-        .hash_password(b"admin-password")
-        .unwrap()
-        .to_string();
-    store.set_password(&f.admin, &f.admin, &hash).await.unwrap();
+    let (url, store, f) = seeded(Some("admin-password")).await;
     // As a release that let platform admins deactivate them left the store.
     for slug in ["user-guest", "user-admin", "role-user-guest"] {
         let card = store.card_by_slug(slug).await.unwrap().unwrap();
@@ -1769,8 +1758,7 @@ async fn a_start_reactivates_built_in_users_deactivated_before() {
     let login = Client::new()
         .post(format!("{base}/v1/admin/login"))
         .json(&json!({"username": "admin", "password": "admin-password"}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(login.status(), StatusCode::OK);
 }
