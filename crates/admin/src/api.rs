@@ -152,13 +152,24 @@ pub struct CardList {
     pub cards: Vec<CardView>,
 }
 
-impl From<Vec<Card>> for CardList {
-    fn from(cards: Vec<Card>) -> Self {
-        CardList {
-            cards: cards.into_iter().map(CardView::from).collect(),
+/// `From<Vec<item>>` for a list answer: each item shown as `view` shows it.
+macro_rules! list_from {
+    ($list:ident { $field:ident } from $item:ty, $view:expr) => {
+        impl From<Vec<$item>> for $list {
+            fn from(items: Vec<$item>) -> Self {
+                $list {
+                    $field: items.into_iter().map($view).collect(),
+                }
+            }
         }
-    }
+    };
 }
+
+list_from!(CardList { cards } from Card, CardView::from);
+list_from!(SessionList { sessions } from Card, |card: Card| SessionView::from(&card));
+list_from!(MemberList { members } from Member, |m: Member| MemberView { user: m.user.slug, role: m.role });
+list_from!(GrantList { grants } from ExplicitGrant, |g: ExplicitGrant| GrantView { holder: g.holder.slug, actions: g.actions });
+list_from!(EventList { events } from Event, |e: Event| EventView { card: e.card.into(), actor: e.actor, target: e.target });
 
 /// A page of a listing.
 #[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
@@ -328,20 +339,6 @@ pub struct MemberList {
     pub members: Vec<MemberView>,
 }
 
-impl From<Vec<Member>> for MemberList {
-    fn from(members: Vec<Member>) -> Self {
-        MemberList {
-            members: members
-                .into_iter()
-                .map(|m| MemberView {
-                    user: m.user.slug,
-                    role: m.role,
-                })
-                .collect(),
-        }
-    }
-}
-
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMember {
@@ -401,20 +398,6 @@ pub struct GrantView {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct GrantList {
     pub grants: Vec<GrantView>,
-}
-
-impl From<Vec<ExplicitGrant>> for GrantList {
-    fn from(grants: Vec<ExplicitGrant>) -> Self {
-        GrantList {
-            grants: grants
-                .into_iter()
-                .map(|g| GrantView {
-                    holder: g.holder.slug,
-                    actions: g.actions,
-                })
-                .collect(),
-        }
-    }
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -492,21 +475,6 @@ pub struct EventView {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct EventList {
     pub events: Vec<EventView>,
-}
-
-impl From<Vec<Event>> for EventList {
-    fn from(events: Vec<Event>) -> Self {
-        EventList {
-            events: events
-                .into_iter()
-                .map(|e| EventView {
-                    card: e.card.into(),
-                    actor: e.actor,
-                    target: e.target,
-                })
-                .collect(),
-        }
-    }
 }
 
 #[derive(Debug, Serialize, Deserialize, IntoParams)]

@@ -355,6 +355,21 @@ impl Admin {
             .ok_or_else(|| AdminError::NotFound(format!("{} {slug}", card_type.name())))
     }
 
+    /// A page of the cards of `card_type`, marked with `marker` and whose data contain
+    /// `data`, when given.
+    async fn page_of(
+        &self,
+        card_type: CardType,
+        marker: Option<&str>,
+        data: Option<&Value>,
+        page: &Page,
+    ) -> Result<Vec<Card>> {
+        Ok(self
+            .store
+            .cards_of_type(card_type, marker, data, page.after.as_deref(), page.limit())
+            .await?)
+    }
+
     async fn image(&self, repository: &str) -> Result<Card> {
         self.store
             .image_by_repository(repository)
@@ -578,16 +593,7 @@ impl Admin {
     /// The orgs the caller may look inside: all of them for platform admins, else its own.
     pub async fn orgs(&self, caller: &Caller, page: &Page) -> Result<Vec<Card>> {
         if caller.platform_admin {
-            return Ok(self
-                .store
-                .cards_of_type(
-                    CardType::Org,
-                    None,
-                    None,
-                    page.after.as_deref(),
-                    page.limit(),
-                )
-                .await?);
+            return self.page_of(CardType::Org, None, None, page).await;
         }
         let mut slugs: Vec<&str> = caller
             .memberships
@@ -627,32 +633,21 @@ impl Admin {
     pub async fn robots(&self, caller: &Caller, org_slug: &str, page: &Page) -> Result<Vec<Card>> {
         caller.require_owner(org_slug)?;
         self.active(CardType::Org, org_slug).await?;
-        Ok(self
-            .store
-            .cards_of_type(
-                CardType::User,
-                Some(org_slug),
-                Some(&json!({"robot": true})),
-                page.after.as_deref(),
-                page.limit(),
-            )
-            .await?)
+        self.page_of(
+            CardType::User,
+            Some(org_slug),
+            Some(&json!({"robot": true})),
+            page,
+        )
+        .await
     }
 
     /// The images of `org_slug`. Members of the org.
     pub async fn images(&self, caller: &Caller, org_slug: &str, page: &Page) -> Result<Vec<Card>> {
         caller.require_member(org_slug)?;
         self.active(CardType::Org, org_slug).await?;
-        Ok(self
-            .store
-            .cards_of_type(
-                CardType::Image,
-                Some(org_slug),
-                None,
-                page.after.as_deref(),
-                page.limit(),
-            )
-            .await?)
+        self.page_of(CardType::Image, Some(org_slug), None, page)
+            .await
     }
 
     /// The explicit grants on `repository`. Owners of its org.
@@ -694,16 +689,7 @@ impl Admin {
     /// All users. Platform admins only.
     pub async fn users(&self, caller: &Caller, page: &Page) -> Result<Vec<Card>> {
         caller.require_platform_admin("list all users")?;
-        Ok(self
-            .store
-            .cards_of_type(
-                CardType::User,
-                None,
-                None,
-                page.after.as_deref(),
-                page.limit(),
-            )
-            .await?)
+        self.page_of(CardType::User, None, None, page).await
     }
 
     /// Replaces the platform roles of `user_slug` (at `revision`). Platform admins only.
@@ -724,16 +710,7 @@ impl Admin {
     /// All role cards. Platform admins only.
     pub async fn roles(&self, caller: &Caller, page: &Page) -> Result<Vec<Card>> {
         caller.require_platform_admin("list roles")?;
-        Ok(self
-            .store
-            .cards_of_type(
-                CardType::Role,
-                None,
-                None,
-                page.after.as_deref(),
-                page.limit(),
-            )
-            .await?)
+        self.page_of(CardType::Role, None, None, page).await
     }
 
     /// Creates the role card `role-<name>` whose holders read the cards `read` (a JSON Schema,

@@ -23,15 +23,13 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
+/// The server when none is named.
+const DEFAULT_URL: &str = "http://127.0.0.1:8080";
+
 #[derive(Debug, Args)]
 pub struct AdminArgs {
     /// The cardgate server.
-    #[arg(
-        long,
-        global = true,
-        env = "CARDGATE_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
+    #[arg(long, global = true, env = "CARDGATE_URL", default_value = DEFAULT_URL)]
     url: String,
     /// A file holding the session token (what `login --save` writes); `CARDGATE_TOKEN` wins.
     #[arg(long, global = true, env = "CARDGATE_TOKEN_FILE")]
@@ -733,23 +731,18 @@ async fn changed(
     body: Option<&impl Serialize>,
     if_match: &str,
 ) -> anyhow::Result<(Value, Show)> {
-    let (_, card): (_, CardView) = client
-        .send(method, path, query, body, Some(if_match))
-        .await?;
+    let sent = client.send(method, path, query, body, Some(if_match));
+    let card: CardView = sent.await?.1;
     Ok((json(&card)?, Show::Card))
 }
 
-/// Sends a request answered with no content, then says `done`.
+/// Sends a request answered with no content; then `said` is shown.
 async fn done(
-    client: &Client,
-    method: Method,
-    path: &str,
-    query: Option<&impl Serialize>,
-    body: Option<&impl Serialize>,
-    done: String,
+    request: impl Future<Output = anyhow::Result<(Option<String>, ())>>,
+    said: String,
 ) -> anyhow::Result<(Value, Show)> {
-    client.send::<()>(method, path, query, body, None).await?;
-    Ok((Value::Null, Show::Done(done)))
+    request.await?;
+    Ok((Value::Null, Show::Done(said)))
 }
 
 async fn members(client: &Client, command: &MembersCommand) -> anyhow::Result<(Value, Show)> {
@@ -769,18 +762,26 @@ async fn members(client: &Client, command: &MembersCommand) -> anyhow::Result<(V
             };
             let path = format!("/orgs/{}/members", encode(org));
             let said = format!("{} is {role} of {org}", user.as_str());
-            done(client, Method::POST, &path, NONE, Some(&new), said).await
+            done(
+                client.send(Method::POST, &path, NONE, Some(&new), None),
+                said,
+            )
+            .await
         }
         MembersCommand::SetRole { org, user, role } => {
             let change = RoleChange { role: *role };
             let path = format!("/orgs/{}/members/{}", encode(org), encode(user));
             let said = format!("{user} is {role} of {org}");
-            done(client, Method::PUT, &path, NONE, Some(&change), said).await
+            done(
+                client.send(Method::PUT, &path, NONE, Some(&change), None),
+                said,
+            )
+            .await
         }
         MembersCommand::Remove { org, user } => {
             let path = format!("/orgs/{}/members/{}", encode(org), encode(user));
             let said = format!("{user} left {org}");
-            done(client, Method::DELETE, &path, NONE, NONE, said).await
+            done(client.send(Method::DELETE, &path, NONE, NONE, None), said).await
         }
     }
 }
@@ -843,7 +844,11 @@ async fn users(client: &Client, command: &UsersCommand) -> anyhow::Result<(Value
             };
             let path = format!("/users/{}/password", encode(user));
             let said = format!("password of {user} set");
-            done(client, Method::PUT, &path, NONE, Some(&new), said).await
+            done(
+                client.send(Method::PUT, &path, NONE, Some(&new), None),
+                said,
+            )
+            .await
         }
         UsersCommand::Deactivate { user } => {
             let card: CardView = client
@@ -898,15 +903,8 @@ async fn tokens(client: &Client, command: &TokensCommand) -> anyhow::Result<(Val
         )),
         TokensCommand::Revoke { id } => {
             let path = format!("/sessions/{id}");
-            done(
-                client,
-                Method::DELETE,
-                &path,
-                NONE,
-                NONE,
-                format!("revoked {id}"),
-            )
-            .await
+            let request = client.send(Method::DELETE, &path, NONE, NONE, None);
+            done(request, format!("revoked {id}")).await
         }
     }
 }
@@ -1009,7 +1007,11 @@ async fn grants(client: &Client, command: &GrantsCommand) -> anyhow::Result<(Val
                 holder.as_str(),
                 grant.actions.join(",")
             );
-            done(client, Method::POST, "/grants", NONE, Some(&grant), said).await
+            done(
+                client.send(Method::POST, "/grants", NONE, Some(&grant), None),
+                said,
+            )
+            .await
         }
         GrantsCommand::Revoke { holder, repository } => {
             let query = GrantQuery {
@@ -1017,7 +1019,11 @@ async fn grants(client: &Client, command: &GrantsCommand) -> anyhow::Result<(Val
                 repository: repository.clone(),
             };
             let said = format!("revoked the grant of {} on {repository}", holder.as_str());
-            done(client, Method::DELETE, "/grants", Some(&query), NONE, said).await
+            done(
+                client.send(Method::DELETE, "/grants", Some(&query), NONE, None),
+                said,
+            )
+            .await
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Logging in and out, and which sessions are admin credentials, without HTTP.
 
-use cardgate_admin::{AdminError, DEFAULT_TOKEN_SECONDS, MAX_TOKEN_SECONDS};
+use cardgate_admin::{AdminError, DEFAULT_TOKEN_SECONDS, LoginSession, MAX_TOKEN_SECONDS};
 use cardgate_authz::Credentials;
 use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;
@@ -21,24 +21,23 @@ fn unauthenticated<T: std::fmt::Debug>(result: Result<T, AdminError>) {
     }
 }
 
-/// `user-plain` with the password `correct horse`, set by the admin.
-async fn with_password(w: &World) {
+/// `user-plain` given the password `correct horse` by the admin, then logged in with it.
+async fn plain_logs_in(w: &World) -> LoginSession {
     let admin = w.caller("admin").await;
     w.admin
         .change_password(&admin, "user-plain", SecretString::from("correct horse"))
         .await
         .unwrap();
+    w.admin
+        .log_in(&password("plain", "correct horse"))
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
 async fn a_password_opens_a_login_session_that_speaks_for_its_user_until_logged_out() {
     let w = World::new().await;
-    with_password(&w).await;
-    let login = w
-        .admin
-        .log_in(&password("plain", "correct horse"))
-        .await
-        .unwrap();
+    let login = plain_logs_in(&w).await;
     assert_eq!(login.user.slug, "user-plain");
     let lasts = login.expires - OffsetDateTime::now_utc();
     assert!(lasts > time::Duration::minutes(59) && lasts <= time::Duration::hours(1));
@@ -58,18 +57,13 @@ async fn a_password_opens_a_login_session_that_speaks_for_its_user_until_logged_
 #[tokio::test]
 async fn wrong_passwords_are_counted_bad_logins_and_a_session_token_is_no_password() {
     let w = World::new().await;
-    with_password(&w).await;
+    let login = plain_logs_in(&w).await;
     for credentials in [password("plain", "wrong horse"), password("nobody", "x")] {
         match w.admin.log_in(&credentials).await {
             Err(AdminError::BadLogin { wrong: true }) => {}
             other => panic!("expected a counted bad login, got {other:?}"),
         }
     }
-    let login = w
-        .admin
-        .log_in(&password("plain", "correct horse"))
-        .await
-        .unwrap();
     let token = login.session.token.expose_secret();
     match w.admin.log_in(&password("plain", token)).await {
         Err(AdminError::BadLogin { wrong: false }) => {}
@@ -80,23 +74,12 @@ async fn wrong_passwords_are_counted_bad_logins_and_a_session_token_is_no_passwo
 #[tokio::test]
 async fn ci_tokens_and_sessions_of_deactivated_users_are_never_admin_credentials() {
     let w = World::new().await;
+    let login = plain_logs_in(&w).await;
     let plain = w.caller("plain").await;
-    let ci = w
-        .admin
-        .open_token(&plain, "user-plain", None, None)
-        .await
-        .unwrap();
-    unauthenticated(
-        w.admin
-            .session_caller(ci.card.id, ci.token.expose_secret())
-            .await,
-    );
-    with_password(&w).await;
-    let login = w
-        .admin
-        .log_in(&password("plain", "correct horse"))
-        .await
-        .unwrap();
+    let ci = w.admin.open_token(&plain, "user-plain", None, None);
+    let ci = ci.await.unwrap();
+    let ci_token = ci.token.expose_secret();
+    unauthenticated(w.admin.session_caller(ci.card.id, ci_token).await);
     let token = login.session.token.expose_secret();
     w.admin
         .session_caller(login.session.card.id, token)

@@ -22,6 +22,9 @@ pub enum ApiError {
     TooManyRequests(u64),
     #[error(transparent)]
     Admin(AdminError),
+    /// A handler runs without the admin state (a mistake in routing, not in the request).
+    #[error("the admin state is not configured")]
+    Unconfigured,
 }
 
 impl From<AdminError> for ApiError {
@@ -60,7 +63,8 @@ impl ApiError {
                 "temporarily_unavailable"
             }
             ApiError::Admin(AdminError::Backend(e)) if e.unavailable => "temporarily_unavailable",
-            ApiError::Admin(AdminError::Store(_) | AdminError::Backend(_)) => "server_error",
+            ApiError::Admin(AdminError::Store(_) | AdminError::Backend(_))
+            | ApiError::Unconfigured => "server_error",
         }
     }
 }

@@ -35,30 +35,26 @@ enum Step {
     Parsed,
 }
 
-/// Which of the ordered extractors the handler takes, and how far they have come: each waits
-/// for the steps before its own that the handler takes.
+/// The steps the handler's extractors take, and how far they have come: each waits for the
+/// steps before its own that the handler takes.
 #[derive(Debug, Clone)]
 struct Progress {
-    body: bool,
-    caller: bool,
-    revision: bool,
+    taken: Vec<Step>,
     step: watch::Sender<Step>,
 }
 
 impl Progress {
-    /// Notes, while the handler's extractors are created, that it takes one of them.
-    fn takes(req: &HttpRequest, note: impl FnOnce(&mut Progress)) {
+    /// Notes, while the handler's extractors are created, that one of them takes `step`.
+    fn takes(req: &HttpRequest, step: Step) {
         let mut extensions = req.extensions_mut();
         if extensions.get::<Progress>().is_none() {
             extensions.insert(Progress {
-                body: false,
-                caller: false,
-                revision: false,
+                taken: Vec::new(),
                 step: watch::channel(Step::Start).0,
             });
         }
         if let Some(progress) = extensions.get_mut::<Progress>() {
-            note(progress);
+            progress.taken.push(step);
         }
     }
 
@@ -71,18 +67,10 @@ impl Progress {
         let Some(progress) = Progress::of(req) else {
             return;
         };
-        let needed = [
-            (Step::BodyRead, progress.body),
-            (Step::Authenticated, progress.caller),
-            (Step::Preconditioned, progress.revision),
-        ]
-        .into_iter()
-        .filter(|(taken_step, taken)| *taken && *taken_step < step)
-        .map(|(s, _)| s)
-        .max();
+        let needed = progress.taken.iter().filter(|s| **s < step).max();
         if let Some(needed) = needed {
             // The sender lives as long as the request: waiting ends at the step.
-            let _ = progress.step.subscribe().wait_for(|s| *s >= needed).await;
+            let _ = progress.step.subscribe().wait_for(|s| s >= needed).await;
         }
     }
 
@@ -91,6 +79,23 @@ impl Progress {
             progress.step.send_modify(|s| *s = (*s).max(step));
         }
     }
+}
+
+/// The extraction `work` as the step `step`: begun once the steps before it that the handler
+/// takes are done, and done when it succeeds.
+fn at_step<T: 'static, F: Future<Output = Result<T, ApiError>> + 'static>(
+    req: &HttpRequest,
+    step: Step,
+    work: impl FnOnce(HttpRequest) -> F + 'static,
+) -> Extraction<T> {
+    Progress::takes(req, step);
+    let req = req.clone();
+    Box::pin(async move {
+        Progress::wait_before(&req, step).await;
+        let done = work(req.clone()).await?;
+        Progress::reached(&req, step);
+        Ok(done)
+    })
 }
 
 /// Reads `Authorization: Bearer <session id>.<secret>` (scheme in any case): the session id,
@@ -121,23 +126,16 @@ impl FromRequest for Caller {
     type Future = Extraction<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        Progress::takes(req, |p| p.caller = true);
-        let req = req.clone();
-        Box::pin(async move {
-            Progress::wait_before(&req, Step::Authenticated).await;
+        at_step(req, Step::Authenticated, |req| async move {
             let (session, token) = req
                 .headers()
                 .get(header::AUTHORIZATION)
                 .and_then(bearer_session)
                 .ok_or(ApiError::Unauthorized)?;
-            let state = web::Data::<AdminState>::extract(&req).await?;
-            let caller = state
-                .admin
-                .session_caller(session, token)
-                .await
-                .map_err(ApiError::from)?;
-            Progress::reached(&req, Step::Authenticated);
-            Ok(Caller(caller))
+            let state = req
+                .app_data::<web::Data<AdminState>>()
+                .ok_or(ApiError::Unconfigured)?;
+            Ok(Caller(state.admin.session_caller(session, token).await?))
         })
     }
 }
@@ -150,12 +148,8 @@ impl FromRequest for Revision {
     type Future = Extraction<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        Progress::takes(req, |p| p.revision = true);
-        let req = req.clone();
-        Box::pin(async move {
-            Progress::wait_before(&req, Step::Preconditioned).await;
-            let revision = req
-                .headers()
+        at_step(req, Step::Preconditioned, |req| async move {
+            req.headers()
                 .get(header::IF_MATCH)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| {
@@ -165,13 +159,12 @@ impl FromRequest for Revision {
                         .parse()
                         .ok()
                 })
+                .map(Revision)
                 .ok_or_else(|| {
                     ApiError::BadRequest(
                         "If-Match: the card's revision (its ETag) is required".into(),
                     )
-                })?;
-            Progress::reached(&req, Step::Preconditioned);
-            Ok(Revision(revision))
+                })
         })
     }
 }
@@ -214,7 +207,7 @@ fn json_body<B: 'static>(
     payload: &mut Payload,
     parse: impl FnOnce(&[u8]) -> Result<B, ApiError> + 'static,
 ) -> Extraction<B> {
-    Progress::takes(req, |p| p.body = true);
+    Progress::takes(req, Step::BodyRead);
     let read = web::Bytes::from_request(req, payload);
     let req = req.clone();
     Box::pin(async move {

@@ -9,11 +9,7 @@ use super::{State, created, handler, ok, updated};
 
 handler! {
     /// The images of an org. Members of the org.
-    get "/orgs/{org}/images", "images", params(PageQuery) => 200: CardList | 403 | 404;
-    async fn list_images(path: Path<String>, Query(page): Query<PageQuery>, state: State, caller: Caller) {
-        let org = org_segment(path.into_inner())?;
-        ok(CardList::from(state.admin.images(&caller, &org, &page.into()).await?))
-    }
+    get "/orgs/{org}/images", "images", pages => 403 | 404; list_images: org: images
 }
 
 handler! {

@@ -45,7 +45,44 @@ use crate::throttle::Throttle;
 /// Declares a handler: its OpenAPI operation (doc, method and path, tag, request body or
 /// parameters, the success status and its answer, the error statuses, each answered with an
 /// [`ErrorBody`]) and its route, around a body that calls the service and maps the result.
+///
+/// A listing of cards, a page at a time, is shorter: `get PATH, TAG, pages => ERRORS; NAME:
+/// LIST` calls `Admin::LIST`, after the org named in the path when `PATH` has one (`org:`).
 macro_rules! handler {
+    (
+        $(#[doc = $doc:tt])*
+        get $path:tt, $tag:tt, pages => $($status:tt)|*; $name:ident: $list:ident
+    ) => {
+        handler! {
+            $(#[doc = $doc])*
+            get $path, $tag, params(PageQuery) => 200: CardList $(| $status)*;
+            async fn $name(
+                super::extractors::Query(page): super::extractors::Query<PageQuery>,
+                state: super::State,
+                caller: super::extractors::Caller,
+            ) {
+                super::ok(CardList::from(state.admin.$list(&caller, &page.into()).await?))
+            }
+        }
+    };
+    (
+        $(#[doc = $doc:tt])*
+        get $path:tt, $tag:tt, pages => $($status:tt)|*; $name:ident: org: $list:ident
+    ) => {
+        handler! {
+            $(#[doc = $doc])*
+            get $path, $tag, params(PageQuery) => 200: CardList $(| $status)*;
+            async fn $name(
+                path: actix_web::web::Path<String>,
+                super::extractors::Query(page): super::extractors::Query<PageQuery>,
+                state: super::State,
+                caller: super::extractors::Caller,
+            ) {
+                let org = super::extractors::org_segment(path.into_inner())?;
+                super::ok(CardList::from(state.admin.$list(&caller, &org, &page.into()).await?))
+            }
+        }
+    };
     (
         $(#[doc = $doc:tt])*
         $method:ident $path:tt, $tag:tt $(, body $body:ident)? $(, params($($param:tt)*))?

@@ -8,10 +8,7 @@ use super::{State, created, handler, ok};
 
 handler! {
     /// The orgs the caller may look inside: all for platform admins, else its own.
-    get "/orgs", "orgs", params(PageQuery) => 200: CardList | 401;
-    async fn list_orgs(Query(page): Query<PageQuery>, state: State, caller: Caller) {
-        ok(CardList::from(state.admin.orgs(&caller, &page.into()).await?))
-    }
+    get "/orgs", "orgs", pages => 401; list_orgs: orgs
 }
 
 handler! {

@@ -9,11 +9,7 @@ use super::{State, created, handler, ok};
 
 handler! {
     /// The robots of an org. Owners of the org.
-    get "/orgs/{org}/robots", "orgs", params(PageQuery) => 200: CardList | 403 | 404;
-    async fn list_robots(path: Path<String>, Query(page): Query<PageQuery>, state: State, caller: Caller) {
-        let org = org_segment(path.into_inner())?;
-        ok(CardList::from(state.admin.robots(&caller, &org, &page.into()).await?))
-    }
+    get "/orgs/{org}/robots", "orgs", pages => 403 | 404; list_robots: org: robots
 }
 
 handler! {

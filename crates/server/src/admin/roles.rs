@@ -9,10 +9,7 @@ use super::{State, created, handler, ok, updated};
 
 handler! {
     /// All role cards. Platform admins only.
-    get "/roles", "roles", params(PageQuery) => 200: CardList | 403;
-    async fn list_roles(Query(page): Query<PageQuery>, state: State, caller: Caller) {
-        ok(CardList::from(state.admin.roles(&caller, &page.into()).await?))
-    }
+    get "/roles", "roles", pages => 403; list_roles: roles
 }
 
 handler! {

@@ -4,7 +4,7 @@ use actix_web::HttpResponse;
 use actix_web::http::header;
 use actix_web::web::Path;
 use actix_web::{delete, get, post};
-use cardgate_admin::api::{NewToken, SessionList, SessionToken, SessionView};
+use cardgate_admin::api::{NewToken, SessionList, SessionToken};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
@@ -34,8 +34,7 @@ handler! {
     get "/users/{user}/sessions", "sessions" => 200: SessionList | 403 | 404;
     async fn list_sessions(path: Path<String>, state: State, caller: Caller) {
         let user = user_segment(path.into_inner())?;
-        let sessions = state.admin.sessions(&caller, &user).await?;
-        ok(SessionList { sessions: sessions.iter().map(SessionView::from).collect() })
+        ok(SessionList::from(state.admin.sessions(&caller, &user).await?))
     }
 }
 

@@ -10,10 +10,7 @@ use super::{State, created, done, handler, ok, updated};
 
 handler! {
     /// All users. Platform admins only.
-    get "/users", "users", params(PageQuery) => 200: CardList | 403;
-    async fn list_users(Query(page): Query<PageQuery>, state: State, caller: Caller) {
-        ok(CardList::from(state.admin.users(&caller, &page.into()).await?))
-    }
+    get "/users", "users", pages => 403; list_users: users
 }
 
 handler! {
