@@ -13,7 +13,7 @@ use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use crate::embedded::EmbeddedPostgres;
-use crate::{ADMIN_SLUG, Card, CardType, LinkVerb, NewCard, PoolSettings, Store};
+use crate::{ADMIN_SLUG, Card, CardType, IssuedSession, LinkVerb, NewCard, PoolSettings, Store};
 
 /// The server's base URL (without a database name) and the template database to copy.
 struct Server {
@@ -172,6 +172,25 @@ impl Fixture {
             )
             .await
             .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// A session of `user` that expires `lifetime` from now (already, when negative), with
+    /// `scope`.
+    pub async fn session(
+        &self,
+        user: &Card,
+        lifetime: time::Duration,
+        scope: Option<Value>,
+    ) -> IssuedSession {
+        self.store
+            .create_session(
+                &self.admin,
+                user,
+                time::OffsetDateTime::now_utc() + lifetime,
+                scope,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Deactivates `card`.

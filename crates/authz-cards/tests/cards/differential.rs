@@ -459,15 +459,8 @@ async fn random_policy(
         if rng.random_bool(0.5) {
             let scope = scopes.choose(rng).unwrap().clone();
             let session = f
-                .store
-                .create_session(
-                    &f.admin,
-                    card,
-                    time::OffsetDateTime::now_utc() + time::Duration::hours(1),
-                    Some(scope.clone()),
-                )
-                .await
-                .unwrap();
+                .session(card, time::Duration::hours(1), Some(scope.clone()))
+                .await;
             sessions.push((slug.clone(), session.card.id.to_string(), scope));
         }
     }

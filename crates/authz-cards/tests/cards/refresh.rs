@@ -144,12 +144,7 @@ async fn refresh_tokens_are_not_basic_passwords_and_sessions_are_not_refresh_tok
         Authentication::Rejected
     );
 
-    let now = time::OffsetDateTime::now_utc();
-    let session = f
-        .store
-        .create_session(&f.admin, &alice, now + time::Duration::hours(1), None)
-        .await
-        .unwrap();
+    let session = f.session(&alice, time::Duration::hours(1), None).await;
     assert!(matches!(
         authn
             .authenticate(&password("alice", session.token.expose_secret()))

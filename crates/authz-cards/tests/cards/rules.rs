@@ -247,14 +247,7 @@ async fn markers_and_role_schemas_limit_visibility() {
 async fn a_session_scope_narrows_what_the_session_reaches() {
     let f = two_tenants().await;
     let olivia = f.store.card_by_slug("user-olivia").await.unwrap().unwrap();
-    let session = f
-        .store
-        .create_session(&f.admin, &olivia,
-            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
-            Some(json!({"properties": {"data": {"properties": {"repository": {"const": "acme/web"}}}}})),
-        )
-        .await
-        .unwrap();
+    let session = f.session(&olivia, time::Duration::hours(1), Some(json!({"properties": {"data": {"properties": {"repository": {"const": "acme/web"}}}}}))).await;
     let id = session.card.id.to_string();
     assert_eq!(
         f.granted("olivia", Some(&id), "repository:acme/web:pull,push")
@@ -362,16 +355,7 @@ async fn a_grant_stands_in_for_markers_but_never_for_role_schemas_or_session_sco
         actions("pull,push")
     );
     // A session scoped away from the image takes the grant away too.
-    let session = f
-        .store
-        .create_session(
-            &f.admin,
-            &bot,
-            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
-            Some(json!({"properties": {"data": {"properties": {"repository": {"const": "other/x"}}}}})),
-        )
-        .await
-        .unwrap();
+    let session = f.session(&bot, time::Duration::hours(1), Some(json!({"properties": {"data": {"properties": {"repository": {"const": "other/x"}}}}}))).await;
     let id = session.card.id.to_string();
     assert_eq!(
         f.granted("bot", Some(&id), "repository:acme/web:pull")
@@ -452,16 +436,7 @@ async fn identities_from_other_authenticators_and_gone_sessions_are_not_decided(
         Decision::NoMatch
     );
     let vic = f.store.card_by_slug("user-vic").await.unwrap().unwrap();
-    let session = f
-        .store
-        .create_session(
-            &f.admin,
-            &vic,
-            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
-            None,
-        )
-        .await
-        .unwrap();
+    let session = f.session(&vic, time::Duration::hours(1), None).await;
     let id = session.card.id.to_string();
     assert_eq!(
         f.granted("vic", Some(&id), "repository:acme/web:pull")

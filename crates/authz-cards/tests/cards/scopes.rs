@@ -22,15 +22,8 @@ async fn card(f: &Fixture, slug: &str) -> Card {
 
 /// A session of `user` narrowed by `scope`: its id.
 async fn session(f: &Fixture, user: &Card, scope: Value) -> String {
-    f.store
-        .create_session(
-            &f.admin,
-            user,
-            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
-            Some(scope),
-        )
+    f.session(user, time::Duration::hours(1), Some(scope))
         .await
-        .unwrap()
         .card
         .id
         .to_string()

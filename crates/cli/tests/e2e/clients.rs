@@ -12,6 +12,7 @@ use tokio::process::Command;
 
 use crate::Sent;
 use crate::registry::{RegistrySettings, Stack, write_oci_image};
+use crate::registry::{pull, push};
 
 /// Sets `<name>-e2e-password` as the user's password.
 async fn set_password(f: &Fixture, user: &Card, name: &str) {
@@ -73,14 +74,7 @@ impl Tenants {
     async fn push(&self, who: &str, destination: &str) -> bool {
         let (creds, dest) = (creds(who), self.stack.image(destination));
         self.stack
-            .skopeo_ok(&[
-                "copy",
-                "--dest-tls-verify=false",
-                "--dest-creds",
-                &creds,
-                &self.source,
-                &dest,
-            ])
+            .skopeo_ok(&push(&creds, &self.source, &dest))
             .await
     }
 
@@ -275,14 +269,7 @@ async fn a_cross_repository_mount_is_granted_from_a_pullable_repository_and_refu
     let pulled = format!("oci:{}:v1", t.stack.path("gina-pulled").display());
     let site = t.stack.image("globex/site:v1");
     t.stack
-        .succeeds(&[
-            "copy",
-            "--src-tls-verify=false",
-            "--src-creds",
-            &creds("gina"),
-            &site,
-            &pulled,
-        ])
+        .succeeds(&pull(&creds("gina"), &site, &pulled))
         .await;
 }
 
@@ -495,28 +482,9 @@ impl Drop for LowercaseDir {
     }
 }
 
-/// Installs podman from Debian's packages when missing and we are root.
-async fn ensure_podman() {
-    if Path::new("/usr/bin/podman").exists() {
-        return;
-    }
-    let uid = Command::new("id").arg("-u").output().await.unwrap();
-    assert!(
-        String::from_utf8_lossy(&uid.stdout).trim() == "0",
-        "the podman test needs podman: install it with `sudo apt-get install -y podman`"
-    );
-    let install = Command::new("apt-get")
-        .args(["install", "-y", "-qq", "podman"])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()
-        .await
-        .unwrap();
-    assert!(install.success(), "apt-get install podman failed");
-}
-
 #[tokio::test]
 async fn podman_logs_in_pushes_and_pulls() {
-    ensure_podman().await;
+    crate::ensure_packages(&[("/usr/bin/podman", "podman")]).await;
     let t = Tenants::start().await;
     let dir = t.stack.path("podman");
     std::fs::create_dir_all(dir.join("xdg")).unwrap();

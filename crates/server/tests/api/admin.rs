@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use crate::Sent;
 use crate::cards::seeded;
 use crate::cards::{access, spawn_on, token};
+use crate::description;
 
 pub(crate) struct Api {
     pub(crate) base: String,
@@ -413,13 +414,7 @@ async fn updates_carry_the_revision_and_malformed_requests_name_the_problem() {
     ] {
         let (status, answer) = api.status(Method::POST, path, &admin, Some(body)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {answer}");
-        assert!(
-            answer["error_description"]
-                .as_str()
-                .unwrap()
-                .contains(expected),
-            "{path}: {answer}"
-        );
+        assert!(description(&answer).contains(expected), "{path}: {answer}");
     }
     let (status, _) = api
         .status(
@@ -638,12 +633,7 @@ async fn explain_says_per_action_what_decided_and_what_is_missing() {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(
-        answer["error_description"]
-            .as_str()
-            .unwrap()
-            .starts_with("scope:")
-    );
+    assert!(description(&answer).starts_with("scope:"));
     let (status, _) = api
         .status(
             Method::GET,
@@ -1082,10 +1072,7 @@ async fn membership_roles_change_inside_the_owners_org_and_count_at_the_next_tok
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(
-        body["error_description"].as_str().unwrap().contains("role"),
-        "{body}"
-    );
+    assert!(description(&body).contains("role"), "{body}");
     assert_eq!(actions(&api).await, json!(["pull"]));
 
     let (status, _) = api
@@ -1176,13 +1163,7 @@ async fn platform_roles_and_role_cards_are_platform_admins_alone_and_in_force_at
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("data/read"),
-        "{body}"
-    );
+    assert!(description(&body).contains("data/read"), "{body}");
     let (status, role) = api
         .status(
             Method::POST,
@@ -1527,13 +1508,7 @@ async fn duplicates_are_409_malformed_queries_400_naming_the_parameter_and_event
         let (status, answer) = api.status(Method::GET, path, &admin, None).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
         assert_eq!(answer["error"], "invalid_request");
-        assert!(
-            answer["error_description"]
-                .as_str()
-                .unwrap()
-                .contains(parameter),
-            "{path}: {answer}"
-        );
+        assert!(description(&answer).contains(parameter), "{path}: {answer}");
     }
     let (status, answer) = api
         .status(
@@ -1649,7 +1624,7 @@ async fn built_in_cards_cannot_be_broken_and_names_cannot_shadow_orgs() {
         assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {answer}");
         assert_eq!(answer["error"], "forbidden");
         assert!(
-            answer["error_description"].as_str().unwrap().contains(why),
+            description(&answer).contains(why),
             "{method} {path}: {answer}"
         );
     }
@@ -1685,10 +1660,7 @@ async fn built_in_cards_cannot_be_broken_and_names_cannot_shadow_orgs() {
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{method} {path}");
         let answer: Value = response.json().await.unwrap();
         assert!(
-            answer["error_description"]
-                .as_str()
-                .unwrap()
-                .contains(&format!("{slug} is built in")),
+            description(&answer).contains(&format!("{slug} is built in")),
             "{method} {path}: {answer}"
         );
     }
@@ -1714,10 +1686,7 @@ async fn built_in_cards_cannot_be_broken_and_names_cannot_shadow_orgs() {
     assert_eq!(status, StatusCode::CONFLICT, "{answer}");
     assert_eq!(answer["error"], "conflict");
     assert!(
-        answer["error_description"]
-            .as_str()
-            .unwrap()
-            .starts_with("name: `globex`"),
+        description(&answer).starts_with("name: `globex`"),
         "{answer}"
     );
     for name in ["plain", "guest", "admin"] {
@@ -1730,13 +1699,7 @@ async fn built_in_cards_cannot_be_broken_and_names_cannot_shadow_orgs() {
             )
             .await;
         assert_eq!(status, StatusCode::CONFLICT, "{name}: {answer}");
-        assert!(
-            answer["error_description"]
-                .as_str()
-                .unwrap()
-                .starts_with("name:"),
-            "{answer}"
-        );
+        assert!(description(&answer).starts_with("name:"), "{answer}");
     }
 }
 

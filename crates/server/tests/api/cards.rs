@@ -95,11 +95,7 @@ async fn passwords_sessions_and_the_guest_are_decided_by_the_card_store() {
     );
 
     let alice = store.card_by_slug("user-alice").await.unwrap().unwrap();
-    let now = time::OffsetDateTime::now_utc();
-    let session = store
-        .create_session(&f.admin, &alice, now + time::Duration::hours(1), None)
-        .await
-        .unwrap();
+    let session = f.session(&alice, time::Duration::hours(1), None).await;
     let secret = session.token.expose_secret().to_owned();
     let response = token(
         &base,
@@ -110,10 +106,7 @@ async fn passwords_sessions_and_the_guest_are_decided_by_the_card_store() {
     assert_eq!(response.status(), StatusCode::OK);
 
     // Expired and deactivated sessions, and wrong passwords, are 401, never the guest.
-    let expired = store
-        .create_session(&f.admin, &alice, now - time::Duration::seconds(5), None)
-        .await
-        .unwrap();
+    let expired = f.session(&alice, -time::Duration::seconds(5), None).await;
     for password in [expired.token.expose_secret(), "not-wonderland"] {
         let response = token(
             &base,

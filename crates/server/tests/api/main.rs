@@ -256,6 +256,18 @@ async fn error_body(response: reqwest::Response, status: StatusCode) -> Value {
     body
 }
 
+/// The `error_description` of a JSON error body.
+fn description(body: &Value) -> &str {
+    body["error_description"].as_str().unwrap()
+}
+
+/// Checks a `400` JSON error whose description says `says`, and returns its body.
+async fn bad_request_saying(response: reqwest::Response, says: &str) -> Value {
+    let body = error_body(response, StatusCode::BAD_REQUEST).await;
+    assert!(description(&body).contains(says), "{body}");
+    body
+}
+
 #[tokio::test]
 async fn a_user_gets_exactly_the_actions_the_acl_allows() {
     let app = spawn_app().await;
@@ -441,8 +453,7 @@ async fn malformed_requests_get_400_naming_the_problem() {
     for (query, user, expected) in cases {
         let response = app.get(&format!("/v1/registry?{query}"), user).await;
         let body = error_body(response, StatusCode::BAD_REQUEST).await;
-        let description = body["error_description"].as_str().unwrap();
-        assert!(description.contains(expected), "{query}: {description}");
+        assert!(description(&body).contains(expected), "{query}: {body}");
         assert_eq!(body["error"], "invalid_request");
     }
 }
@@ -491,13 +502,7 @@ async fn too_many_scopes_are_refused() {
     let response = app
         .get(&format!("/v1/registry?{}", query.join("&")), ALICE)
         .await;
-    let body = error_body(response, StatusCode::BAD_REQUEST).await;
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("too many scopes")
-    );
+    bad_request_saying(response, "too many scopes").await;
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use crate::Sent;
 use crate::cards::seeded;
 use crate::cards::{access, spawn_on};
+use crate::description;
 use crate::{raw_request, spawn_app};
 
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -266,7 +267,7 @@ async fn missing_fields_and_other_grant_types_are_oauth2_errors() {
     ];
     for (form, error, named) in cases {
         let body = oauth_error(post(&app.base, form).await, StatusCode::BAD_REQUEST, error).await;
-        let description = body["error_description"].as_str().unwrap();
+        let description = description(&body);
         assert!(description.contains(named), "{form:?}: {description}");
     }
     // The form must be a form.
@@ -480,12 +481,7 @@ async fn a_refresh_token_is_not_a_basic_password_and_a_session_is_not_a_refresh_
         .unwrap()
         .unwrap();
     let now = time::OffsetDateTime::now_utc();
-    let session = app
-        .f
-        .store
-        .create_session(&app.f.admin, &alice, now + time::Duration::hours(1), None)
-        .await
-        .unwrap();
+    let session = app.f.session(&alice, time::Duration::hours(1), None).await;
     let session = secrecy::ExposeSecret::expose_secret(&session.token).to_owned();
     oauth_error(
         post(&app.base, &refresh_grant(&session, "docker", SERVICE)).await,
@@ -595,7 +591,7 @@ async fn a_parameter_given_twice_is_invalid_request_even_with_equal_values_but_s
             "invalid_request",
         )
         .await;
-        let description = body["error_description"].as_str().unwrap();
+        let description = description(&body);
         assert!(description.contains(&format!("`{name}`")), "{description}");
     }
     // Only `scope` repeats.

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use crate::Sent;
 use crate::cards::seeded;
 use crate::cards_settings;
+use crate::description;
 use crate::error_body;
 
 /// Words of PostgreSQL's own messages that must never reach a client.
@@ -128,7 +129,7 @@ fn check_refused(status: StatusCode, body: &str, field: &str, case: &str) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{case}: {body}");
     let body: Value = serde_json::from_str(body).unwrap();
     assert_eq!(body["error"], "invalid_request", "{case}: {body}");
-    let description = body["error_description"].as_str().unwrap();
+    let description = description(&body);
     assert!(description.contains(field), "{case}: {description}");
     for word in DATABASE_WORDS {
         assert!(

@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 use crate::Sent;
 use crate::cards::seeded;
 use crate::cards_settings;
+use crate::description;
 use crate::{parse_answer, test_settings};
 
 /// The slow connections held at once: as many as one address may have in progress.
@@ -199,10 +200,7 @@ async fn hundreds_of_trickling_bodies_are_bounded_per_address_and_time_out_while
         let body: Value = serde_json::from_str(&answer.body).unwrap();
         assert_eq!(body["error"], "invalid_request");
         assert!(
-            body["error_description"]
-                .as_str()
-                .unwrap()
-                .contains(&format!("within {BODY_TIMEOUT} seconds")),
+            description(&body).contains(&format!("within {BODY_TIMEOUT} seconds")),
             "{body}"
         );
         assert!(

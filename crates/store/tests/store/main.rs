@@ -378,15 +378,12 @@ async fn sessions_store_only_a_hash_of_their_secret_and_events_not_even_that() {
     let f = Fixture::new().await;
     let user = f.user("alice", &["user-default"]).await;
     let session = f
-        .store
-        .create_session(
-            &f.admin,
+        .session(
             &user,
-            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+            time::Duration::hours(1),
             Some(json!({"type": "object"})),
         )
-        .await
-        .unwrap();
+        .await;
     let token = session.token.expose_secret();
     let (id, secret) = token.split_once('.').unwrap();
     assert_eq!(id, session.card.id.to_string());
