@@ -146,30 +146,51 @@ impl From<Card> for CardView {
     }
 }
 
-/// A listing of cards; page on with `?after=<last slug>`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct CardList {
-    pub cards: Vec<CardView>,
-}
+/// A list answer: `list { field: [view] }`, made from a `Vec<item>` by showing each item as
+/// `show` does.
+macro_rules! list {
+    ($(#[doc = $doc:tt])* $list:ident { $field:ident: [$view:ident] } from $item:ty, $show:expr) => {
+        $(#[doc = $doc])*
+        #[derive(Debug, Serialize, Deserialize, ToSchema)]
+        pub struct $list {
+            pub $field: Vec<$view>,
+        }
 
-/// `From<Vec<item>>` for a list answer: each item shown as `view` shows it.
-macro_rules! list_from {
-    ($list:ident { $field:ident } from $item:ty, $view:expr) => {
         impl From<Vec<$item>> for $list {
             fn from(items: Vec<$item>) -> Self {
-                $list {
-                    $field: items.into_iter().map($view).collect(),
-                }
+                $list { $field: items.into_iter().map($show).collect() }
             }
         }
     };
 }
 
-list_from!(CardList { cards } from Card, CardView::from);
-list_from!(SessionList { sessions } from Card, |card: Card| SessionView::from(&card));
-list_from!(MemberList { members } from Member, |m: Member| MemberView { user: m.user.slug, role: m.role });
-list_from!(GrantList { grants } from ExplicitGrant, |g: ExplicitGrant| GrantView { holder: g.holder.slug, actions: g.actions });
-list_from!(EventList { events } from Event, |e: Event| EventView { card: e.card.into(), actor: e.actor, target: e.target });
+list! {
+    /// A listing of cards; page on with `?after=<last slug>`.
+    CardList { cards: [CardView] } from Card, CardView::from
+}
+
+list! {
+    /// The sessions of a user.
+    SessionList { sessions: [SessionView] } from Card, |card: Card| SessionView::from(&card)
+}
+
+list! {
+    /// The members of an org.
+    MemberList { members: [MemberView] } from Member,
+    |m: Member| MemberView { user: m.user.slug, role: m.role }
+}
+
+list! {
+    /// The explicit grants on an image.
+    GrantList { grants: [GrantView] } from ExplicitGrant,
+    |g: ExplicitGrant| GrantView { holder: g.holder.slug, actions: g.actions }
+}
+
+list! {
+    /// Events, newest first.
+    EventList { events: [EventView] } from Event,
+    |e: Event| EventView { card: e.card.into(), actor: e.actor, target: e.target }
+}
 
 /// A page of a listing.
 #[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
@@ -318,12 +339,6 @@ impl From<&Card> for SessionView {
     }
 }
 
-/// The sessions of a user.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct SessionList {
-    pub sessions: Vec<SessionView>,
-}
-
 /// A member of an org.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct MemberView {
@@ -331,12 +346,6 @@ pub struct MemberView {
     /// `owner`, `maintainer`, `developer` or `viewer`.
     #[schema(value_type = String, pattern = "^(owner|maintainer|developer|viewer)$")]
     pub role: MembershipRole,
-}
-
-/// The members of an org.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct MemberList {
-    pub members: Vec<MemberView>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -392,12 +401,6 @@ pub struct ImageChange {
 pub struct GrantView {
     pub holder: String,
     pub actions: Vec<String>,
-}
-
-/// The explicit grants on an image.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct GrantList {
-    pub grants: Vec<GrantView>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -469,12 +472,6 @@ pub struct EventView {
     pub card: CardView,
     pub actor: Option<String>,
     pub target: Option<String>,
-}
-
-/// Events, newest first.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct EventList {
-    pub events: Vec<EventView>,
 }
 
 #[derive(Debug, Serialize, Deserialize, IntoParams)]

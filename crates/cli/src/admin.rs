@@ -614,27 +614,19 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
             let memberships = table(&body, "memberships", &[("ORG", "/org"), ("ROLE", "/role")]);
             (body, Show::Done(format!("{line}\n{memberships}")))
         }
-        AdminCommand::Orgs(OrgsCommand::List(page)) => (
-            json(&client.get::<CardList>("/orgs", Some(&page.query())).await?)?,
-            Show::Table("cards", &CARD_COLUMNS),
-        ),
+        AdminCommand::Orgs(OrgsCommand::List(page)) => {
+            listing(&client, "/orgs", page, &CARD_COLUMNS).await?
+        }
         AdminCommand::Orgs(OrgsCommand::Create { name }) => {
             let new = NewOrg { name: name.clone() };
             created(&client, "/orgs", &new).await?
         }
         AdminCommand::Members(command) => members(&client, command).await?,
         AdminCommand::Users(command) => users(&client, command).await?,
-        AdminCommand::Robots(RobotsCommand::List { org, page }) => (
-            json(
-                &client
-                    .get::<CardList>(
-                        &format!("/orgs/{}/robots", encode(org)),
-                        Some(&page.query()),
-                    )
-                    .await?,
-            )?,
-            Show::Table("cards", &CARD_COLUMNS),
-        ),
+        AdminCommand::Robots(RobotsCommand::List { org, page }) => {
+            let path = format!("/orgs/{}/robots", encode(org));
+            listing(&client, &path, page, &CARD_COLUMNS).await?
+        }
         AdminCommand::Robots(RobotsCommand::Create { org, name }) => {
             let new = NewRobot { name: name.clone() };
             created(&client, &format!("/orgs/{}/robots", encode(org)), &new).await?
@@ -710,6 +702,17 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
         println!("{out}");
     }
     Ok(())
+}
+
+/// A page of the card listing at `path`, shown as a table of `columns`.
+async fn listing(
+    client: &Client,
+    path: &str,
+    page: &PageArgs,
+    columns: &'static [(&'static str, &'static str)],
+) -> anyhow::Result<(Value, Show)> {
+    let cards: CardList = client.get(path, Some(&page.query())).await?;
+    Ok((json(&cards)?, Show::Table("cards", columns)))
 }
 
 /// Posts `new` to `path`: the card made.
@@ -796,14 +799,7 @@ const USER_COLUMNS: [(&str, &str); 5] = [
 
 async fn users(client: &Client, command: &UsersCommand) -> anyhow::Result<(Value, Show)> {
     match command {
-        UsersCommand::List(page) => Ok((
-            json(
-                &client
-                    .get::<CardList>("/users", Some(&page.query()))
-                    .await?,
-            )?,
-            Show::Table("cards", &USER_COLUMNS),
-        )),
+        UsersCommand::List(page) => listing(client, "/users", page, &USER_COLUMNS).await,
         UsersCommand::Show { user } => {
             let card: CardView = client
                 .get(&format!("/users/{}", encode(user)), NONE)
@@ -911,24 +907,15 @@ async fn tokens(client: &Client, command: &TokensCommand) -> anyhow::Result<(Val
 
 async fn images(client: &Client, command: &ImagesCommand) -> anyhow::Result<(Value, Show)> {
     match command {
-        ImagesCommand::List { org, page } => Ok((
-            json(
-                &client
-                    .get::<CardList>(
-                        &format!("/orgs/{}/images", encode(org)),
-                        Some(&page.query()),
-                    )
-                    .await?,
-            )?,
-            Show::Table(
-                "cards",
-                &[
-                    ("REPOSITORY", "/data/repository"),
-                    ("PUBLIC", "/data/public"),
-                    ("REVISION", "/revision"),
-                ],
-            ),
-        )),
+        ImagesCommand::List { org, page } => {
+            let path = format!("/orgs/{}/images", encode(org));
+            let columns = &[
+                ("REPOSITORY", "/data/repository"),
+                ("PUBLIC", "/data/public"),
+                ("REVISION", "/revision"),
+            ];
+            listing(client, &path, page, columns).await
+        }
         ImagesCommand::Create { repository, public } => {
             let new = NewImage {
                 repository: repository.clone(),
@@ -1030,22 +1017,15 @@ async fn grants(client: &Client, command: &GrantsCommand) -> anyhow::Result<(Val
 
 async fn roles(client: &Client, command: &RolesCommand) -> anyhow::Result<(Value, Show)> {
     match command {
-        RolesCommand::List(page) => Ok((
-            json(
-                &client
-                    .get::<CardList>("/roles", Some(&page.query()))
-                    .await?,
-            )?,
-            Show::Table(
-                "cards",
-                &[
-                    ("SLUG", "/slug"),
-                    ("READ", "/data/read"),
-                    ("CATALOG", "/data/catalog"),
-                    ("REVISION", "/revision"),
-                ],
-            ),
-        )),
+        RolesCommand::List(page) => {
+            let columns = &[
+                ("SLUG", "/slug"),
+                ("READ", "/data/read"),
+                ("CATALOG", "/data/catalog"),
+                ("REVISION", "/revision"),
+            ];
+            listing(client, "/roles", page, columns).await
+        }
         RolesCommand::Create {
             name,
             read,

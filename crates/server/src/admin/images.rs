@@ -1,11 +1,10 @@
 //! Images: the repositories of an org, public or not.
 
-use actix_web::web::Path;
 use actix_web::{delete, get, patch, post};
 use cardgate_admin::api::{CardList, CardView, ImageChange, NewImage, PageQuery, RepositoryQuery};
 
-use super::extractors::{Caller, Json, Query, Revision, org_segment};
-use super::{State, created, handler, ok, updated};
+use super::extractors::{Caller, Json, Query, Revision};
+use super::{State, created, handler, updated};
 
 handler! {
     /// The images of an org. Members of the org.

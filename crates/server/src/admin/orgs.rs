@@ -3,8 +3,8 @@
 use actix_web::{get, post};
 use cardgate_admin::api::{CardList, CardView, NewOrg, PageQuery};
 
-use super::extractors::{Caller, Json, Query};
-use super::{State, created, handler, ok};
+use super::extractors::{Caller, Json};
+use super::{State, created, handler};
 
 handler! {
     /// The orgs the caller may look inside: all for platform admins, else its own.

@@ -4,8 +4,8 @@ use actix_web::web::Path;
 use actix_web::{get, post};
 use cardgate_admin::api::{CardList, CardView, NewRobot, PageQuery};
 
-use super::extractors::{Caller, Json, Query, org_segment};
-use super::{State, created, handler, ok};
+use super::extractors::{Caller, Json, org_segment};
+use super::{State, created, handler};
 
 handler! {
     /// The robots of an org. Owners of the org.

@@ -4,8 +4,8 @@ use actix_web::web::Path;
 use actix_web::{delete, get, post, put};
 use cardgate_admin::api::{CardList, CardView, NewRole, PageQuery, RoleBody};
 
-use super::extractors::{Caller, Json, Query, Revision, segment};
-use super::{State, created, handler, ok, updated};
+use super::extractors::{Caller, Json, Revision, segment};
+use super::{State, created, handler, updated};
 
 handler! {
     /// All role cards. Platform admins only.

@@ -33,8 +33,8 @@ handler! {
     /// Sessions, tokens and refresh tokens of a user, without secrets.
     get "/users/{user}/sessions", "sessions" => 200: SessionList | 403 | 404;
     async fn list_sessions(path: Path<String>, state: State, caller: Caller) {
-        let user = user_segment(path.into_inner())?;
-        ok(SessionList::from(state.admin.sessions(&caller, &user).await?))
+        let sessions = state.admin.sessions(&caller, &user_segment(path.into_inner())?).await?;
+        ok(SessionList::from(sessions))
     }
 }
 

@@ -5,8 +5,8 @@ use actix_web::{delete, get, post, put};
 use cardgate_admin::api::{CardList, CardView, NewPassword, NewUser, PageQuery, Roles};
 use secrecy::SecretString;
 
-use super::extractors::{Caller, Json, Query, Revision, user_segment};
-use super::{State, created, done, handler, ok, updated};
+use super::extractors::{Caller, Json, Revision, user_segment};
+use super::{State, created, done, handler, updated};
 
 handler! {
     /// All users. Platform admins only.
