@@ -63,7 +63,7 @@ enum AdminCommand {
     Users(UsersCommand),
     #[command(subcommand)]
     Robots(RobotsCommand),
-    /// Sessions, CI tokens and refresh tokens (also `sessions`).
+    /// Sessions, CI tokens and refresh tokens.
     #[command(subcommand, visible_alias = "sessions")]
     Tokens(TokensCommand),
     #[command(subcommand)]
