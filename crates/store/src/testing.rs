@@ -146,6 +146,31 @@ impl Fixture {
         .await
     }
 
+    /// A role card `slug` with `data` (`read`, `catalog`).
+    pub async fn role(&self, slug: &str, data: Value) -> Card {
+        self.create(NewCard::new(CardType::Role, slug.to_owned(), data))
+            .await
+    }
+
+    /// The card with `id` (its text form), which must exist.
+    pub async fn card_by_id(&self, id: &str) -> Card {
+        let id = id.parse().unwrap_or_else(|e| panic!("{e}"));
+        self.store
+            .card_by_id(id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("no card {id}"))
+    }
+
+    /// The image card of `repository`, which must exist.
+    pub async fn image_of(&self, repository: &str) -> Card {
+        self.store
+            .image_by_repository(repository)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("no image card for {repository}"))
+    }
+
     /// `org` has member `user` with membership `role`.
     pub async fn member(&self, org: &Card, user: &Card, role: &str) {
         self.store

@@ -264,12 +264,7 @@ async fn owners_create_robots_images_and_grants_inside_their_org_and_are_recorde
         )
         .await
         .unwrap();
-    let web =
-        w.f.store
-            .image_by_repository("acme/web")
-            .await
-            .unwrap()
-            .unwrap();
+    let web = w.f.image_of("acme/web").await;
     assert_eq!(
         w.f.store
             .granted_actions(web.id, &[robot.id])
@@ -341,12 +336,7 @@ async fn owners_create_robots_images_and_grants_inside_their_org_and_are_recorde
 async fn public_flags_need_the_current_revision_and_an_owner() {
     let w = World::new().await;
     let olivia = w.caller("olivia").await;
-    let web =
-        w.f.store
-            .image_by_repository("acme/web")
-            .await
-            .unwrap()
-            .unwrap();
+    let web = w.f.image_of("acme/web").await;
     let opened = w
         .admin
         .set_public(&olivia, "acme/web", web.revision, true)

@@ -273,17 +273,8 @@ async fn random_policy(
     ];
     for (name, schema, catalog) in &role_schemas {
         let slug = format!("role-{p}{name}");
-        f.store
-            .create(
-                &f.admin,
-                NewCard::new(
-                    CardType::Role,
-                    slug.clone(),
-                    json!({"read": schema, "catalog": catalog}),
-                ),
-            )
-            .await
-            .unwrap();
+        f.role(&slug, json!({"read": schema, "catalog": catalog}))
+            .await;
         model.roles.insert(slug, (schema.clone(), *catalog));
     }
     model
@@ -494,18 +485,13 @@ async fn the_sql_authorizer_agrees_with_the_reference_model_on_random_policies()
     // Platform admins administer; in the registry their role card is a role like any other.
     let platform_admin = match f.store.card_by_slug("role-platform-admin").await.unwrap() {
         Some(card) => card,
-        None => f
-            .store
-            .create(
-                &f.admin,
-                NewCard::new(
-                    CardType::Role,
-                    "role-platform-admin",
-                    json!({"read": true, "catalog": true}),
-                ),
+        None => {
+            f.role(
+                "role-platform-admin",
+                json!({"read": true, "catalog": true}),
             )
             .await
-            .unwrap(),
+        }
     };
     let mut rng = StdRng::seed_from_u64(seed);
     let mut decisions = 0usize;

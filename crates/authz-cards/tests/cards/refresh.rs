@@ -70,12 +70,7 @@ async fn a_refresh_token_stands_for_its_user_with_its_client_and_service_and_is_
 
     // The card: kind refresh, bound to client, service and the password card; created by alice,
     // and no secret in its history.
-    let card = f
-        .store
-        .card_by_id(id.parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let card = f.card_by_id(id).await;
     assert_eq!(card.data["kind"], "refresh");
     assert_eq!(card.data["client_id"], "docker");
     assert_eq!(card.data["service"], SERVICE);

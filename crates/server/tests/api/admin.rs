@@ -212,13 +212,7 @@ async fn an_owner_grants_a_robot_push_in_force_at_the_next_token_request_and_rev
     assert_eq!(push(&api).await, json!([]));
 
     // The events show both changes with the owner as actor; globex's owner sees none of them.
-    let web = api
-        .f
-        .store
-        .image_by_repository("acme/web")
-        .await
-        .unwrap()
-        .unwrap();
+    let web = api.f.image_of("acme/web").await;
     let (status, events) = api
         .status(
             Method::GET,
@@ -368,13 +362,7 @@ async fn updates_carry_the_revision_and_malformed_requests_name_the_problem() {
     assert_eq!(created.headers()["etag"], "\"1\"");
 
     let olivia = api.login("olivia").await;
-    let web = api
-        .f
-        .store
-        .image_by_repository("acme/web")
-        .await
-        .unwrap()
-        .unwrap();
+    let web = api.f.image_of("acme/web").await;
     let open = |revision: Option<i64>| {
         let mut request = api
             .client
@@ -649,13 +637,7 @@ async fn explain_says_per_action_what_decided_and_what_is_missing() {
 async fn parallel_conflicting_updates_let_exactly_one_win_per_revision() {
     let api = Api::new().await;
     let olivia = api.login("olivia").await;
-    let web = api
-        .f
-        .store
-        .image_by_repository("acme/web")
-        .await
-        .unwrap()
-        .unwrap();
+    let web = api.f.image_of("acme/web").await;
     for (round, revision) in (web.revision..web.revision + 3).enumerate() {
         let requests = (0..12).map(|i| {
             api.client
@@ -1390,13 +1372,7 @@ async fn owners_cannot_touch_people_and_cannot_tell_unknown_users_from_others() 
         api.login("mark").await,
         api.login("gina").await,
     );
-    let web = api
-        .f
-        .store
-        .image_by_repository("acme/web")
-        .await
-        .unwrap()
-        .unwrap();
+    let web = api.f.image_of("acme/web").await;
     let revision = format!("\"{}\"", web.revision);
     let refusals: Vec<(&str, Method, &str, Option<Value>)> = vec![
         (
@@ -1467,13 +1443,7 @@ async fn owners_cannot_touch_people_and_cannot_tell_unknown_users_from_others() 
     }
     // Nothing changed: mark still logs in with his password, acme/web is still private.
     api.login("mark").await;
-    let web = api
-        .f
-        .store
-        .image_by_repository("acme/web")
-        .await
-        .unwrap()
-        .unwrap();
+    let web = api.f.image_of("acme/web").await;
     assert_eq!(web.data["public"], json!(false));
 }
 

@@ -354,13 +354,7 @@ async fn dockers_login_then_refresh_flow_gets_tokens_with_the_right_access_and_i
     assert_eq!(body["scope"], "repository:acme/base:pull");
 
     // The refresh session is a session card of kind refresh, bound to the password card.
-    let card = app
-        .f
-        .store
-        .card_by_id(id.parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let card = app.f.card_by_id(id).await;
     assert_eq!(card.base_type(), "session");
     assert_eq!(card.data["kind"], "refresh");
     assert_eq!(card.data["client_id"], "docker");
@@ -480,7 +474,7 @@ async fn a_refresh_token_is_not_a_basic_password_and_a_session_is_not_a_refresh_
         .await
         .unwrap()
         .unwrap();
-    let now = time::OffsetDateTime::now_utc();
+    let _now = time::OffsetDateTime::now_utc();
     let session = app.f.session(&alice, time::Duration::hours(1), None).await;
     let session = secrecy::ExposeSecret::expose_secret(&session.token).to_owned();
     oauth_error(

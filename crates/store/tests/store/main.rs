@@ -121,12 +121,7 @@ async fn slugs_and_active_repositories_are_unique() {
     // Once the first is deactivated the name is free again.
     f.deactivate(&first).await;
     f.store.create(&f.admin, image("image-b")).await.unwrap();
-    let found = f
-        .store
-        .image_by_repository("acme/web")
-        .await
-        .unwrap()
-        .unwrap();
+    let found = f.image_of("acme/web").await;
     assert_eq!(found.slug, "image-b");
 }
 
@@ -480,12 +475,7 @@ async fn ensure_image_creates_a_private_image_once_even_under_concurrency() {
     }
     ids.dedup();
     assert_eq!(ids.len(), 1);
-    let image = f
-        .store
-        .image_by_repository("acme/new")
-        .await
-        .unwrap()
-        .unwrap();
+    let image = f.image_of("acme/new").await;
     assert_eq!(image.markers, ["org-acme"]);
     assert_eq!(image.data["public"], false);
     let events = events_of(&f, image.id).await;
