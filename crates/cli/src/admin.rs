@@ -649,19 +649,14 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
                 until: *until,
                 limit: Some(*limit),
             };
-            (
-                json(&client.get::<EventList>("/events", Some(&query)).await?)?,
-                Show::Table(
-                    "events",
-                    &[
-                        ("TIME", "/data/timestamp"),
-                        ("EVENT", "/type"),
-                        ("ACTOR", "/actor"),
-                        ("TARGET", "/target"),
-                        ("CHANGE", "/data/payload"),
-                    ],
-                ),
-            )
+            let columns = &[
+                ("TIME", "/data/timestamp"),
+                ("EVENT", "/type"),
+                ("ACTOR", "/actor"),
+                ("TARGET", "/target"),
+                ("CHANGE", "/data/payload"),
+            ];
+            table_of::<EventList>(&client, "/events", Some(&query), "events", columns).await?
         }
         AdminCommand::Explain { account, scope } => {
             let query = ExplainQuery {
@@ -704,6 +699,18 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The answer `R` of `GET path?query`, shown as a table of `columns` of the rows in `list`.
+async fn table_of<R: DeserializeOwned + Serialize>(
+    client: &Client,
+    path: &str,
+    query: Option<&impl Serialize>,
+    list: &'static str,
+    columns: &'static [(&'static str, &'static str)],
+) -> anyhow::Result<(Value, Show)> {
+    let answer: R = client.get(path, query).await?;
+    Ok((json(&answer)?, Show::Table(list, columns)))
+}
+
 /// A page of the card listing at `path`, shown as a table of `columns`.
 async fn listing(
     client: &Client,
@@ -711,8 +718,7 @@ async fn listing(
     page: &PageArgs,
     columns: &'static [(&'static str, &'static str)],
 ) -> anyhow::Result<(Value, Show)> {
-    let cards: CardList = client.get(path, Some(&page.query())).await?;
-    Ok((json(&cards)?, Show::Table("cards", columns)))
+    table_of::<CardList>(client, path, Some(&page.query()), "cards", columns).await
 }
 
 /// Posts `new` to `path`: the card made.
@@ -750,14 +756,11 @@ async fn done(
 
 async fn members(client: &Client, command: &MembersCommand) -> anyhow::Result<(Value, Show)> {
     match command {
-        MembersCommand::List { org } => Ok((
-            json(
-                &client
-                    .get::<MemberList>(&format!("/orgs/{}/members", encode(org)), NONE)
-                    .await?,
-            )?,
-            Show::Table("members", &[("USER", "/user"), ("ROLE", "/role")]),
-        )),
+        MembersCommand::List { org } => {
+            let path = format!("/orgs/{}/members", encode(org));
+            let columns = &[("USER", "/user"), ("ROLE", "/role")];
+            table_of::<MemberList>(client, &path, NONE, "members", columns).await
+        }
         MembersCommand::Add { org, user, role } => {
             let new = NewMember {
                 user: user.clone(),
@@ -880,23 +883,17 @@ async fn tokens(client: &Client, command: &TokensCommand) -> anyhow::Result<(Val
             );
             Ok((json(&issued)?, Show::Done(issued.token)))
         }
-        TokensCommand::List { user } => Ok((
-            json(
-                &client
-                    .get::<SessionList>(&format!("/users/{}/sessions", encode(user)), NONE)
-                    .await?,
-            )?,
-            Show::Table(
-                "sessions",
-                &[
-                    ("ID", "/id"),
-                    ("KIND", "/kind"),
-                    ("CLIENT", "/client_id"),
-                    ("EXPIRES", "/expires_at"),
-                    ("SCOPED", "/scoped"),
-                ],
-            ),
-        )),
+        TokensCommand::List { user } => {
+            let path = format!("/users/{}/sessions", encode(user));
+            let columns = &[
+                ("ID", "/id"),
+                ("KIND", "/kind"),
+                ("CLIENT", "/client_id"),
+                ("EXPIRES", "/expires_at"),
+                ("SCOPED", "/scoped"),
+            ];
+            table_of::<SessionList>(client, &path, NONE, "sessions", columns).await
+        }
         TokensCommand::Revoke { id } => {
             let path = format!("/sessions/{id}");
             let request = client.send(Method::DELETE, &path, NONE, NONE, None);
@@ -974,10 +971,8 @@ async fn grants(client: &Client, command: &GrantsCommand) -> anyhow::Result<(Val
             let query = RepositoryQuery {
                 repository: repository.clone(),
             };
-            Ok((
-                json(&client.get::<GrantList>("/grants", Some(&query)).await?)?,
-                Show::Table("grants", &[("HOLDER", "/holder"), ("ACTIONS", "/actions")]),
-            ))
+            let columns = &[("HOLDER", "/holder"), ("ACTIONS", "/actions")];
+            table_of::<GrantList>(client, "/grants", Some(&query), "grants", columns).await
         }
         GrantsCommand::Add {
             holder,
