@@ -8,10 +8,10 @@ pub mod input;
 mod limits;
 mod metrics;
 pub mod plugins;
-mod routes;
 pub mod settings;
 mod startup;
 pub mod throttle;
+mod token;
 
 pub use error::TokenError;
 pub use settings::{Settings, SettingsError, SettingsSource};

@@ -16,7 +16,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpResponse, web};
 use cardgate_authz::GrantedScope;
 
-use crate::routes::AppState;
+use crate::token::AppState;
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [

@@ -15,9 +15,9 @@ use tracing_actix_web::TracingLogger;
 use crate::admin::{self, AdminState};
 use crate::limits::{self, Limits};
 use crate::metrics;
-use crate::routes::{self, AppState};
 use crate::settings::{Settings, SettingsError};
 use crate::throttle::Throttle;
+use crate::token::{self, AppState};
 
 /// Jellyfish's token path, always served besides the realm's.
 pub const JELLYFISH_REALM_PATH: &str = "/api/v2/registry";
@@ -83,12 +83,13 @@ impl Application {
         // The admin API is served when the card store is configured.
         let admin = match &store {
             Some(store) => Some(web::Data::new(AdminState {
-                admin: Admin::new(store.clone()),
-                store: store.clone(),
-                authenticator: CardAuthenticator::new(store.clone())
-                    .map_err(|e| SettingsError::from_message(format!("admin: {e}")))?,
-                authorizer: CardAuthorizer::new(store.clone()),
-                session_lifetime: Duration::from_secs(settings.admin.session_lifetime_seconds),
+                admin: Admin::new(
+                    store.clone(),
+                    CardAuthenticator::new(store.clone())
+                        .map_err(|e| SettingsError::from_message(format!("admin: {e}")))?,
+                    CardAuthorizer::new(store.clone()),
+                    Duration::from_secs(settings.admin.session_lifetime_seconds),
+                ),
                 throttle: throttle.clone(),
             })),
             None => None,
@@ -123,7 +124,7 @@ impl Application {
             let admin = admin.clone();
             App::new()
                 .app_data(limits.clone())
-                .app_data(web::PayloadConfig::new(routes::MAX_FORM_BYTES))
+                .app_data(web::PayloadConfig::new(token::MAX_FORM_BYTES))
                 .wrap(limits::json_errors())
                 .wrap(from_fn(limits::bound_requests))
                 .wrap(from_fn(limits::limit_headers))
@@ -136,13 +137,13 @@ impl Application {
                     }
                 })
                 .app_data(state.clone())
-                .route(&route, web::get().to(routes::token))
-                .route(&route, web::post().to(routes::oauth_token))
-                .route(JELLYFISH_REALM_PATH, web::get().to(routes::token))
-                .route(JELLYFISH_REALM_PATH, web::post().to(routes::oauth_token))
-                .route("/.well-known/jwks.json", web::get().to(routes::jwks))
-                .route("/healthz", web::get().to(routes::healthz))
-                .route("/readyz", web::get().to(routes::readyz))
+                .route(&route, web::get().to(token::token))
+                .route(&route, web::post().to(token::oauth_token))
+                .route(JELLYFISH_REALM_PATH, web::get().to(token::token))
+                .route(JELLYFISH_REALM_PATH, web::post().to(token::oauth_token))
+                .route("/.well-known/jwks.json", web::get().to(token::jwks))
+                .route("/healthz", web::get().to(token::healthz))
+                .route("/readyz", web::get().to(token::readyz))
                 .route("/metrics", web::get().to(metrics::metrics))
                 .default_service(web::to(|| async {
                     HttpResponse::NotFound().json(json!({

@@ -3,7 +3,13 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod audit;
+mod sessions;
+
+use std::time::Duration;
+
 use cardgate_admin::{Admin, AdminError, Caller};
+use cardgate_authz_cards::{CardAuthenticator, CardAuthorizer};
 use cardgate_store::testing::Fixture;
 use cardgate_store::{EventFilter, MembershipRole};
 
@@ -28,7 +34,12 @@ impl World {
         f.member(&acme, &mark, "maintainer").await;
         f.member(&globex, &gina, "owner").await;
         f.image("acme/web", &["org-acme"], false).await;
-        let admin = Admin::new(f.store.clone());
+        let admin = Admin::new(
+            f.store.clone(),
+            CardAuthenticator::new(f.store.clone()).unwrap(),
+            CardAuthorizer::new(f.store.clone()),
+            Duration::from_secs(3600),
+        );
         World { f, admin }
     }
 
