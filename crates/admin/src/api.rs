@@ -329,7 +329,10 @@ impl From<&Card> for SessionView {
     fn from(card: &Card) -> Self {
         SessionView {
             id: card.id,
-            kind: card.data["kind"].as_str().unwrap_or("session").to_owned(),
+            kind: card
+                .session()
+                .map_or("session", |session| session.kind.as_str())
+                .to_owned(),
             client_id: card.data["client_id"].clone(),
             service: card.data["service"].clone(),
             expires_at: card.data["expiration"].clone(),

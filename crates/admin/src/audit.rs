@@ -2,7 +2,7 @@
 
 use cardgate_authz::Identity;
 use cardgate_authz_cards::Explanation;
-use cardgate_store::{Card, EventFilter, MembershipRole};
+use cardgate_store::{Card, EventFilter, MembershipRole, Slug};
 use cardgate_token::Scope;
 use uuid::Uuid;
 
@@ -68,14 +68,7 @@ impl Admin {
     ) -> Result<Explanation> {
         if !caller.platform_admin {
             let org = (scope.resource_type.as_str() == "repository")
-                .then(|| {
-                    scope
-                        .name
-                        .as_str()
-                        .split('/')
-                        .next()
-                        .map(|ns| format!("org-{ns}"))
-                })
+                .then(|| scope.name.as_str().split('/').next().map(Slug::org))
                 .flatten();
             let owns = org.is_some_and(|org| caller.role_in(&org) == Some(MembershipRole::Owner));
             if !owns {

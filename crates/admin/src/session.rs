@@ -3,7 +3,7 @@
 
 use cardgate_authz::{Authentication, Authenticator, Credentials, PluginError};
 use cardgate_authz_cards::user_slug;
-use cardgate_store::{Card, IssuedSession};
+use cardgate_store::{Card, IssuedSession, SessionKind};
 use secrecy::SecretString;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -68,12 +68,9 @@ impl Admin {
             .store
             .card_by_id(session_id)
             .await?
-            .filter(|session| session.data["kind"] == "login")
-            .and_then(|session| {
-                session.data["actor"]
-                    .as_str()
-                    .and_then(|a| Uuid::parse_str(a).ok())
-            })
+            .and_then(|card| card.session().ok())
+            .filter(|session| session.kind == SessionKind::Login)
+            .map(|session| session.actor)
             .ok_or(AdminError::Unauthenticated)?;
         let user = self
             .store

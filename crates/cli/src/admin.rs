@@ -12,7 +12,7 @@ use cardgate_admin::api::{
     NewMember, NewOrg, NewPassword, NewRobot, NewRole, NewToken, NewUser, PageQuery,
     RepositoryQuery, RoleBody, RoleChange, Roles, SessionList, SessionToken, WhoAmI,
 };
-use cardgate_store::MembershipRole;
+use cardgate_store::{MembershipRole, Slug};
 use clap::{Args, Subcommand};
 use comfy_table::{Table, presets};
 use reqwest::{Method, StatusCode};
@@ -451,7 +451,7 @@ impl Client {
 
     /// The revision of the role `role-<name>`, from the role listing.
     async fn role_revision(&self, name: &str) -> anyhow::Result<String> {
-        let slug = format!("role-{name}");
+        let slug: String = Slug::role(name).into();
         self.revision_in("/roles", |c| c.slug == slug, &slug).await
     }
 }

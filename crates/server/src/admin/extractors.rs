@@ -14,6 +14,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use cardgate_admin::api::Name;
+use cardgate_store::Slug;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -265,5 +266,5 @@ pub fn user_segment(value: String) -> Result<String, ApiError> {
 
 /// The slug of the org named in the path.
 pub fn org_segment(value: String) -> Result<String, ApiError> {
-    Ok(format!("org-{}", segment("org", value)?.as_str()))
+    Ok(Slug::org(segment("org", value)?.as_str()).into())
 }
