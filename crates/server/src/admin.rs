@@ -400,7 +400,7 @@ async fn log_in(req: HttpRequest, state: web::Data<AdminState>, bytes: web::Byte
         Authentication::Authenticated(identity) if identity.session.is_none() => identity,
         Authentication::Authenticated(_) => return Err(ApiError::BadLogin),
         Authentication::Rejected | Authentication::NotMine => {
-            attempt.failed();
+            attempt.failed().await;
             return Err(ApiError::BadLogin);
         }
     };

@@ -225,17 +225,14 @@ async fn authenticate(
         .admit(req, credentials)
         .await
         .map_err(|locked| TokenError::TooManyRequests(locked.retry_after_seconds()))?;
-    state
-        .authn
-        .authenticate(credentials)
-        .await
-        .map_err(|e| match e {
-            AuthnError::InvalidCredentials => {
-                attempt.failed();
-                invalid
-            }
-            AuthnError::Plugin(e) => TokenError::Backend(e),
-        })
+    match state.authn.authenticate(credentials).await {
+        Ok(identity) => Ok(identity),
+        Err(AuthnError::InvalidCredentials) => {
+            attempt.failed().await;
+            Err(invalid)
+        }
+        Err(AuthnError::Plugin(e)) => Err(TokenError::Backend(e)),
+    }
 }
 
 /// A token request once its protocol is read and its identity established.

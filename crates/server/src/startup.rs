@@ -76,10 +76,13 @@ impl Application {
         let (authn, authz) = settings.chains(store.as_ref())?;
         let refresh = settings.refresh_tokens(store.as_ref());
         let refresh_lifetime = settings.refresh_lifetime();
-        let throttle = Arc::new(
-            Throttle::new(&settings.throttle)
-                .map_err(|e| SettingsError::from_message(format!("{e}: invalid")))?,
-        );
+        let mut throttle = Throttle::new(&settings.throttle)
+            .map_err(|e| SettingsError::from_message(format!("{e}: invalid")))?;
+        if let Some(store) = &store {
+            // The account limit holds across every instance sharing the database.
+            throttle = throttle.shared_through(store);
+        }
+        let throttle = Arc::new(throttle);
         // The admin API is served when the card store is configured.
         let admin = match &store {
             Some(store) => Some(web::Data::new(AdminState {
