@@ -2,6 +2,7 @@
 //! the JWKS and the health probes.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use actix_web::http::header;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub jwks: String,
     /// Failed logins, per account and client address.
     pub throttle: Arc<Throttle>,
+    /// Set on SIGTERM during the drain period: `/readyz` answers 503, the rest is served.
+    pub draining: Arc<AtomicBool>,
 }
 
 /// The parameters of a token request (query string or form body): the `scope` values, and the
@@ -539,8 +542,13 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: a token can be signed right now, and the database (when configured) answers.
+/// `GET /readyz`: a token can be signed right now, and the database (when configured) answers;
+/// 503 once the server is shutting down.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if state.draining.load(Ordering::SeqCst) {
+        return HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "unavailable", "reason": "draining"}));
+    }
     if let Some(store) = &state.store
         && let Err(e) = store.ping().await
     {

@@ -119,7 +119,7 @@ impl SharedAccounts {
         if self.prune_due() {
             let store = self.store.clone();
             let max_entries = self.max_entries;
-            actix_web::rt::spawn(async move {
+            tokio::spawn(async move {
                 if let Err(e) = store.prune_login_failures(max_entries).await {
                     tracing::warn!(error = %e, "login failures: cannot prune");
                 }
