@@ -11,6 +11,8 @@
 use std::time::Duration;
 
 use sha2::Digest;
+use sqlx::PgPool;
+use sqlx::postgres::{PgListener, PgPoolOptions};
 
 use crate::{Result, Store};
 
@@ -131,15 +133,18 @@ impl Store {
 
     /// Listens for failures recorded by every instance, for as long as the runtime runs, and
     /// tells `on_notice` what it hears; reconnects when the connection is lost. The listening
-    /// connection is one of the pool's.
+    /// connection is one more than the pool's `max_connections`, so that requests keep all of
+    /// those.
     pub fn watch_login_failures<F>(&self, on_notice: F) -> tokio::task::JoinHandle<()>
     where
         F: Fn(FailureNotice) + Send + 'static,
     {
-        let store = self.clone();
+        let own = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with((*self.pool().connect_options()).clone());
         tokio::spawn(async move {
             loop {
-                match store.listen_for_failures().await {
+                match listen_for_failures(&own).await {
                     Ok(mut listener) => {
                         on_notice(FailureNotice::Listening);
                         // `Ok(None)`: the connection was lost; an error: likewise.
@@ -159,12 +164,12 @@ impl Store {
             }
         })
     }
+}
 
-    async fn listen_for_failures(&self) -> Result<sqlx::postgres::PgListener, sqlx::Error> {
-        let mut listener = sqlx::postgres::PgListener::connect_with(self.pool()).await?;
-        listener.listen(LOGIN_FAILURES_CHANNEL).await?;
-        Ok(listener)
-    }
+async fn listen_for_failures(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(LOGIN_FAILURES_CHANNEL).await?;
+    Ok(listener)
 }
 
 #[cfg(test)]
