@@ -48,8 +48,11 @@ fn documented_variables() -> BTreeSet<String> {
         .collect()
 }
 
-/// A container's environment: literal values, and secret references as (secret, key).
-fn environment(container: &Value) -> Vec<(String, Result<String, (String, String)>)> {
+/// A variable's value: a literal, or a reference to a secret's key as (secret, key).
+type EnvValue = Result<String, (String, String)>;
+
+/// A container's environment.
+fn environment(container: &Value) -> Vec<(String, EnvValue)> {
     container["env"]
         .as_array()
         .unwrap()
