@@ -221,7 +221,6 @@ async fn load(load: Arc<Load>, realm: String, service: String) {
         .build()
         .unwrap();
     while !load.stop.load(Ordering::SeqCst) {
-        let phase = load.phase.load(Ordering::SeqCst);
         let result = client
             .get(&realm)
             .query(&[
@@ -231,6 +230,9 @@ async fn load(load: Arc<Load>, realm: String, service: String) {
             .basic_auth("alice", Some(password("alice")))
             .send()
             .await;
+        // A request counts in the phase it ends in: one in flight when an instance is killed
+        // counts as the kill's.
+        let phase = load.phase.load(Ordering::SeqCst);
         load.requests[phase].fetch_add(1, Ordering::SeqCst);
         let failure = match result {
             Ok(r) if r.status() == 200 => None,
@@ -466,7 +468,6 @@ async fn three_instances_behind_haproxy_survive_restarts_and_a_kill_under_load()
         instance.ready().await;
         balancer_sees(stats, &format!("c{i}"), "UP").await;
     }
-    let (rolling_requests, rolling_failures) = state.counts(ROLLING);
 
     // kill -9: the requests in flight on it may fail; the balancer marks it down within its
     // checks.
@@ -477,7 +478,6 @@ async fn three_instances_behind_haproxy_survive_restarts_and_a_kill_under_load()
     let routed_around = killed.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     instances[0].exited().await;
-    let (killed_requests, killed_failures) = state.counts(KILLED);
     instances[0].spawn();
     instances[0].ready().await;
     balancer_sees(stats, "c0", "UP").await;
@@ -552,16 +552,20 @@ async fn three_instances_behind_haproxy_survive_restarts_and_a_kill_under_load()
     let (copies_done, copies_failed) = copies.await.unwrap();
     let errors = state.errors.lock().unwrap().clone();
     let (warm_requests, _) = state.counts(WARM_UP);
+    let (rolling_requests, rolling_failures) = state.counts(ROLLING);
+    let (killed_requests, killed_failures) = state.counts(KILLED);
+    let (after_requests, after_failures) = state.counts(AFTER);
     eprintln!(
         "token requests: warm-up {warm_requests}, rolling restart {rolling_requests} \
          ({rolling_failures} failed), kill -9 {killed_requests} ({killed_failures} failed, \
          routed around in {routed_around:?}); skopeo rounds {copies_done} \
-         ({} failed); errors: {errors:?}",
+         ({} failed); after: {after_requests} ({after_failures} failed); errors: {errors:?}",
         copies_failed.len()
     );
     assert!(rolling_requests > 50, "the load did not run");
     assert_eq!(rolling_failures, 0, "{errors:?}");
     assert!(killed_failures <= LOADERS, "{errors:?}");
+    assert_eq!(after_failures, 0, "{errors:?}");
     assert!(
         routed_around < Duration::from_millis(CHECK_MS * (FALL + 2) + 1000),
         "{routed_around:?}"
