@@ -194,6 +194,17 @@ fn render(state: &AppState) -> String {
         );
     }
 
+    if let Some(connected) = state.throttle.failures_heard() {
+        let _ = writeln!(
+            out,
+            "# HELP cardgate_login_failures_feed_connected Whether login failures recorded by \
+             every instance are heard (1); 0 while the listener reconnects (every login then \
+             reads its account's failures from the database).\n\
+             # TYPE cardgate_login_failures_feed_connected gauge\n\
+             cardgate_login_failures_feed_connected {}",
+            u8::from(connected)
+        );
+    }
     if let Some(store) = &state.store {
         let _ = writeln!(
             out,

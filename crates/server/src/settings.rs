@@ -107,6 +107,9 @@ pub struct ServerSettings {
     pub max_requests_per_address: u32,
     /// On SIGTERM, how long in-flight requests may take to finish, in seconds. 0 to 3,600.
     pub shutdown_timeout_seconds: u64,
+    /// On SIGTERM, how long to go on serving with `/readyz` answering 503 before closing the
+    /// listener, so that load balancers stop sending requests first, in seconds. 0 to 300.
+    pub shutdown_drain_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -342,6 +345,7 @@ mod ranges {
     pub const WORKERS: RangeInclusive<u64> = 0..=512;
     pub const MAX_HEADER_BYTES: RangeInclusive<u64> = 4096..=131_072;
     pub const SHUTDOWN_TIMEOUT_SECONDS: RangeInclusive<u64> = 0..=3600;
+    pub const SHUTDOWN_DRAIN_SECONDS: RangeInclusive<u64> = 0..=300;
     pub const BODY_TIMEOUT_SECONDS: RangeInclusive<u64> = 1..=300;
     pub const MAX_REQUESTS_PER_ADDRESS: RangeInclusive<u64> = 1..=100_000;
     /// Every token lifetime, refresh tokens' included.
@@ -367,7 +371,7 @@ fn wide(value: usize) -> u64 {
 
 impl Settings {
     /// Every numeric setting, its value (`None` when unset) and the range it must be in.
-    fn numeric_settings(&self) -> [(&'static str, Option<u64>, RangeInclusive<u64>); 20] {
+    fn numeric_settings(&self) -> [(&'static str, Option<u64>, RangeInclusive<u64>); 21] {
         let (server, token, database, throttle) =
             (&self.server, &self.token, &self.database, &self.throttle);
         [
@@ -385,6 +389,11 @@ impl Settings {
                 "server.shutdown_timeout_seconds",
                 Some(server.shutdown_timeout_seconds),
                 ranges::SHUTDOWN_TIMEOUT_SECONDS,
+            ),
+            (
+                "server.shutdown_drain_seconds",
+                Some(server.shutdown_drain_seconds),
+                ranges::SHUTDOWN_DRAIN_SECONDS,
             ),
             (
                 "server.body_timeout_seconds",

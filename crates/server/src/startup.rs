@@ -2,6 +2,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix_web::dev::Server;
@@ -27,6 +28,9 @@ pub struct Application {
     port: u16,
     realm_path: String,
     server: Server,
+    /// On SIGTERM, how long to serve with `/readyz` answering 503 first; zero: none.
+    drain: Duration,
+    draining: Arc<AtomicBool>,
 }
 
 /// Start-up failed; the message names the setting at fault.
@@ -48,6 +52,7 @@ impl std::fmt::Debug for Application {
         f.debug_struct("Application")
             .field("port", &self.port)
             .field("realm_path", &self.realm_path)
+            .field("drain", &self.drain)
             .finish_non_exhaustive()
     }
 }
@@ -76,10 +81,13 @@ impl Application {
         let (authn, authz) = crate::plugins::chains(settings, store.as_ref())?;
         let refresh = crate::plugins::refresh_tokens(settings, store.as_ref());
         let refresh_lifetime = settings.refresh_lifetime();
-        let throttle = Arc::new(
-            Throttle::new(&settings.throttle)
-                .map_err(|e| SettingsError::from_message(format!("{e}: invalid")))?,
-        );
+        let mut throttle = Throttle::new(&settings.throttle)
+            .map_err(|e| SettingsError::from_message(format!("{e}: invalid")))?;
+        if let Some(store) = &store {
+            // The account limit holds across every instance sharing the database.
+            throttle = throttle.shared_through(store);
+        }
+        let throttle = Arc::new(throttle);
         // The admin API is served when the card store is configured.
         let admin = match &store {
             Some(store) => Some(web::Data::new(AdminState {
@@ -94,6 +102,8 @@ impl Application {
             })),
             None => None,
         };
+        let drain = Duration::from_secs(settings.server.shutdown_drain_seconds);
+        let draining = Arc::new(AtomicBool::new(false));
         let state = web::Data::new(AppState {
             minter,
             lifetimes,
@@ -105,6 +115,7 @@ impl Application {
             store,
             jwks,
             throttle: throttle.clone(),
+            draining: draining.clone(),
         });
         let address = settings.server.listen.clone();
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
@@ -161,10 +172,16 @@ impl Application {
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }
+        if !drain.is_zero() {
+            // The signals are handled in `run_until_stopped`, to drain first.
+            server = server.disable_signals();
+        }
         Ok(Application {
             port,
             realm_path,
             server: server.run(),
+            drain,
+            draining,
         })
     }
 
@@ -178,7 +195,38 @@ impl Application {
         &self.realm_path
     }
 
+    /// Serves until a signal stops the server: SIGTERM gracefully (after the drain period,
+    /// when there is one), SIGINT and SIGQUIT at once.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        if !self.drain.is_zero() {
+            use tokio::signal::unix::{SignalKind, signal};
+            let handle = self.server.handle();
+            let mut terminate = signal(SignalKind::terminate())?;
+            let (drain, draining) = (self.drain, self.draining.clone());
+            let graceful = handle.clone();
+            tokio::spawn(async move {
+                if terminate.recv().await.is_some() {
+                    tracing::info!(
+                        seconds = drain.as_secs(),
+                        "SIGTERM received; draining: /readyz answers 503, requests are served"
+                    );
+                    draining.store(true, Ordering::SeqCst);
+                    tokio::time::sleep(drain).await;
+                    tracing::info!("drained; starting graceful shutdown");
+                    graceful.stop(true).await;
+                }
+            });
+            for kind in [SignalKind::interrupt(), SignalKind::quit()] {
+                let mut stop = signal(kind)?;
+                let handle = handle.clone();
+                tokio::spawn(async move {
+                    if stop.recv().await.is_some() {
+                        tracing::info!("signal received; stopping at once");
+                        handle.stop(false).await;
+                    }
+                });
+            }
+        }
         self.server.await
     }
 }

@@ -2,6 +2,7 @@
 //! the JWKS and the health probes.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use actix_web::http::header;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub jwks: String,
     /// Failed logins, per account and client address.
     pub throttle: Arc<Throttle>,
+    /// Set on SIGTERM during the drain period: `/readyz` answers 503, the rest is served.
+    pub draining: Arc<AtomicBool>,
 }
 
 /// The parameters of a token request (query string or form body): the `scope` values, and the
@@ -225,17 +228,14 @@ async fn authenticate(
         .admit(req, credentials)
         .await
         .map_err(|locked| TokenError::TooManyRequests(locked.retry_after_seconds()))?;
-    state
-        .authn
-        .authenticate(credentials)
-        .await
-        .map_err(|e| match e {
-            AuthnError::InvalidCredentials => {
-                attempt.failed();
-                invalid
-            }
-            AuthnError::Plugin(e) => TokenError::Backend(e),
-        })
+    match state.authn.authenticate(credentials).await {
+        Ok(identity) => Ok(identity),
+        Err(AuthnError::InvalidCredentials) => {
+            attempt.failed().await;
+            Err(invalid)
+        }
+        Err(AuthnError::Plugin(e)) => Err(TokenError::Backend(e)),
+    }
 }
 
 /// A token request once its protocol is read and its identity established.
@@ -545,8 +545,13 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: a token can be signed right now, and the database (when configured) answers.
+/// `GET /readyz`: a token can be signed right now, and the database (when configured) answers;
+/// 503 once the server is shutting down.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if state.draining.load(Ordering::SeqCst) {
+        return HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "unavailable", "reason": "draining"}));
+    }
     if let Some(store) = &state.store
         && let Err(e) = store.ping().await
     {

@@ -7,6 +7,7 @@
 mod changes;
 pub mod embedded;
 mod feed;
+mod login_failures;
 mod model;
 mod policy;
 mod schema;
@@ -24,6 +25,9 @@ use uuid::Uuid;
 
 pub use changes::{EventFilter, IssuedSession};
 pub use feed::{CHANNEL, Generation};
+pub use login_failures::{
+    AccountHash, FailureNotice, FailureWindow, LOGIN_FAILURES_CHANNEL, account_hash,
+};
 pub use model::{
     Card, CardType, LinkVerb, Membership, MembershipRole, NewCard, Session, SessionKind, Slug,
     markers_allow,

@@ -7,7 +7,9 @@
 mod admin_cli;
 mod clients;
 mod compose;
+mod deploy;
 mod dev;
+mod fleet;
 mod keygen;
 mod memory;
 mod registry;

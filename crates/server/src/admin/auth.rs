@@ -49,7 +49,7 @@ pub(super) async fn log_in(req: HttpRequest, state: State, Json(login): Json<Log
         .map_err(|locked| ApiError::TooManyRequests(locked.retry_after_seconds()))?;
     let login = match state.admin.log_in(&credentials).await {
         Err(AdminError::BadLogin { wrong: true }) => {
-            attempt.failed();
+            attempt.failed().await;
             return Err(ApiError::BadLogin);
         }
         result => result?,

@@ -8,6 +8,7 @@ mod admin;
 mod caches;
 mod cards;
 mod faults;
+mod fleet;
 mod keys;
 mod limits;
 mod logs;
