@@ -236,11 +236,17 @@ pub struct AuthnChain {
     authenticators: Vec<Arc<dyn Authenticator>>,
 }
 
+/// A chain shows the names of its plugins, in order.
+fn debug_names(
+    f: &mut fmt::Formatter<'_>,
+    names: impl Iterator<Item = &'static str>,
+) -> fmt::Result {
+    f.debug_list().entries(names).finish()
+}
+
 impl fmt::Debug for AuthnChain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list()
-            .entries(self.authenticators.iter().map(|a| a.name()))
-            .finish()
+        debug_names(f, self.authenticators.iter().map(|a| a.name()))
     }
 }
 
@@ -279,9 +285,7 @@ pub struct AuthzChain {
 
 impl fmt::Debug for AuthzChain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list()
-            .entries(self.authorizers.iter().map(|a| a.name()))
-            .finish()
+        debug_names(f, self.authorizers.iter().map(|a| a.name()))
     }
 }
 

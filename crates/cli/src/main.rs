@@ -74,6 +74,18 @@ enum Command {
     },
 }
 
+/// The card store of the settings, migrated and with its built-in cards.
+async fn migrated_store(cli: &Cli) -> anyhow::Result<cardgate_store::Store> {
+    let settings = Settings::load(&settings_source(cli, cli.profile.clone()))?;
+    settings.validate()?;
+    let store = settings
+        .store()?
+        .context("`database.url` (DATABASE_URL or CARDGATE__DATABASE__URL) is not set")?;
+    store.migrate().await?;
+    store.bootstrap().await?;
+    Ok(store)
+}
+
 fn settings_source(cli: &Cli, profile: Option<String>) -> SettingsSource {
     SettingsSource {
         config_dir: cli.config_dir.clone(),
@@ -145,13 +157,7 @@ async fn main() -> anyhow::Result<()> {
             served
         }
         Command::Migrate => {
-            let settings = Settings::load(&settings_source(&cli, cli.profile.clone()))?;
-            settings.validate()?;
-            let store = settings
-                .store()?
-                .context("`database.url` (DATABASE_URL or CARDGATE__DATABASE__URL) is not set")?;
-            store.migrate().await?;
-            store.bootstrap().await?;
+            migrated_store(&cli).await?;
             eprintln!("migrations applied");
             Ok(())
         }
@@ -200,13 +206,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::SetPassword { user } => {
-            let settings = Settings::load(&settings_source(&cli, cli.profile.clone()))?;
-            settings.validate()?;
-            let store = settings
-                .store()?
-                .context("`database.url` (DATABASE_URL or CARDGATE__DATABASE__URL) is not set")?;
-            store.migrate().await?;
-            store.bootstrap().await?;
+            let store = migrated_store(&cli).await?;
             let slug = cardgate_authz_cards::user_slug(user);
             let card = store
                 .card_by_slug(&slug)

@@ -175,28 +175,24 @@ impl Fixture {
 
     /// `org` has member `user` with membership `role`.
     pub async fn member(&self, org: &Card, user: &Card, role: &str) {
-        self.store
-            .link(
-                &self.admin,
-                org,
-                LinkVerb::HasMember,
-                user,
-                json!({"role": role}),
-            )
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        self.link(org, LinkVerb::HasMember, user, json!({"role": role}))
+            .await;
     }
 
     /// `holder` (a user or org) has access to `image` with `actions`.
     pub async fn grant(&self, holder: &Card, image: &Card, actions: &[&str]) {
+        self.link(
+            holder,
+            LinkVerb::HasAccessTo,
+            image,
+            json!({"actions": actions}),
+        )
+        .await;
+    }
+
+    async fn link(&self, from: &Card, verb: LinkVerb, to: &Card, data: Value) {
         self.store
-            .link(
-                &self.admin,
-                holder,
-                LinkVerb::HasAccessTo,
-                image,
-                json!({"actions": actions}),
-            )
+            .link(&self.admin, from, verb, to, data)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
     }
