@@ -7,7 +7,10 @@
 #
 # Environment: BENCH_DURATION (s per scenario, 15), BENCH_CONNECTIONS (64), BENCH_THREADS (wrk
 # threads, 1), BENCH_PORT (18080), BENCH_DIR (/var/tmp/cardgate-bench, emptied first),
-# BENCH_OPENSSL_SECONDS (10), BENCH_LOG_FILTER (cardgate's log filter, info).
+# BENCH_OPENSSL_SECONDS (10), BENCH_LOG_FILTER (cardgate's log filter, info), BENCH_INSTANCES
+# (1; with N > 1, scenario 1 is also run through haproxy in front of one instance, then in front
+# of N instances on the same database: `cardgate serve` processes next to the dev one, on the
+# ports after BENCH_PORT; needs haproxy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,8 +25,11 @@ BASE=http://127.0.0.1:$PORT
 SERVICE=registry.dev.local
 TOKEN_PATH="/v1/registry?service=$SERVICE"
 ORGS=1000 USERS=10000 ROBOTS=1000 IMAGES=100000 LARGE_CARDS=1000000
+INSTANCES=${BENCH_INSTANCES:-1}
 
-for tool in wrk psql openssl curl jq; do
+tools=(wrk psql openssl curl jq)
+[ "$INSTANCES" -gt 1 ] && tools+=(haproxy)
+for tool in "${tools[@]}"; do
     command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install -y $tool)" >&2; exit 1; }
 done
 
@@ -38,7 +44,8 @@ mkdir -p "$DIR"
 CARDGATE__SERVER__LISTEN=127.0.0.1:$PORT CARDGATE__LOG__FILTER=${BENCH_LOG_FILTER:-info} \
     target/release/cardgate dev --data-dir "$DIR" >"$DIR/cardgate.out" 2>"$DIR/cardgate.log" &
 PID=$!
-trap 'kill $PID 2>/dev/null || true' EXIT
+PIDS=("$PID")
+trap 'kill "${PIDS[@]}" 2>/dev/null || true' EXIT
 
 for _ in $(seq 300); do
     curl -sf "$BASE/readyz" >/dev/null 2>&1 && break
@@ -253,6 +260,58 @@ echo "$LARGE cards in $(($(date +%s) - start)) s"
 scenario s5 "5 = 1 against $LARGE cards" \
     "$TOKEN_PATH&scope=repository:$PRIVATE:pull" "$SESSION_AUTH"
 
+# A fleet: more instances on the same database (the dev one's keys and settings), haproxy in
+# front of the first one, then of all of them (round robin, checks on /readyz).
+if [ "$INSTANCES" -gt 1 ]; then
+    BACKENDS=("127.0.0.1:$PORT")
+    for i in $(seq 1 $((INSTANCES - 1))); do
+        port=$((PORT + i))
+        CARDGATE_PROFILE=dev CARDGATE__SERVER__LISTEN=127.0.0.1:$port \
+            CARDGATE__LOG__FILTER=${BENCH_LOG_FILTER:-info} \
+            CARDGATE__TOKEN__KEY="$DIR/cardgate-dev.pem" \
+            CARDGATE__TOKEN__CERTIFICATE="$DIR/cardgate-dev.crt" \
+            CARDGATE__DATABASE__URL="postgres://$PGUSER:$PGPASSWORD@$PGHOST:$PGPORT/$PGDATABASE" \
+            CARDGATE__DATABASE__MIGRATE=false \
+            target/release/cardgate serve >"$DIR/cardgate-$i.out" 2>"$DIR/cardgate-$i.log" &
+        PIDS+=("$!")
+        BACKENDS+=("127.0.0.1:$port")
+    done
+    for backend in "${BACKENDS[@]}"; do
+        for _ in $(seq 120); do
+            curl -sf "http://$backend/readyz" >/dev/null 2>&1 && break
+            sleep 0.5
+        done
+        curl -sf "http://$backend/readyz" >/dev/null
+    done
+    # haproxy in front of the first `count` instances, on port `front`.
+    balancer() {
+        local count=$1 front=$2 config="$DIR/haproxy-$1.cfg"
+        {
+            printf 'global\n    maxconn 4096\n'
+            printf 'defaults\n    mode http\n    timeout connect 1s\n    timeout client 30s\n'
+            printf '    timeout server 30s\n    retries 3\n    option redispatch 1\n'
+            printf 'frontend tokens\n    bind 127.0.0.1:%s\n    default_backend cardgate\n' "$front"
+            printf 'backend cardgate\n    balance roundrobin\n    option httpchk\n'
+            printf '    http-check send meth GET uri /readyz\n'
+            for i in $(seq 0 $((count - 1))); do
+                printf '    server c%s %s check inter 1s\n' "$i" "${BACKENDS[$i]}"
+            done
+        } >"$config"
+        haproxy -db -f "$config" >"$DIR/haproxy-$count.log" 2>&1 &
+        PIDS+=("$!")
+        for _ in $(seq 60); do
+            curl -sf "http://127.0.0.1:$front/readyz" >/dev/null 2>&1 && break
+            sleep 0.5
+        done
+    }
+    balancer 1 $((PORT + 100))
+    balancer "$INSTANCES" $((PORT + 101))
+    BASE=http://127.0.0.1:$((PORT + 100)) scenario f1 "1 through haproxy, one instance" \
+        "$TOKEN_PATH&scope=repository:$PRIVATE:pull" "$SESSION_AUTH"
+    BASE=http://127.0.0.1:$((PORT + 101)) scenario fn "1 through haproxy, $INSTANCES instances" \
+        "$TOKEN_PATH&scope=repository:$PRIVATE:pull" "$SESSION_AUTH"
+fi
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 {
     echo "# cardgate bench"
@@ -275,6 +334,12 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
         "$(printf '%s; ' "${BACKGROUND_RESULTS[@]}")"
     echo
     echo "Scenario 3: $S3_CACHE."
+    if [ "$INSTANCES" -gt 1 ]; then
+        echo
+        echo "Through haproxy: $INSTANCES instances give $(ratio "${RATE[fn]}" "${RATE[f1]}") x one" \
+            "instance (all on this machine's $(nproc) cores, with wrk and haproxy; peak RSS is" \
+            "the dev instance's)."
+    fi
 } >"$RESULTS"
 echo
 cat "$RESULTS"

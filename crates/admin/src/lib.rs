@@ -18,14 +18,36 @@
 //!   static ACL rules): a new user, robot or org cannot take a name already taken by the other
 //!   kind, nor a reserved name ([`RESERVED_NAMES`]).
 //!
+//! - Only login sessions are admin credentials ([`Admin::session_caller`]); logging in needs
+//!   a password, never a session token ([`Admin::log_in`]).
+//! - Platform admins read the whole audit trail; everyone else the events of the cards it
+//!   can see ([`Admin::events`]).
+//! - Platform admins may have any decision explained; an org's owners only those on their
+//!   org's repositories ([`Admin::explain`]).
+//!
 //! Every change goes through the store's audited writers, so each is recorded with its event.
-//! Depends on the store and the token core's name grammar; knows nothing of HTTP.
+//! [`api`] holds the admin API's wire types, shared by the server and the command line.
+//! Depends on the store, the card plugins (to check passwords and sessions, and explain
+//! decisions) and the token core's grammar; knows nothing of HTTP.
 
+pub mod api;
+mod audit;
+mod session;
+
+pub use audit::Event;
+pub use session::LoginSession;
+
+use std::time::Duration;
+
+use cardgate_authz::PluginError;
+use cardgate_authz_cards::{CardAuthenticator, CardAuthorizer};
+use cardgate_authz_static::hash_password;
 use cardgate_store::{
     ADMIN_SLUG, Card, CardType, GUEST_SLUG, IssuedSession, LinkVerb, Membership, MembershipRole,
-    NewCard, Store, StoreError, is_built_in,
+    NewCard, Slug, Store, StoreError, is_built_in,
 };
 use cardgate_token::ResourceName;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -47,8 +69,18 @@ pub enum AdminError {
     /// The card moved on since the caller read it: nothing was changed.
     #[error("revision {expected} is stale: the card is at revision {current}")]
     Stale { expected: i64, current: i64 },
+    /// No valid credentials: no session, or not a login session, or not its user's.
+    #[error("no valid session")]
+    Unauthenticated,
+    /// A login was refused; `wrong` when the password was checked and found wrong (what a
+    /// throttle counts), not when the credentials were no password at all.
+    #[error("invalid username or password")]
+    BadLogin { wrong: bool },
     #[error(transparent)]
     Store(StoreError),
+    /// The card authenticator or authorizer failed.
+    #[error("an authentication backend failed")]
+    Backend(#[source] PluginError),
 }
 
 impl From<StoreError> for AdminError {
@@ -71,6 +103,8 @@ pub struct Caller {
     pub card: Card,
     pub platform_admin: bool,
     memberships: Vec<Membership>,
+    /// The login session the caller speaks through, if any.
+    session: Option<Uuid>,
 }
 
 impl Caller {
@@ -79,6 +113,11 @@ impl Caller {
         std::iter::once(self.card.slug.clone())
             .chain(self.memberships.iter().map(|m| m.org_slug.clone()))
             .collect()
+    }
+
+    /// The login session the caller speaks through, if any.
+    pub fn session(&self) -> Option<Uuid> {
+        self.session
     }
 
     /// The caller's memberships.
@@ -213,13 +252,22 @@ fn owning_org(repository: &str) -> Result<String> {
         .map_err(|e| AdminError::Invalid(format!("repository: {e}")))?;
     match repository.split_once('/') {
         Some((namespace, _)) if check_name("repository", namespace).is_ok() => {
-            Ok(format!("org-{namespace}"))
+            Ok(Slug::org(namespace).into())
         }
         _ => Err(AdminError::Invalid(format!(
             "repository: `{repository}` must be <org>/<name> with an org name as first component"
         ))),
     }
 }
+
+/// The shortest password a user may be given, in characters.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+/// A token's lifetime when none is asked for: one year.
+pub const DEFAULT_TOKEN_SECONDS: u64 = 365 * 24 * 3600;
+
+/// Longest token lifetime: ten years.
+pub const MAX_TOKEN_SECONDS: u64 = 10 * 365 * 24 * 3600;
 
 /// The most cards a listing returns at once; page on with the last slug.
 pub const MAX_PAGE: i64 = 1000;
@@ -246,7 +294,7 @@ pub struct Member {
 
 /// An explicit grant on an image.
 #[derive(Debug, Clone)]
-pub struct Grant {
+pub struct ExplicitGrant {
     pub holder: Card,
     pub actions: Vec<String>,
 }
@@ -255,11 +303,27 @@ pub struct Grant {
 #[derive(Debug, Clone)]
 pub struct Admin {
     store: Store,
+    /// Checks passwords and session tokens, as for token requests.
+    authenticator: CardAuthenticator,
+    /// Explains decisions exactly as the token endpoint's authorizer makes them.
+    authorizer: CardAuthorizer,
+    /// How long a login session lasts.
+    session_lifetime: Duration,
 }
 
 impl Admin {
-    pub fn new(store: Store) -> Self {
-        Admin { store }
+    pub fn new(
+        store: Store,
+        authenticator: CardAuthenticator,
+        authorizer: CardAuthorizer,
+        session_lifetime: Duration,
+    ) -> Self {
+        Admin {
+            store,
+            authenticator,
+            authorizer,
+            session_lifetime,
+        }
     }
 
     /// The caller whose card is `user_id`; `None` when it is not an active user.
@@ -267,7 +331,7 @@ impl Admin {
         let Some(card) = self.store.card_by_id(user_id).await? else {
             return Ok(None);
         };
-        if !card.active || card.base_type() != CardType::User.name() {
+        if !card.active || !card.is(CardType::User) {
             return Ok(None);
         }
         let platform_admin = card.slug == ADMIN_SLUG
@@ -279,6 +343,7 @@ impl Admin {
             card,
             platform_admin,
             memberships,
+            session: None,
         }))
     }
 
@@ -286,8 +351,23 @@ impl Admin {
         self.store
             .card_by_slug(slug)
             .await?
-            .filter(|c| c.base_type() == card_type.name())
+            .filter(|c| c.is(card_type))
             .ok_or_else(|| AdminError::NotFound(format!("{} {slug}", card_type.name())))
+    }
+
+    /// A page of the cards of `card_type`, marked with `marker` and whose data contain
+    /// `data`, when given.
+    async fn page_of(
+        &self,
+        card_type: CardType,
+        marker: Option<&str>,
+        data: Option<&Value>,
+        page: &Page,
+    ) -> Result<Vec<Card>> {
+        Ok(self
+            .store
+            .cards_of_type(card_type, marker, data, page.after.as_deref(), page.limit())
+            .await?)
     }
 
     async fn image(&self, repository: &str) -> Result<Card> {
@@ -305,7 +385,7 @@ impl Admin {
             .store
             .create(
                 &caller.card,
-                NewCard::new(CardType::Org, format!("org-{name}"), json!({})).with_name(name),
+                NewCard::new(CardType::Org, Slug::org(name), json!({})).with_name(name),
             )
             .await?)
     }
@@ -319,11 +399,7 @@ impl Admin {
             .store
             .create(
                 &caller.card,
-                NewCard::new(
-                    CardType::User,
-                    format!("user-{name}"),
-                    json!({"roles": roles}),
-                ),
+                NewCard::new(CardType::User, Slug::user(name), json!({"roles": roles})),
             )
             .await?)
     }
@@ -340,7 +416,7 @@ impl Admin {
                 &caller.card,
                 NewCard::new(
                     CardType::User,
-                    format!("user-{name}"),
+                    Slug::user(name),
                     json!({"roles": ["user-default"], "robot": true}),
                 )
                 .with_markers(vec![org_slug.to_owned()]),
@@ -513,16 +589,7 @@ impl Admin {
     /// The orgs the caller may look inside: all of them for platform admins, else its own.
     pub async fn orgs(&self, caller: &Caller, page: &Page) -> Result<Vec<Card>> {
         if caller.platform_admin {
-            return Ok(self
-                .store
-                .cards_of_type(
-                    CardType::Org,
-                    None,
-                    None,
-                    page.after.as_deref(),
-                    page.limit(),
-                )
-                .await?);
+            return self.page_of(CardType::Org, None, None, page).await;
         }
         let mut slugs: Vec<&str> = caller
             .memberships
@@ -562,36 +629,25 @@ impl Admin {
     pub async fn robots(&self, caller: &Caller, org_slug: &str, page: &Page) -> Result<Vec<Card>> {
         caller.require_owner(org_slug)?;
         self.active(CardType::Org, org_slug).await?;
-        Ok(self
-            .store
-            .cards_of_type(
-                CardType::User,
-                Some(org_slug),
-                Some(&json!({"robot": true})),
-                page.after.as_deref(),
-                page.limit(),
-            )
-            .await?)
+        self.page_of(
+            CardType::User,
+            Some(org_slug),
+            Some(&json!({"robot": true})),
+            page,
+        )
+        .await
     }
 
     /// The images of `org_slug`. Members of the org.
     pub async fn images(&self, caller: &Caller, org_slug: &str, page: &Page) -> Result<Vec<Card>> {
         caller.require_member(org_slug)?;
         self.active(CardType::Org, org_slug).await?;
-        Ok(self
-            .store
-            .cards_of_type(
-                CardType::Image,
-                Some(org_slug),
-                None,
-                page.after.as_deref(),
-                page.limit(),
-            )
-            .await?)
+        self.page_of(CardType::Image, Some(org_slug), None, page)
+            .await
     }
 
     /// The explicit grants on `repository`. Owners of its org.
-    pub async fn grants(&self, caller: &Caller, repository: &str) -> Result<Vec<Grant>> {
+    pub async fn grants(&self, caller: &Caller, repository: &str) -> Result<Vec<ExplicitGrant>> {
         caller.require_owner(&owning_org(repository)?)?;
         let image = self.image(repository).await?;
         Ok(self
@@ -599,7 +655,7 @@ impl Admin {
             .linked(image.id, LinkVerb::HasAccessTo.inverse())
             .await?
             .into_iter()
-            .map(|(holder, data)| Grant {
+            .map(|(holder, data)| ExplicitGrant {
                 holder,
                 actions: serde_json::from_value(data["actions"].clone()).unwrap_or_default(),
             })
@@ -629,16 +685,7 @@ impl Admin {
     /// All users. Platform admins only.
     pub async fn users(&self, caller: &Caller, page: &Page) -> Result<Vec<Card>> {
         caller.require_platform_admin("list all users")?;
-        Ok(self
-            .store
-            .cards_of_type(
-                CardType::User,
-                None,
-                None,
-                page.after.as_deref(),
-                page.limit(),
-            )
-            .await?)
+        self.page_of(CardType::User, None, None, page).await
     }
 
     /// Replaces the platform roles of `user_slug` (at `revision`). Platform admins only.
@@ -659,16 +706,7 @@ impl Admin {
     /// All role cards. Platform admins only.
     pub async fn roles(&self, caller: &Caller, page: &Page) -> Result<Vec<Card>> {
         caller.require_platform_admin("list roles")?;
-        Ok(self
-            .store
-            .cards_of_type(
-                CardType::Role,
-                None,
-                None,
-                page.after.as_deref(),
-                page.limit(),
-            )
-            .await?)
+        self.page_of(CardType::Role, None, None, page).await
     }
 
     /// Creates the role card `role-<name>` whose holders read the cards `read` (a JSON Schema,
@@ -688,7 +726,7 @@ impl Admin {
                 &caller.card,
                 NewCard::new(
                     CardType::Role,
-                    format!("role-{name}"),
+                    Slug::role(name),
                     json!({"read": read, "catalog": catalog}),
                 )
                 .with_name(name),
@@ -707,7 +745,7 @@ impl Admin {
         catalog: bool,
     ) -> Result<Card> {
         caller.require_platform_admin("change roles")?;
-        let role = self.active(CardType::Role, &format!("role-{name}")).await?;
+        let role = self.active(CardType::Role, &Slug::role(name)).await?;
         refuse_built_in_change(&role, "changed")?;
         self.patch(
             caller,
@@ -727,7 +765,7 @@ impl Admin {
         revision: i64,
     ) -> Result<Card> {
         caller.require_platform_admin("deactivate roles")?;
-        let role = self.active(CardType::Role, &format!("role-{name}")).await?;
+        let role = self.active(CardType::Role, &Slug::role(name)).await?;
         refuse_built_in_change(&role, "deactivated")?;
         Ok(self
             .store
@@ -792,6 +830,49 @@ impl Admin {
         Ok(self.store.deactivate(&caller.card, user.id, None).await?)
     }
 
+    /// Sets the password of `user_slug` to `password`, of at least [`MIN_PASSWORD_CHARS`]
+    /// characters, stored as an argon2id hash, for whoever [`Admin::password_user`] allows.
+    /// Refusals cost no hashing; the hash is computed off the async workers.
+    pub async fn change_password(
+        &self,
+        caller: &Caller,
+        user_slug: &str,
+        password: SecretString,
+    ) -> Result<()> {
+        if password.expose_secret().chars().count() < MIN_PASSWORD_CHARS {
+            return Err(AdminError::Invalid(format!(
+                "password: at least {MIN_PASSWORD_CHARS} characters"
+            )));
+        }
+        self.password_user(caller, user_slug).await?;
+        let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+            .await
+            .map_err(|e| AdminError::Backend(PluginError::internal("cards", e.to_string())))?
+            .map_err(|e| AdminError::Backend(PluginError::internal("cards", e.to_string())))?;
+        self.set_password(caller, user_slug, &hash).await
+    }
+
+    /// Opens a token for `user_slug` (see [`Admin::create_token`]) lasting `seconds` (default
+    /// [`DEFAULT_TOKEN_SECONDS`], 60 to [`MAX_TOKEN_SECONDS`]).
+    pub async fn open_token(
+        &self,
+        caller: &Caller,
+        user_slug: &str,
+        seconds: Option<u64>,
+        scope: Option<Value>,
+    ) -> Result<IssuedSession> {
+        let seconds = seconds.unwrap_or(DEFAULT_TOKEN_SECONDS);
+        if !(60..=MAX_TOKEN_SECONDS).contains(&seconds) {
+            return Err(AdminError::Invalid(format!(
+                "expires_in_seconds: between 60 and {MAX_TOKEN_SECONDS}"
+            )));
+        }
+        let expiration = time::OffsetDateTime::now_utc()
+            + time::Duration::seconds(i64::try_from(seconds).unwrap_or(i64::MAX));
+        self.create_token(caller, user_slug, expiration, scope)
+            .await
+    }
+
     /// Opens a token (a session) for `user_slug`, valid until `expiration`, optionally narrowed
     /// by `scope` (a JSON Schema the cards it reaches must satisfy): robots' tokens for CI.
     /// The user itself, platform admins, or owners of the org of a robot.
@@ -822,11 +903,10 @@ impl Admin {
             .store
             .card_by_id(id)
             .await?
-            .filter(|s| s.active && s.base_type() == CardType::Session.name())
+            .filter(|s| s.active && s.is(CardType::Session))
             .ok_or_else(|| AdminError::NotFound(format!("session {id}")))?;
-        let user = session.data["actor"]
-            .as_str()
-            .and_then(|a| Uuid::parse_str(a).ok())
+        let user = session
+            .actor()
             .ok_or_else(|| AdminError::NotFound(format!("the user of session {id}")))?;
         let user = self
             .store

@@ -8,15 +8,13 @@ use cardgate_authz::{
     Authentication, Authenticator, Credentials, Identity, IdentityKind, PluginError,
 };
 use cardgate_password::{HashedPassword, VerifiedCredentials, default_decoy};
-use cardgate_store::{Card, CardType, GUEST_SLUG, Store, hash_session_secret};
+use cardgate_store::{Card, CardType, GUEST_SLUG, Store};
 use secrecy::{ExposeSecret, SecretString};
-use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use crate::cache::{CacheSettings, Tag, store_changes, tags};
-use crate::{LOGIN_KIND, NAME, SESSION_KIND, account_of, plugin_error, user_slug};
+use crate::{NAME, account_of, plugin_error, user_slug};
 
 /// Authenticates users of the card store.
 ///
@@ -62,15 +60,6 @@ pub(crate) fn parse_session_token(password: &str) -> Option<(Uuid, &str)> {
     (secret.len() == 64 && secret.bytes().all(|b| b.is_ascii_hexdigit())).then_some((id, secret))
 }
 
-/// An ordinary session (no `kind`, `session`, or an admin `login`): refresh tokens are never
-/// Basic passwords.
-fn is_ordinary_session(data: &serde_json::Value) -> bool {
-    match data.get("kind") {
-        None => true,
-        Some(kind) => [Some(SESSION_KIND), Some(LOGIN_KIND)].contains(&kind.as_str()),
-    }
-}
-
 impl CardAuthenticator {
     /// Whether `password` matches `hash`; with no hash (an unknown user), or one that cannot
     /// be read, a check against the default decoy that is never a match.
@@ -94,28 +83,13 @@ impl CardAuthenticator {
         id: Uuid,
         secret: &str,
     ) -> Result<Option<OffsetDateTime>, PluginError> {
-        let Some(session) = self.store.card_by_id(id).await.map_err(plugin_error)? else {
+        let card = self.store.card_by_id(id).await.map_err(plugin_error)?;
+        let Some(session) = card.and_then(|card| card.session().ok()) else {
             return Ok(None);
         };
-        let stored = session.data["token"]["authentication"]
-            .as_str()
-            .unwrap_or_default();
-        let secret_matches: bool = hash_session_secret(secret)
-            .as_bytes()
-            .ct_eq(stored.as_bytes())
-            .into();
-        let expiration = session
-            .data
-            .get("expiration")
-            .and_then(|e| e.as_str())
-            .and_then(|e| OffsetDateTime::parse(e, &Rfc3339).ok())
-            .filter(|expiration| *expiration > OffsetDateTime::now_utc());
-        let valid = secret_matches
-            && session.active
-            && session.base_type() == CardType::Session.name()
-            && is_ordinary_session(&session.data)
-            && session.data["actor"].as_str() == Some(user_id.to_string().as_str());
-        Ok(expiration.filter(|_| valid))
+        Ok(session
+            .opens_for(user_id, secret, OffsetDateTime::now_utc())
+            .then_some(session.expiration))
     }
 
     /// Checks a user name and password (or session token) against the store.
@@ -132,7 +106,7 @@ impl CardAuthenticator {
                 .card_by_slug(&slug)
                 .await
                 .map_err(plugin_error)?
-                .filter(|card| card.base_type() == CardType::User.name())
+                .filter(|card| card.is(CardType::User))
         };
         let account = account_of(&slug).to_owned();
 

@@ -40,7 +40,7 @@ use async_trait::async_trait;
 use cardgate_authz::{Authorizer, Decision, Identity, PluginError};
 use cardgate_store::{
     ADMIN_SLUG, Card, GUEST_SLUG, Membership, MembershipRole, NewCard, PolicyCard, PolicySchema,
-    Store, markers_allow,
+    Slug, Store, markers_allow,
 };
 use cardgate_token::{Action, ActionSet, Scope};
 use serde_json::{Value, json};
@@ -207,7 +207,7 @@ fn role_actions(role: Option<MembershipRole>) -> ActionSet {
 fn owning_org(repository: &str) -> Option<String> {
     repository
         .split_once('/')
-        .map(|(namespace, _)| format!("org-{namespace}"))
+        .map(|(namespace, _)| Slug::org(namespace).into())
 }
 
 /// The decision a subject amounts to. A repository without an image card (or without a
@@ -273,13 +273,13 @@ impl CardAuthorizer {
 
         // What the query looked the roles up by: present or not, a role card created later
         // changes the answer.
-        let mut role_slugs = vec![format!("role-{}", card.slug)];
+        let mut role_slugs: Vec<String> = vec![Slug::role(&card.slug).into()];
         if let Some(roles) = card.data.get("roles").and_then(Value::as_array) {
             role_slugs.extend(
                 roles
                     .iter()
                     .filter_map(Value::as_str)
-                    .map(|r| format!("role-{r}")),
+                    .map(|r| Slug::role(r).into()),
             );
         }
         let mut depends_on = vec![Tag::slug(&slug), Tag::links(card.id)];

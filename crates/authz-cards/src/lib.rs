@@ -20,14 +20,9 @@ pub use explain::{ActionVerdict, Assessment, Explanation, Subject};
 pub use refresh::{CardRefreshTokens, DEFAULT_MAX_REFRESH_TOKENS_PER_CLIENT};
 
 use cardgate_authz::PluginError;
-use cardgate_store::StoreError;
+use cardgate_store::{Slug, StoreError};
 
 const NAME: &str = "cards";
-
-/// `data.kind` of an ordinary session (also when absent) and of a refresh token.
-const SESSION_KIND: &str = "session";
-const LOGIN_KIND: &str = "login";
-const REFRESH_KIND: &str = "refresh";
 
 /// The account name of a user card's slug: `user-alice` → `alice` (one prefix, once: user
 /// names never start with `user-`, the store refuses such slugs).
@@ -40,7 +35,7 @@ pub fn user_slug(account: &str) -> String {
     if account.starts_with("user-") {
         account.to_owned()
     } else {
-        format!("user-{account}")
+        Slug::user(account).into()
     }
 }
 

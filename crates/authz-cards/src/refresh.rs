@@ -4,15 +4,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cardgate_authz::{Identity, PluginError, RefreshTokens};
-use cardgate_store::{Card, CardType, GUEST_SLUG, Store, hash_session_secret};
+use cardgate_store::{Card, CardType, GUEST_SLUG, SessionKind, Store};
 use secrecy::{ExposeSecret, SecretString};
-use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use crate::authn::{identity_kind, parse_session_token};
-use crate::{NAME, REFRESH_KIND, plugin_error, user_slug};
+use crate::{NAME, plugin_error, user_slug};
 
 /// Refresh tokens for users the [`CardAuthenticator`](crate::CardAuthenticator) vouched for.
 ///
@@ -73,61 +71,45 @@ impl CardRefreshTokens {
         client_id: &str,
         service: &str,
     ) -> Result<Result<Identity, Refusal>, PluginError> {
-        let Some(session) = self.store.card_by_id(id).await.map_err(plugin_error)? else {
+        let Some(card) = self.store.card_by_id(id).await.map_err(plugin_error)? else {
             return Ok(Err(Refusal::Unknown));
         };
-        let stored = session.data["token"]["authentication"]
-            .as_str()
-            .unwrap_or_default();
-        let secret_matches: bool = hash_session_secret(secret)
-            .as_bytes()
-            .ct_eq(stored.as_bytes())
-            .into();
-        let data = &session.data;
-        if session.base_type() != CardType::Session.name()
-            || data["kind"].as_str() != Some(REFRESH_KIND)
-        {
+        let Some(session) = card
+            .session()
+            .ok()
+            .filter(|s| s.kind == SessionKind::Refresh)
+        else {
             return Ok(Err(Refusal::NotARefreshToken));
-        }
-        if !secret_matches {
+        };
+        if !session.secret_matches(secret) {
             return Ok(Err(Refusal::WrongSecret));
         }
         if !session.active {
             return Ok(Err(Refusal::Revoked));
         }
-        let unexpired = data["expiration"]
-            .as_str()
-            .and_then(|e| OffsetDateTime::parse(e, &Rfc3339).ok())
-            .is_some_and(|expiration| expiration > OffsetDateTime::now_utc());
-        if !unexpired {
+        if session.is_expired_at(OffsetDateTime::now_utc()) {
             return Ok(Err(Refusal::Expired));
         }
-        if data["client_id"].as_str() != Some(client_id) {
+        if session.client_id.as_deref() != Some(client_id) {
             return Ok(Err(Refusal::OtherClient));
         }
-        if data["service"].as_str() != Some(service) {
+        if session.service.as_deref() != Some(service) {
             return Ok(Err(Refusal::OtherService));
         }
-        let Some(user_id) = data["actor"].as_str().and_then(|a| Uuid::parse_str(a).ok()) else {
+        let user = self
+            .store
+            .card_by_id(session.actor)
+            .await
+            .map_err(plugin_error)?;
+        let Some(user) = user.filter(|u| u.active && u.is(CardType::User)) else {
             return Ok(Err(Refusal::UserGone));
-        };
-        let user = self.store.card_by_id(user_id).await.map_err(plugin_error)?;
-        let Some(user) = user.filter(|u| u.active && u.base_type() == CardType::User.name()) else {
-            return Ok(Err(Refusal::UserGone));
-        };
-        let issued_with = match &data["password"] {
-            serde_json::Value::Null => None,
-            value => match value.as_str().and_then(|p| Uuid::parse_str(p).ok()) {
-                Some(id) => Some(id),
-                None => return Ok(Err(Refusal::PasswordChanged)),
-            },
         };
         let current = self
             .store
             .password_card_id(user.id)
             .await
             .map_err(plugin_error)?;
-        if current != issued_with {
+        if current != session.password_card {
             return Ok(Err(Refusal::PasswordChanged));
         }
         Ok(Ok(Identity {
@@ -166,7 +148,7 @@ impl RefreshTokens for CardRefreshTokens {
             .card_by_slug(&slug)
             .await
             .map_err(plugin_error)?
-            .filter(|card| card.base_type() == CardType::User.name())
+            .filter(|card| card.is(CardType::User))
         else {
             return Ok(None);
         };

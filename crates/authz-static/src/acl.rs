@@ -24,7 +24,7 @@ fn default_authenticators() -> Vec<String> {
 /// `[authz.static]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AclConfig {
+pub struct AclSettings {
     /// The authenticators (as named in `authn.chain`) whose identities the rules match, unless
     /// a rule names its own. Default: `["static"]`. An account name means what its
     /// authenticator says it means: a card store user, robot or org owner named `acme` is not
@@ -33,12 +33,12 @@ pub struct AclConfig {
     #[serde(default = "default_authenticators")]
     pub authenticators: Vec<String>,
     #[serde(default)]
-    pub acl: Vec<RuleConfig>,
+    pub acl: Vec<RuleSettings>,
 }
 
-impl Default for AclConfig {
+impl Default for AclSettings {
     fn default() -> Self {
-        AclConfig {
+        AclSettings {
             authenticators: default_authenticators(),
             acl: Vec::new(),
         }
@@ -51,7 +51,7 @@ impl Default for AclConfig {
 /// `{a,b}` alternatives. `name` may contain `${account}`, replaced by the requesting account.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RuleConfig {
+pub struct RuleSettings {
     /// Glob on the account. `""` matches only the anonymous identity; `"?*"` any named account.
     #[serde(default)]
     pub account: Option<String>,
@@ -169,7 +169,7 @@ fn check_authenticators(names: &[String], chain: &[&str]) -> Result<(), String> 
 impl StaticAcl {
     /// Compiles and checks `config`; `chain` is the configured authenticators (`authn.chain`),
     /// which the rules' `authenticators` must be among.
-    pub fn new(config: &AclConfig, chain: &[&str]) -> Result<Self, ConfigError> {
+    pub fn new(config: &AclSettings, chain: &[&str]) -> Result<Self, ConfigError> {
         check_authenticators(&config.authenticators, chain).map_err(|why| {
             let default = if config.authenticators == default_authenticators() {
                 " (the default; set it to the authenticators the rules are for)"
@@ -307,7 +307,7 @@ mod tests {
     "#;
 
     fn acl() -> StaticAcl {
-        StaticAcl::new(&toml::from_str::<AclConfig>(ACL).unwrap(), &["static"]).unwrap()
+        StaticAcl::new(&toml::from_str::<AclSettings>(ACL).unwrap(), &["static"]).unwrap()
     }
 
     fn who(account: &str) -> Identity {
@@ -391,7 +391,7 @@ mod tests {
 
     #[tokio::test]
     async fn account_placeholders_never_match_anonymous_requests() {
-        let config: AclConfig =
+        let config: AclSettings =
             toml::from_str("[[acl]]\nname = \"${account}*\"\nactions = [\"pull\"]").unwrap();
         let acl = StaticAcl::new(&config, &["static"]).unwrap();
         let scope: Scope = "repository:web:pull".parse().unwrap();
@@ -415,7 +415,7 @@ mod tests {
             ),
             ("[[acl]]\naccount = \"{\"\nactions = []", "rule 1: account"),
         ] {
-            let config: AclConfig = toml::from_str(text).unwrap();
+            let config: AclSettings = toml::from_str(text).unwrap();
             let err = StaticAcl::new(&config, &["static"])
                 .unwrap_err()
                 .to_string();
@@ -499,15 +499,15 @@ mod tests {
                 "rule 1: authenticators: `static` is listed twice",
             ),
         ] {
-            let config: AclConfig = toml::from_str(&text).unwrap();
+            let config: AclSettings = toml::from_str(&text).unwrap();
             let err = StaticAcl::new(&config, chain).unwrap_err().to_string();
             assert!(err.contains(expected), "{err} should mention {expected}");
         }
-        assert_eq!(AclConfig::default().authenticators, ["static"]);
+        assert_eq!(AclSettings::default().authenticators, ["static"]);
     }
 
     #[test]
     fn unknown_fields_are_refused() {
-        assert!(toml::from_str::<AclConfig>("[[acl]]\nacount = \"x\"\nactions = []").is_err());
+        assert!(toml::from_str::<AclSettings>("[[acl]]\nacount = \"x\"\nactions = []").is_err());
     }
 }

@@ -8,8 +8,8 @@
 mod acl;
 mod users;
 
-pub use acl::{AclConfig, RuleConfig, StaticAcl};
-pub use users::{StaticUsers, UserConfig, UsersConfig, hash_password};
+pub use acl::{AclSettings, RuleSettings, StaticAcl};
+pub use users::{StaticUsers, UserSettings, UsersSettings, hash_password};
 
 /// A static plugin's configuration is invalid. The message names the entry at fault.
 #[derive(Debug, thiserror::Error)]

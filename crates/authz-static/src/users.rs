@@ -20,10 +20,10 @@ const NAME: &str = "static";
 /// `[authn.static]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UsersConfig {
+pub struct UsersSettings {
     /// The users. An entry with an empty `name` and no password enables anonymous access.
     #[serde(default)]
-    pub users: Vec<UserConfig>,
+    pub users: Vec<UserSettings>,
     /// htpasswd files (`name:$2y$...` lines, bcrypt) whose users are added.
     #[serde(default)]
     pub htpasswd: Vec<PathBuf>,
@@ -32,7 +32,7 @@ pub struct UsersConfig {
 /// One `[[authn.static.users]]` entry.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UserConfig {
+pub struct UserSettings {
     pub name: String,
     /// An argon2id PHC string (`$argon2id$...`) or a bcrypt hash (`$2y$...`). Never plaintext.
     #[serde(default)]
@@ -40,9 +40,9 @@ pub struct UserConfig {
 }
 
 /// Hashes are not shown: they are what an offline guessing attack needs.
-impl std::fmt::Debug for UserConfig {
+impl std::fmt::Debug for UserSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserConfig")
+        f.debug_struct("UserSettings")
             .field("name", &self.name)
             .field("password", &self.password.as_ref().map(|_| "[REDACTED]"))
             .finish()
@@ -106,11 +106,11 @@ impl std::fmt::Debug for StaticUsers {
 
 impl StaticUsers {
     /// The configured users, with the default cache settings.
-    pub fn new(config: &UsersConfig) -> Result<Self, ConfigError> {
+    pub fn new(config: &UsersSettings) -> Result<Self, ConfigError> {
         Self::with_cache(config, CacheSettings::default())
     }
 
-    pub fn with_cache(config: &UsersConfig, cache: CacheSettings) -> Result<Self, ConfigError> {
+    pub fn with_cache(config: &UsersSettings, cache: CacheSettings) -> Result<Self, ConfigError> {
         let mut users = HashMap::new();
         let mut anonymous = false;
         let mut add = |name: &str, password: Option<&str>| -> Result<(), ConfigError> {
@@ -223,13 +223,13 @@ mod tests {
         }
     }
 
-    fn users(extra: &[UserConfig]) -> StaticUsers {
-        let mut all = vec![UserConfig {
+    fn users(extra: &[UserSettings]) -> StaticUsers {
+        let mut all = vec![UserSettings {
             name: "alice".into(),
             password: Some(hash_password(&SecretString::from("wonderland")).unwrap()),
         }];
         all.extend_from_slice(extra);
-        StaticUsers::new(&UsersConfig {
+        StaticUsers::new(&UsersSettings {
             users: all,
             htpasswd: vec![],
         })
@@ -271,7 +271,7 @@ mod tests {
                 .unwrap(),
             Authentication::NotMine
         );
-        let open = users(&[UserConfig {
+        let open = users(&[UserSettings {
             name: String::new(),
             password: None,
         }]);
@@ -295,7 +295,7 @@ mod tests {
             .unwrap()
             .replacen("$2b$", "$2y$", 1);
         std::fs::write(&file, format!("# CI robots\nci:{hash}\n")).unwrap();
-        let users = StaticUsers::new(&UsersConfig {
+        let users = StaticUsers::new(&UsersSettings {
             users: vec![],
             htpasswd: vec![file],
         })
@@ -314,7 +314,7 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
-    fn htpasswd_users(dir_tag: &str, lines: &str, extra: &[UserConfig]) -> StaticUsers {
+    fn htpasswd_users(dir_tag: &str, lines: &str, extra: &[UserSettings]) -> StaticUsers {
         let dir = std::env::temp_dir().join(format!(
             "cardgate-htpasswd-{dir_tag}-{}",
             std::process::id()
@@ -322,7 +322,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("htpasswd");
         std::fs::write(&file, lines).unwrap();
-        let users = StaticUsers::new(&UsersConfig {
+        let users = StaticUsers::new(&UsersSettings {
             users: extra.to_vec(),
             htpasswd: vec![file],
         })
@@ -351,7 +351,7 @@ mod tests {
         let users = htpasswd_users(
             "mixed",
             &format!("ci:{hash}\n"),
-            &[UserConfig {
+            &[UserSettings {
                 name: "alice".into(),
                 password: Some(hash_password(&SecretString::from("wonderland")).unwrap()),
             }],
@@ -424,8 +424,8 @@ mod tests {
         );
 
         let uncached = StaticUsers::with_cache(
-            &UsersConfig {
-                users: vec![UserConfig {
+            &UsersSettings {
+                users: vec![UserSettings {
                     name: "alice".into(),
                     password: Some(hash_password(&SecretString::from("wonderland")).unwrap()),
                 }],
@@ -469,10 +469,10 @@ mod tests {
             ),
         ];
         for (entries, expected) in cases {
-            let config = UsersConfig {
+            let config = UsersSettings {
                 users: entries
                     .into_iter()
-                    .map(|(n, p)| UserConfig {
+                    .map(|(n, p)| UserSettings {
                         name: n.into(),
                         password: p.map(Into::into),
                     })

@@ -236,11 +236,17 @@ pub struct AuthnChain {
     authenticators: Vec<Arc<dyn Authenticator>>,
 }
 
+/// A chain shows the names of its plugins, in order.
+fn debug_names(
+    f: &mut fmt::Formatter<'_>,
+    names: impl Iterator<Item = &'static str>,
+) -> fmt::Result {
+    f.debug_list().entries(names).finish()
+}
+
 impl fmt::Debug for AuthnChain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list()
-            .entries(self.authenticators.iter().map(|a| a.name()))
-            .finish()
+        debug_names(f, self.authenticators.iter().map(|a| a.name()))
     }
 }
 
@@ -263,7 +269,7 @@ impl AuthnChain {
 
 /// One scope's outcome: what was asked, what was granted, and which authorizer decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Grant {
+pub struct GrantedScope {
     pub scope: Scope,
     pub granted: ActionSet,
     /// The authorizer that decided, or `None` when none matched (default deny).
@@ -279,9 +285,7 @@ pub struct AuthzChain {
 
 impl fmt::Debug for AuthzChain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list()
-            .entries(self.authorizers.iter().map(|a| a.name()))
-            .finish()
+        debug_names(f, self.authorizers.iter().map(|a| a.name()))
     }
 }
 
@@ -294,10 +298,10 @@ impl AuthzChain {
         &self,
         identity: &Identity,
         scopes: &[Scope],
-    ) -> Result<Vec<Grant>, PluginError> {
-        let mut grants: Vec<Grant> = scopes
+    ) -> Result<Vec<GrantedScope>, PluginError> {
+        let mut grants: Vec<GrantedScope> = scopes
             .iter()
-            .map(|scope| Grant {
+            .map(|scope| GrantedScope {
                 scope: scope.clone(),
                 granted: ActionSet::EMPTY,
                 decided_by: None,

@@ -6,21 +6,36 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use cardgate_admin::api::{
+    CardList, CardView, Document, ErrorBody, EventList, EventQuery, ExplainAnswer, ExplainQuery,
+    GrantBody, GrantList, GrantQuery, ImageChange, Login, LoginAnswer, MemberList, Name, NewImage,
+    NewMember, NewOrg, NewPassword, NewRobot, NewRole, NewToken, NewUser, PageQuery,
+    RepositoryQuery, RoleBody, RoleChange, Roles, SessionList, SessionToken, WhoAmI,
+};
+use cardgate_store::{MembershipRole, Slug};
 use clap::{Args, Subcommand};
 use comfy_table::{Table, presets};
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+/// The server when none is named.
+const DEFAULT_URL: &str = "http://127.0.0.1:8080";
 
 #[derive(Debug, Args)]
 pub struct AdminArgs {
     /// The cardgate server.
-    #[arg(long, env = "CARDGATE_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(long, global = true, env = "CARDGATE_URL", default_value = DEFAULT_URL)]
     url: String,
     /// A file holding the session token (what `login --save` writes); `CARDGATE_TOKEN` wins.
-    #[arg(long, env = "CARDGATE_TOKEN_FILE")]
+    #[arg(long, global = true, env = "CARDGATE_TOKEN_FILE")]
     token_file: Option<PathBuf>,
     /// Print the API's JSON instead of tables.
-    #[arg(long)]
+    #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
     command: AdminCommand,
@@ -48,10 +63,9 @@ enum AdminCommand {
     Users(UsersCommand),
     #[command(subcommand)]
     Robots(RobotsCommand),
-    #[command(subcommand)]
+    /// Sessions, CI tokens and refresh tokens.
+    #[command(subcommand, visible_alias = "sessions")]
     Tokens(TokensCommand),
-    #[command(subcommand)]
-    Sessions(SessionsCommand),
     #[command(subcommand)]
     Images(ImagesCommand),
     #[command(subcommand)]
@@ -62,18 +76,18 @@ enum AdminCommand {
     Events {
         /// Only events about this card (id).
         #[arg(long)]
-        target: Option<String>,
+        target: Option<Uuid>,
         /// Only events by this user card (id).
         #[arg(long)]
-        actor: Option<String>,
+        actor: Option<Uuid>,
         /// RFC 3339 time: only events at or after.
-        #[arg(long)]
-        since: Option<String>,
+        #[arg(long, value_parser = rfc3339)]
+        since: Option<OffsetDateTime>,
         /// RFC 3339 time: only events before.
-        #[arg(long)]
-        until: Option<String>,
+        #[arg(long, value_parser = rfc3339)]
+        until: Option<OffsetDateTime>,
         #[arg(long, default_value_t = 100)]
-        limit: u32,
+        limit: i64,
     },
     /// Why an account is granted or denied each action of a scope.
     Explain {
@@ -110,10 +124,35 @@ impl RevisionArg {
 #[derive(Debug, Args)]
 struct PageArgs {
     /// Start after this slug.
-    #[arg(long)]
-    after: Option<String>,
+    #[arg(long, value_parser = name)]
+    after: Option<Name>,
     #[arg(long, default_value_t = 100)]
-    limit: u32,
+    limit: i64,
+}
+
+impl PageArgs {
+    fn query(&self) -> PageQuery {
+        PageQuery {
+            after: self.after.clone(),
+            limit: Some(self.limit),
+        }
+    }
+}
+
+/// A name as the API takes it.
+fn name(value: &str) -> anyhow::Result<Name> {
+    Ok(Name::parse(value)?)
+}
+
+/// An RFC 3339 time.
+fn rfc3339(value: &str) -> anyhow::Result<OffsetDateTime> {
+    Ok(OffsetDateTime::parse(value, &Rfc3339)?)
+}
+
+/// A JSON document, as the API stores it.
+fn document(value: &str) -> anyhow::Result<Document> {
+    let value: Value = serde_json::from_str(value).context("not JSON")?;
+    Ok(Document::try_from(value)?)
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,14 +170,15 @@ enum MembersCommand {
     /// Add a member: owner, maintainer, developer or viewer.
     Add {
         org: String,
-        user: String,
-        role: String,
+        #[arg(value_parser = name)]
+        user: Name,
+        role: MembershipRole,
     },
     /// Change a member's role.
     SetRole {
         org: String,
         user: String,
-        role: String,
+        role: MembershipRole,
     },
     /// Remove a member.
     Remove { org: String, user: String },
@@ -192,21 +232,13 @@ enum TokensCommand {
         #[arg(long)]
         expires_in: Option<u64>,
         /// A JSON Schema narrowing what the token reaches.
-        #[arg(long)]
-        scope: Option<String>,
+        #[arg(long, value_parser = document)]
+        scope: Option<Document>,
     },
-    /// A user's tokens and sessions, without secrets.
-    List { user: String },
-    /// Revoke a token or session by id.
-    Revoke { id: String },
-}
-
-#[derive(Debug, Subcommand)]
-enum SessionsCommand {
     /// A user's sessions, tokens and refresh tokens, without secrets.
     List { user: String },
     /// Revoke a session, token or refresh token by id.
-    Revoke { id: String },
+    Revoke { id: Uuid },
 }
 
 #[derive(Debug, Subcommand)]
@@ -245,13 +277,19 @@ enum GrantsCommand {
     List { repository: String },
     /// Grant a user or org (`user-ci`, `org-acme`) actions on a repository.
     Add {
-        holder: String,
+        #[arg(value_parser = name)]
+        holder: Name,
         repository: String,
         /// Comma-separated: pull, push, delete, *.
-        actions: String,
+        #[arg(value_delimiter = ',')]
+        actions: Vec<String>,
     },
     /// Revoke a grant.
-    Revoke { holder: String, repository: String },
+    Revoke {
+        #[arg(value_parser = name)]
+        holder: Name,
+        repository: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -262,8 +300,8 @@ enum RolesCommand {
     Create {
         name: String,
         /// The read schema (JSON Schema, or `true`).
-        #[arg(long)]
-        read: String,
+        #[arg(long, value_parser = document)]
+        read: Document,
         /// Holders may list the registry catalog.
         #[arg(long)]
         catalog: bool,
@@ -271,8 +309,8 @@ enum RolesCommand {
     /// Replace a role's read schema and catalog flag.
     Update {
         name: String,
-        #[arg(long)]
-        read: String,
+        #[arg(long, value_parser = document)]
+        read: Document,
         #[arg(long)]
         catalog: bool,
         #[command(flatten)]
@@ -293,27 +331,30 @@ struct Client {
     http: reqwest::Client,
 }
 
-impl Client {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-        Ok(self.send(method, path, body, None).await?.1)
-    }
+/// No query, or no body.
+const NONE: Option<&()> = None;
 
-    /// Sends a request; returns the `ETag` and the JSON body (Null when empty), or the API's
-    /// error as the error.
-    async fn send(
+impl Client {
+    /// Sends a request with the query `query` and the JSON body `body`, `If-Match: if_match`
+    /// when given; returns the `ETag` and the answer, or the API's error as the error.
+    async fn send<R: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
-        body: Option<Value>,
+        query: Option<&impl Serialize>,
+        body: Option<&impl Serialize>,
         if_match: Option<&str>,
-    ) -> anyhow::Result<(Option<String>, Value)> {
+    ) -> anyhow::Result<(Option<String>, R)> {
         let url = format!("{}/v1/admin{path}", self.url.trim_end_matches('/'));
         let mut request = self.http.request(method.clone(), &url);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
+        if let Some(query) = query {
+            request = request.query(query);
+        }
         if let Some(body) = body {
-            request = request.json(&body);
+            request = request.json(body);
         }
         if let Some(revision) = if_match {
             request = request.header(reqwest::header::IF_MATCH, revision);
@@ -329,15 +370,43 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let text = response.text().await?;
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if !status.is_success() {
-            let description = value["error_description"].as_str().unwrap_or(&text);
+            let description = serde_json::from_str::<ErrorBody>(&text)
+                .map(|e| e.error_description)
+                .unwrap_or(text);
             if status == StatusCode::UNAUTHORIZED && self.token.is_none() {
                 bail!("{status}: {description} (log in, then set CARDGATE_TOKEN or --token-file)");
             }
             bail!("{method} {path}: {status}: {description}");
         }
-        Ok((etag, value))
+        // No content reads as JSON `null`.
+        let value: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).with_context(|| format!("{method} {path}: not JSON"))?
+        };
+        let answer = serde_json::from_value(value)
+            .with_context(|| format!("{method} {path}: an answer of another shape"))?;
+        Ok((etag, answer))
+    }
+
+    /// A `GET` with the query `query`.
+    async fn get<R: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: Option<&impl Serialize>,
+    ) -> anyhow::Result<R> {
+        Ok(self.send(Method::GET, path, query, NONE, None).await?.1)
+    }
+
+    /// A request with the JSON body `body`.
+    async fn call<R: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> anyhow::Result<R> {
+        Ok(self.send(method, path, NONE, body, None).await?.1)
     }
 
     /// The revision (as an `If-Match` value) of the first card in the paged `listing` that
@@ -345,22 +414,22 @@ impl Client {
     async fn revision_in(
         &self,
         listing: &str,
-        wanted: impl Fn(&Value) -> bool,
+        wanted: impl Fn(&CardView) -> bool,
         what: &str,
     ) -> anyhow::Result<String> {
-        let mut after: Option<String> = None;
+        let mut page = PageQuery {
+            after: None,
+            limit: Some(cardgate_admin::MAX_PAGE),
+        };
         loop {
-            let mut path = format!("{listing}?limit=1000");
-            if let Some(after) = &after {
-                path.push_str(&format!("&after={}", encode(after)));
-            }
-            let page = self.call(Method::GET, &path, None).await?;
-            let cards = page["cards"].as_array().cloned().unwrap_or_default();
+            let cards = self.get::<CardList>(listing, Some(&page)).await?.cards;
             if let Some(card) = cards.iter().find(|c| wanted(c)) {
-                return Ok(format!("\"{}\"", card["revision"]));
+                return Ok(format!("\"{}\"", card.revision));
             }
             match cards.last() {
-                Some(last) if cards.len() == 1000 => after = last["slug"].as_str().map(Into::into),
+                Some(last) if cards.len() as i64 == cardgate_admin::MAX_PAGE => {
+                    page.after = Some(Name::parse(last.slug.as_str())?);
+                }
                 _ => bail!("no active {what}"),
             }
         }
@@ -374,7 +443,7 @@ impl Client {
             .with_context(|| format!("`{repository}` is not <org>/<name>"))?;
         self.revision_in(
             &format!("/orgs/{}/images", encode(org)),
-            |c| c["data"]["repository"] == repository,
+            |c| c.data["repository"] == repository,
             &format!("image for {repository}"),
         )
         .await
@@ -382,22 +451,19 @@ impl Client {
 
     /// The revision of the role `role-<name>`, from the role listing.
     async fn role_revision(&self, name: &str) -> anyhow::Result<String> {
-        let slug = format!("role-{name}");
-        self.revision_in("/roles", |c| c["slug"] == slug.as_str(), &slug)
-            .await
+        let slug: String = Slug::role(name).into();
+        self.revision_in("/roles", |c| c.slug == slug, &slug).await
     }
 }
 
+/// A path segment.
 fn encode(value: &str) -> String {
     form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
-fn page_query(page: &PageArgs) -> String {
-    let mut query = format!("?limit={}", page.limit);
-    if let Some(after) = &page.after {
-        query.push_str(&format!("&after={}", encode(after)));
-    }
-    query
+/// An answer as JSON, for `--json` and tables.
+fn json(answer: &impl Serialize) -> anyhow::Result<Value> {
+    Ok(serde_json::to_value(answer)?)
 }
 
 /// A password from standard input (one line), or from a prompt without echo on a terminal.
@@ -510,42 +576,36 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
     let (body, show) = match &args.command {
         AdminCommand::Login { user, save } => {
             let password = read_password(&format!("password of {user}: "))?;
-            let body = client
-                .call(
-                    Method::POST,
-                    "/login",
-                    Some(json!({"username": user, "password": password})),
-                )
-                .await?;
-            let token = body["token"].as_str().context("the answer has no token")?;
+            let login = Login {
+                username: user.clone(),
+                password,
+            };
+            let answer: LoginAnswer = client.call(Method::POST, "/login", Some(&login)).await?;
             if let Some(path) = save {
-                save_token(path, token)?;
+                save_token(path, &answer.token)?;
             }
-            eprintln!(
-                "logged in as {} until {}",
-                text(&body["user"]),
-                text(&body["expires_at"])
-            );
+            eprintln!("logged in as {} until {}", answer.user, answer.expires_at);
             // Saved: not printed too (terminals and CI logs keep what is printed).
             let shown = if save.is_some() {
                 String::new()
             } else if args.json {
-                serde_json::to_string_pretty(&body)?
+                serde_json::to_string_pretty(&answer)?
             } else {
-                token.to_owned()
+                answer.token
             };
             (Value::Null, Show::Done(shown))
         }
         AdminCommand::Logout => {
-            client.call(Method::POST, "/logout", None).await?;
+            client.call::<()>(Method::POST, "/logout", NONE).await?;
             (Value::Null, Show::Done("logged out".into()))
         }
         AdminCommand::Whoami => {
-            let body = client.call(Method::GET, "/whoami", None).await?;
+            let who: WhoAmI = client.get("/whoami", NONE).await?;
+            let body = json(&who)?;
             let line = format!(
                 "{}{}",
-                text(&body["user"]),
-                if body["platform_admin"] == json!(true) {
+                who.user,
+                if who.platform_admin {
                     " (platform admin)"
                 } else {
                     ""
@@ -554,99 +614,24 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
             let memberships = table(&body, "memberships", &[("ORG", "/org"), ("ROLE", "/role")]);
             (body, Show::Done(format!("{line}\n{memberships}")))
         }
-        AdminCommand::Orgs(OrgsCommand::List(page)) => (
-            client
-                .call(Method::GET, &format!("/orgs{}", page_query(page)), None)
-                .await?,
-            Show::Table("cards", &CARD_COLUMNS),
-        ),
-        AdminCommand::Orgs(OrgsCommand::Create { name }) => (
-            client
-                .call(Method::POST, "/orgs", Some(json!({"name": name})))
-                .await?,
-            Show::Card,
-        ),
+        AdminCommand::Orgs(OrgsCommand::List(page)) => {
+            listing(&client, "/orgs", page, &CARD_COLUMNS).await?
+        }
+        AdminCommand::Orgs(OrgsCommand::Create { name }) => {
+            let new = NewOrg { name: name.clone() };
+            created(&client, "/orgs", &new).await?
+        }
         AdminCommand::Members(command) => members(&client, command).await?,
         AdminCommand::Users(command) => users(&client, command).await?,
-        AdminCommand::Robots(RobotsCommand::List { org, page }) => (
-            client
-                .call(
-                    Method::GET,
-                    &format!("/orgs/{}/robots{}", encode(org), page_query(page)),
-                    None,
-                )
-                .await?,
-            Show::Table("cards", &CARD_COLUMNS),
-        ),
-        AdminCommand::Robots(RobotsCommand::Create { org, name }) => (
-            client
-                .call(
-                    Method::POST,
-                    &format!("/orgs/{}/robots", encode(org)),
-                    Some(json!({"name": name})),
-                )
-                .await?,
-            Show::Card,
-        ),
-        AdminCommand::Tokens(TokensCommand::Create {
-            user,
-            expires_in,
-            scope,
-        }) => {
-            let scope = scope
-                .as_deref()
-                .map(serde_json::from_str::<Value>)
-                .transpose()
-                .context("--scope is not JSON")?;
-            let mut request = json!({});
-            if let Some(seconds) = expires_in {
-                request["expires_in_seconds"] = json!(seconds);
-            }
-            if let Some(scope) = scope {
-                request["scope"] = scope;
-            }
-            let body = client
-                .call(
-                    Method::POST,
-                    &format!("/users/{}/tokens", encode(user)),
-                    Some(request),
-                )
-                .await?;
-            eprintln!(
-                "token {} until {} (the secret is shown only now)",
-                text(&body["id"]),
-                text(&body["expires_at"])
-            );
-            let token = text(&body["token"]);
-            (body, Show::Done(token))
+        AdminCommand::Robots(RobotsCommand::List { org, page }) => {
+            let path = format!("/orgs/{}/robots", encode(org));
+            listing(&client, &path, page, &CARD_COLUMNS).await?
         }
-        AdminCommand::Tokens(TokensCommand::List { user })
-        | AdminCommand::Sessions(SessionsCommand::List { user }) => (
-            client
-                .call(
-                    Method::GET,
-                    &format!("/users/{}/sessions", encode(user)),
-                    None,
-                )
-                .await?,
-            Show::Table(
-                "sessions",
-                &[
-                    ("ID", "/id"),
-                    ("KIND", "/kind"),
-                    ("CLIENT", "/client_id"),
-                    ("EXPIRES", "/expires_at"),
-                    ("SCOPED", "/scoped"),
-                ],
-            ),
-        ),
-        AdminCommand::Tokens(TokensCommand::Revoke { id })
-        | AdminCommand::Sessions(SessionsCommand::Revoke { id }) => {
-            client
-                .call(Method::DELETE, &format!("/sessions/{}", encode(id)), None)
-                .await?;
-            (Value::Null, Show::Done(format!("revoked {id}")))
+        AdminCommand::Robots(RobotsCommand::Create { org, name }) => {
+            let new = NewRobot { name: name.clone() };
+            created(&client, &format!("/orgs/{}/robots", encode(org)), &new).await?
         }
+        AdminCommand::Tokens(command) => tokens(&client, command).await?,
         AdminCommand::Images(command) => images(&client, command).await?,
         AdminCommand::Grants(command) => grants(&client, command).await?,
         AdminCommand::Roles(command) => roles(&client, command).await?,
@@ -657,64 +642,38 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
             until,
             limit,
         } => {
-            let mut query = format!("?limit={limit}");
-            for (name, value) in [
-                ("target", target),
-                ("actor", actor),
-                ("since", since),
-                ("until", until),
-            ] {
-                if let Some(value) = value {
-                    query.push_str(&format!("&{name}={}", encode(value)));
-                }
-            }
-            (
-                client
-                    .call(Method::GET, &format!("/events{query}"), None)
-                    .await?,
-                Show::Table(
-                    "events",
-                    &[
-                        ("TIME", "/data/timestamp"),
-                        ("EVENT", "/type"),
-                        ("ACTOR", "/actor"),
-                        ("TARGET", "/target"),
-                        ("CHANGE", "/data/payload"),
-                    ],
-                ),
-            )
+            let query = EventQuery {
+                target: *target,
+                actor: *actor,
+                since: *since,
+                until: *until,
+                limit: Some(*limit),
+            };
+            let columns = &[
+                ("TIME", "/data/timestamp"),
+                ("EVENT", "/type"),
+                ("ACTOR", "/actor"),
+                ("TARGET", "/target"),
+                ("CHANGE", "/data/payload"),
+            ];
+            table_of::<EventList>(&client, "/events", Some(&query), "events", columns).await?
         }
         AdminCommand::Explain { account, scope } => {
-            let body = client
-                .call(
-                    Method::GET,
-                    &format!(
-                        "/explain?account={}&scope={}",
-                        encode(account),
-                        encode(scope)
-                    ),
-                    None,
-                )
-                .await?;
-            let mut lines = Vec::new();
-            for verdict in body["actions"].as_array().into_iter().flatten() {
-                let granted = verdict["granted"] == json!(true);
+            let query = ExplainQuery {
+                account: Name::parse(account.as_str())?,
+                scope: scope.clone(),
+            };
+            let answer: ExplainAnswer = client.get("/explain", Some(&query)).await?;
+            let mut lines = vec![format!("{} on {scope}", answer.actor)];
+            for verdict in &answer.actions {
                 lines.push(format!(
                     "{}: {}",
-                    text(&verdict["action"]),
-                    if granted { "granted" } else { "denied" }
+                    verdict.action,
+                    if verdict.granted { "granted" } else { "denied" }
                 ));
-                for reason in verdict["reasons"].as_array().into_iter().flatten() {
-                    lines.push(format!("  - {}", text(reason)));
-                }
+                lines.extend(verdict.reasons.iter().map(|reason| format!("  - {reason}")));
             }
-            let out = format!(
-                "{} on {}\n{}",
-                text(&body["actor"]),
-                scope,
-                lines.join("\n")
-            );
-            (body, Show::Done(out))
+            (json(&answer)?, Show::Done(lines.join("\n")))
         }
     };
     let out = if args.json {
@@ -740,51 +699,97 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The answer `R` of `GET path?query`, shown as a table of `columns` of the rows in `list`.
+async fn table_of<R: DeserializeOwned + Serialize>(
+    client: &Client,
+    path: &str,
+    query: Option<&impl Serialize>,
+    list: &'static str,
+    columns: &'static [(&'static str, &'static str)],
+) -> anyhow::Result<(Value, Show)> {
+    let answer: R = client.get(path, query).await?;
+    Ok((json(&answer)?, Show::Table(list, columns)))
+}
+
+/// A page of the card listing at `path`, shown as a table of `columns`.
+async fn listing(
+    client: &Client,
+    path: &str,
+    page: &PageArgs,
+    columns: &'static [(&'static str, &'static str)],
+) -> anyhow::Result<(Value, Show)> {
+    table_of::<CardList>(client, path, Some(&page.query()), "cards", columns).await
+}
+
+/// Posts `new` to `path`: the card made.
+async fn created(
+    client: &Client,
+    path: &str,
+    new: &impl Serialize,
+) -> anyhow::Result<(Value, Show)> {
+    let card: CardView = client.call(Method::POST, path, Some(new)).await?;
+    Ok((json(&card)?, Show::Card))
+}
+
+/// Sends `body` to `path` with the revision `if_match`: the card as it is now.
+async fn changed(
+    client: &Client,
+    method: Method,
+    path: &str,
+    query: Option<&impl Serialize>,
+    body: Option<&impl Serialize>,
+    if_match: &str,
+) -> anyhow::Result<(Value, Show)> {
+    let sent = client.send(method, path, query, body, Some(if_match));
+    let card: CardView = sent.await?.1;
+    Ok((json(&card)?, Show::Card))
+}
+
+/// Sends a request answered with no content; then `said` is shown.
+async fn done(
+    request: impl Future<Output = anyhow::Result<(Option<String>, ())>>,
+    said: String,
+) -> anyhow::Result<(Value, Show)> {
+    request.await?;
+    Ok((Value::Null, Show::Done(said)))
+}
+
 async fn members(client: &Client, command: &MembersCommand) -> anyhow::Result<(Value, Show)> {
-    Ok(match command {
-        MembersCommand::List { org } => (
-            client
-                .call(Method::GET, &format!("/orgs/{}/members", encode(org)), None)
-                .await?,
-            Show::Table("members", &[("USER", "/user"), ("ROLE", "/role")]),
-        ),
+    match command {
+        MembersCommand::List { org } => {
+            let path = format!("/orgs/{}/members", encode(org));
+            let columns = &[("USER", "/user"), ("ROLE", "/role")];
+            table_of::<MemberList>(client, &path, NONE, "members", columns).await
+        }
         MembersCommand::Add { org, user, role } => {
-            client
-                .call(
-                    Method::POST,
-                    &format!("/orgs/{}/members", encode(org)),
-                    Some(json!({"user": user, "role": role})),
-                )
-                .await?;
-            (
-                Value::Null,
-                Show::Done(format!("{user} is {role} of {org}")),
+            let new = NewMember {
+                user: user.clone(),
+                role: *role,
+            };
+            let path = format!("/orgs/{}/members", encode(org));
+            let said = format!("{} is {role} of {org}", user.as_str());
+            done(
+                client.send(Method::POST, &path, NONE, Some(&new), None),
+                said,
             )
+            .await
         }
         MembersCommand::SetRole { org, user, role } => {
-            client
-                .call(
-                    Method::PUT,
-                    &format!("/orgs/{}/members/{}", encode(org), encode(user)),
-                    Some(json!({"role": role})),
-                )
-                .await?;
-            (
-                Value::Null,
-                Show::Done(format!("{user} is {role} of {org}")),
+            let change = RoleChange { role: *role };
+            let path = format!("/orgs/{}/members/{}", encode(org), encode(user));
+            let said = format!("{user} is {role} of {org}");
+            done(
+                client.send(Method::PUT, &path, NONE, Some(&change), None),
+                said,
             )
+            .await
         }
         MembersCommand::Remove { org, user } => {
-            client
-                .call(
-                    Method::DELETE,
-                    &format!("/orgs/{}/members/{}", encode(org), encode(user)),
-                    None,
-                )
-                .await?;
-            (Value::Null, Show::Done(format!("{user} left {org}")))
+            let path = format!("/orgs/{}/members/{}", encode(org), encode(user));
+            let said = format!("{user} left {org}");
+            done(client.send(Method::DELETE, &path, NONE, NONE, None), said).await
         }
-    })
+    }
 }
 
 const USER_COLUMNS: [(&str, &str); 5] = [
@@ -796,32 +801,22 @@ const USER_COLUMNS: [(&str, &str); 5] = [
 ];
 
 async fn users(client: &Client, command: &UsersCommand) -> anyhow::Result<(Value, Show)> {
-    Ok(match command {
-        UsersCommand::List(page) => (
-            client
-                .call(Method::GET, &format!("/users{}", page_query(page)), None)
-                .await?,
-            Show::Table("cards", &USER_COLUMNS),
-        ),
+    match command {
+        UsersCommand::List(page) => listing(client, "/users", page, &USER_COLUMNS).await,
         UsersCommand::Show { user } => {
-            let card = client
-                .call(Method::GET, &format!("/users/{}", encode(user)), None)
+            let card: CardView = client
+                .get(&format!("/users/{}", encode(user)), NONE)
                 .await?;
-            (
-                json!({"cards": [card]}),
-                Show::Table("cards", &USER_COLUMNS),
-            )
+            let list = CardList { cards: vec![card] };
+            Ok((json(&list)?, Show::Table("cards", &USER_COLUMNS)))
         }
-        UsersCommand::Create { name, roles } => (
-            client
-                .call(
-                    Method::POST,
-                    "/users",
-                    Some(json!({"name": name, "roles": roles})),
-                )
-                .await?,
-            Show::Card,
-        ),
+        UsersCommand::Create { name, roles } => {
+            let new = NewUser {
+                name: name.clone(),
+                roles: roles.clone(),
+            };
+            created(client, "/users", &new).await
+        }
         UsersCommand::SetRoles {
             user,
             roles,
@@ -830,74 +825,101 @@ async fn users(client: &Client, command: &UsersCommand) -> anyhow::Result<(Value
             let path = format!("/users/{}", encode(user));
             let current = async {
                 client
-                    .send(Method::GET, &path, None, None)
+                    .send::<CardView>(Method::GET, &path, NONE, NONE, None)
                     .await?
                     .0
                     .with_context(|| format!("{path} has no revision"))
             };
             let revision = revision.or_current(current).await?;
-            (
-                client
-                    .send(
-                        Method::PUT,
-                        &format!("{path}/roles"),
-                        Some(json!({"roles": roles})),
-                        Some(&revision),
-                    )
-                    .await?
-                    .1,
-                Show::Card,
-            )
+            let new = Roles {
+                roles: roles.clone(),
+            };
+            let path = format!("{path}/roles");
+            changed(client, Method::PUT, &path, NONE, Some(&new), &revision).await
         }
         UsersCommand::Password { user } => {
-            let password = read_password(&format!("new password of {user}: "))?;
-            client
+            let new = NewPassword {
+                password: read_password(&format!("new password of {user}: "))?,
+            };
+            let path = format!("/users/{}/password", encode(user));
+            let said = format!("password of {user} set");
+            done(
+                client.send(Method::PUT, &path, NONE, Some(&new), None),
+                said,
+            )
+            .await
+        }
+        UsersCommand::Deactivate { user } => {
+            let card: CardView = client
+                .call(Method::DELETE, &format!("/users/{}", encode(user)), NONE)
+                .await?;
+            Ok((json(&card)?, Show::Card))
+        }
+    }
+}
+
+async fn tokens(client: &Client, command: &TokensCommand) -> anyhow::Result<(Value, Show)> {
+    match command {
+        TokensCommand::Create {
+            user,
+            expires_in,
+            scope,
+        } => {
+            let new = NewToken {
+                expires_in_seconds: *expires_in,
+                scope: scope.clone(),
+            };
+            let issued: SessionToken = client
                 .call(
-                    Method::PUT,
-                    &format!("/users/{}/password", encode(user)),
-                    Some(json!({"password": password})),
+                    Method::POST,
+                    &format!("/users/{}/tokens", encode(user)),
+                    Some(&new),
                 )
                 .await?;
-            (Value::Null, Show::Done(format!("password of {user} set")))
+            eprintln!(
+                "token {} until {} (the secret is shown only now)",
+                issued.id,
+                text(&issued.expires_at)
+            );
+            Ok((json(&issued)?, Show::Done(issued.token)))
         }
-        UsersCommand::Deactivate { user } => (
-            client
-                .call(Method::DELETE, &format!("/users/{}", encode(user)), None)
-                .await?,
-            Show::Card,
-        ),
-    })
+        TokensCommand::List { user } => {
+            let path = format!("/users/{}/sessions", encode(user));
+            let columns = &[
+                ("ID", "/id"),
+                ("KIND", "/kind"),
+                ("CLIENT", "/client_id"),
+                ("EXPIRES", "/expires_at"),
+                ("SCOPED", "/scoped"),
+            ];
+            table_of::<SessionList>(client, &path, NONE, "sessions", columns).await
+        }
+        TokensCommand::Revoke { id } => {
+            let path = format!("/sessions/{id}");
+            let request = client.send(Method::DELETE, &path, NONE, NONE, None);
+            done(request, format!("revoked {id}")).await
+        }
+    }
 }
 
 async fn images(client: &Client, command: &ImagesCommand) -> anyhow::Result<(Value, Show)> {
-    Ok(match command {
-        ImagesCommand::List { org, page } => (
-            client
-                .call(
-                    Method::GET,
-                    &format!("/orgs/{}/images{}", encode(org), page_query(page)),
-                    None,
-                )
-                .await?,
-            Show::Table(
-                "cards",
-                &[
-                    ("REPOSITORY", "/data/repository"),
-                    ("PUBLIC", "/data/public"),
-                    ("REVISION", "/revision"),
-                ],
-            ),
-        ),
-        ImagesCommand::Create { repository, public } => (
-            client
-                .call(
-                    Method::POST,
-                    "/images",
-                    Some(json!({"repository": repository, "public": public})),
-                )
-                .await?,
-            Show::Card,
-        ),
+    match command {
+        ImagesCommand::List { org, page } => {
+            let path = format!("/orgs/{}/images", encode(org));
+            let columns = &[
+                ("REPOSITORY", "/data/repository"),
+                ("PUBLIC", "/data/public"),
+                ("REVISION", "/revision"),
+            ];
+            listing(client, &path, page, columns).await
+        }
+        ImagesCommand::Create { repository, public } => {
+            let new = NewImage {
+                repository: repository.clone(),
+                public: *public,
+            };
+            created(client, "/images", &new).await
+        }
         ImagesCommand::Public {
             repository,
             public,
@@ -906,14 +928,19 @@ async fn images(client: &Client, command: &ImagesCommand) -> anyhow::Result<(Val
             let revision = revision
                 .or_current(client.image_revision(repository))
                 .await?;
-            let body = json!({"repository": repository, "public": public});
-            (
-                client
-                    .send(Method::PATCH, "/images", Some(body), Some(&revision))
-                    .await?
-                    .1,
-                Show::Card,
+            let change = ImageChange {
+                repository: repository.clone(),
+                public: *public,
+            };
+            changed(
+                client,
+                Method::PATCH,
+                "/images",
+                NONE,
+                Some(&change),
+                &revision,
             )
+            .await
         }
         ImagesCommand::Deactivate {
             repository,
@@ -922,102 +949,90 @@ async fn images(client: &Client, command: &ImagesCommand) -> anyhow::Result<(Val
             let revision = revision
                 .or_current(client.image_revision(repository))
                 .await?;
-            let path = format!("/images?repository={}", encode(repository));
-            (
-                client
-                    .send(Method::DELETE, &path, None, Some(&revision))
-                    .await?
-                    .1,
-                Show::Card,
+            let query = RepositoryQuery {
+                repository: repository.clone(),
+            };
+            changed(
+                client,
+                Method::DELETE,
+                "/images",
+                Some(&query),
+                NONE,
+                &revision,
             )
+            .await
         }
-    })
+    }
 }
 
 async fn grants(client: &Client, command: &GrantsCommand) -> anyhow::Result<(Value, Show)> {
-    Ok(match command {
-        GrantsCommand::List { repository } => (
-            client
-                .call(
-                    Method::GET,
-                    &format!("/grants?repository={}", encode(repository)),
-                    None,
-                )
-                .await?,
-            Show::Table("grants", &[("HOLDER", "/holder"), ("ACTIONS", "/actions")]),
-        ),
+    match command {
+        GrantsCommand::List { repository } => {
+            let query = RepositoryQuery {
+                repository: repository.clone(),
+            };
+            let columns = &[("HOLDER", "/holder"), ("ACTIONS", "/actions")];
+            table_of::<GrantList>(client, "/grants", Some(&query), "grants", columns).await
+        }
         GrantsCommand::Add {
             holder,
             repository,
             actions,
         } => {
-            let actions: Vec<&str> = actions.split(',').map(str::trim).collect();
-            client
-                .call(
-                    Method::POST,
-                    "/grants",
-                    Some(json!({"holder": holder, "repository": repository, "actions": actions})),
-                )
-                .await?;
-            (
-                Value::Null,
-                Show::Done(format!(
-                    "granted {holder} {} on {repository}",
-                    actions.join(",")
-                )),
+            let grant = GrantBody {
+                holder: holder.clone(),
+                repository: repository.clone(),
+                actions: actions.iter().map(|a| a.trim().to_owned()).collect(),
+            };
+            let said = format!(
+                "granted {} {} on {repository}",
+                holder.as_str(),
+                grant.actions.join(",")
+            );
+            done(
+                client.send(Method::POST, "/grants", NONE, Some(&grant), None),
+                said,
             )
+            .await
         }
         GrantsCommand::Revoke { holder, repository } => {
-            client
-                .call(
-                    Method::DELETE,
-                    &format!(
-                        "/grants?holder={}&repository={}",
-                        encode(holder),
-                        encode(repository)
-                    ),
-                    None,
-                )
-                .await?;
-            (
-                Value::Null,
-                Show::Done(format!("revoked the grant of {holder} on {repository}")),
+            let query = GrantQuery {
+                holder: holder.clone(),
+                repository: repository.clone(),
+            };
+            let said = format!("revoked the grant of {} on {repository}", holder.as_str());
+            done(
+                client.send(Method::DELETE, "/grants", Some(&query), NONE, None),
+                said,
             )
+            .await
         }
-    })
+    }
 }
 
 async fn roles(client: &Client, command: &RolesCommand) -> anyhow::Result<(Value, Show)> {
-    let schema = |read: &str| serde_json::from_str::<Value>(read).context("--read is not JSON");
-    Ok(match command {
-        RolesCommand::List(page) => (
-            client
-                .call(Method::GET, &format!("/roles{}", page_query(page)), None)
-                .await?,
-            Show::Table(
-                "cards",
-                &[
-                    ("SLUG", "/slug"),
-                    ("READ", "/data/read"),
-                    ("CATALOG", "/data/catalog"),
-                    ("REVISION", "/revision"),
-                ],
-            ),
-        ),
+    match command {
+        RolesCommand::List(page) => {
+            let columns = &[
+                ("SLUG", "/slug"),
+                ("READ", "/data/read"),
+                ("CATALOG", "/data/catalog"),
+                ("REVISION", "/revision"),
+            ];
+            listing(client, "/roles", page, columns).await
+        }
         RolesCommand::Create {
             name,
             read,
             catalog,
-        } => (
-            client
-                .call(
-                    Method::POST,
-                    "/roles",
-                    Some(json!({"name": name, "read": schema(read)?, "catalog": catalog})),
-                )
-                .await?,
-            Show::Card,
-        ),
+        } => {
+            let new = NewRole {
+                name: name.clone(),
+                read: read.clone(),
+                catalog: *catalog,
+            };
+            created(client, "/roles", &new).await
+        }
         RolesCommand::Update {
             name,
             read,
@@ -1025,33 +1040,17 @@ async fn roles(client: &Client, command: &RolesCommand) -> anyhow::Result<(Value
             revision,
         } => {
             let revision = revision.or_current(client.role_revision(name)).await?;
-            (
-                client
-                    .send(
-                        Method::PUT,
-                        &format!("/roles/{}", encode(name)),
-                        Some(json!({"read": schema(read)?, "catalog": catalog})),
-                        Some(&revision),
-                    )
-                    .await?
-                    .1,
-                Show::Card,
-            )
+            let change = RoleBody {
+                read: read.clone(),
+                catalog: *catalog,
+            };
+            let path = format!("/roles/{}", encode(name));
+            changed(client, Method::PUT, &path, NONE, Some(&change), &revision).await
         }
         RolesCommand::Deactivate { name, revision } => {
             let revision = revision.or_current(client.role_revision(name)).await?;
-            (
-                client
-                    .send(
-                        Method::DELETE,
-                        &format!("/roles/{}", encode(name)),
-                        None,
-                        Some(&revision),
-                    )
-                    .await?
-                    .1,
-                Show::Card,
-            )
+            let path = format!("/roles/{}", encode(name));
+            changed(client, Method::DELETE, &path, NONE, NONE, &revision).await
         }
-    })
+    }
 }

@@ -10,7 +10,7 @@ use anyhow::Context;
 use cardgate_authz::Credentials;
 use cardgate_server::Settings;
 use cardgate_store::embedded::{EmbeddedPostgres, reachable};
-use cardgate_store::{ADMIN_SLUG, CardType, LinkVerb, NewCard, Store};
+use cardgate_store::{ADMIN_SLUG, CardType, LinkVerb, NewCard, Slug, Store};
 use cardgate_token::SigningAlgorithm;
 use secrecy::SecretString;
 use serde_json::json;
@@ -70,21 +70,21 @@ async fn seed(store: &Store) -> anyhow::Result<()> {
         .await?;
     let mut users = Vec::new();
     for (name, _) in DEMO_USERS {
-        let card = match store.card_by_slug(&format!("user-{name}")).await? {
+        let card = match store.card_by_slug(&Slug::user(name)).await? {
             Some(existing) => existing,
             None => {
                 // The robot belongs to acme, as `cardgate admin robots create` makes them.
                 let new = if name == "ci-robot" {
                     NewCard::new(
                         CardType::User,
-                        format!("user-{name}"),
+                        Slug::user(name),
                         json!({"roles": ["user-default"], "robot": true}),
                     )
                     .with_markers(vec!["org-acme".to_owned()])
                 } else {
                     NewCard::new(
                         CardType::User,
-                        format!("user-{name}"),
+                        Slug::user(name),
                         json!({"roles": ["user-default"]}),
                     )
                 };
@@ -122,7 +122,7 @@ async fn seed(store: &Store) -> anyhow::Result<()> {
     let image = |repository: &str, org: &str, public: bool| {
         NewCard::new(
             CardType::Image,
-            format!("image-{}", repository.replace('/', "-")),
+            Slug::image(repository),
             json!({"repository": repository, "public": public}),
         )
         .with_name(repository)
@@ -217,7 +217,7 @@ pub async fn prepare(
     seed(&store).await?;
     settings.database.migrate = false;
 
-    let (authn, _) = settings.chains(Some(&store))?;
+    let (authn, _) = cardgate_server::plugins::chains(&settings, Some(&store))?;
     for (user, _) in DEMO_USERS {
         authn
             .authenticate(&Credentials::Password {

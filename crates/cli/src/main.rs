@@ -11,6 +11,7 @@ use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 
 use anyhow::Context;
+use cardgate_server::settings::LogFormat;
 use cardgate_server::{Application, Settings, SettingsSource};
 use clap::{Parser, Subcommand};
 use secrecy::SecretString;
@@ -73,6 +74,18 @@ enum Command {
     },
 }
 
+/// The card store of the settings, migrated and with its built-in cards.
+async fn migrated_store(cli: &Cli) -> anyhow::Result<cardgate_store::Store> {
+    let settings = Settings::load(&settings_source(cli, cli.profile.clone()))?;
+    settings.validate()?;
+    let store = settings
+        .store()?
+        .context("`database.url` (DATABASE_URL or CARDGATE__DATABASE__URL) is not set")?;
+    store.migrate().await?;
+    store.bootstrap().await?;
+    Ok(store)
+}
+
 fn settings_source(cli: &Cli, profile: Option<String>) -> SettingsSource {
     SettingsSource {
         config_dir: cli.config_dir.clone(),
@@ -90,10 +103,9 @@ fn init_tracing(settings: &Settings) {
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
-    if settings.log.format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
+    match settings.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
     }
 }
 
@@ -145,13 +157,7 @@ async fn main() -> anyhow::Result<()> {
             served
         }
         Command::Migrate => {
-            let settings = Settings::load(&settings_source(&cli, cli.profile.clone()))?;
-            settings.validate()?;
-            let store = settings
-                .store()?
-                .context("`database.url` (DATABASE_URL or CARDGATE__DATABASE__URL) is not set")?;
-            store.migrate().await?;
-            store.bootstrap().await?;
+            migrated_store(&cli).await?;
             eprintln!("migrations applied");
             Ok(())
         }
@@ -200,18 +206,12 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::SetPassword { user } => {
-            let settings = Settings::load(&settings_source(&cli, cli.profile.clone()))?;
-            settings.validate()?;
-            let store = settings
-                .store()?
-                .context("`database.url` (DATABASE_URL or CARDGATE__DATABASE__URL) is not set")?;
-            store.migrate().await?;
-            store.bootstrap().await?;
+            let store = migrated_store(&cli).await?;
             let slug = cardgate_authz_cards::user_slug(user);
             let card = store
                 .card_by_slug(&slug)
                 .await?
-                .filter(|c| c.base_type() == cardgate_store::CardType::User.name())
+                .filter(|c| c.is(cardgate_store::CardType::User))
                 .with_context(|| format!("no active user {slug}"))?;
             let admin = store
                 .card_by_slug(cardgate_store::ADMIN_SLUG)

@@ -113,17 +113,10 @@ pub async fn wait_like_a_check() -> Result<(), PasswordError> {
 
 #[cfg(test)]
 mod tests {
-    use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
+    use argon2::Params;
 
     use super::*;
-
-    fn hash(password: &str, params: Params) -> HashedPassword {
-        let phc = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-            .hash_password(password.as_bytes())
-            .unwrap()
-            .to_string();
-        HashedPassword::argon2(&phc).unwrap()
-    }
+    use crate::hash::tests::argon2id as hash;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn abandoned_checks_hold_their_permit_and_buffer_until_they_end() {

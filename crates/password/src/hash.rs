@@ -212,12 +212,13 @@ impl Decoys {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use argon2::PasswordHasher;
 
     use super::*;
 
-    fn argon2id(password: &str, params: Params) -> HashedPassword {
+    /// The argon2id hash of `password` with `params`.
+    pub(crate) fn argon2id(password: &str, params: Params) -> HashedPassword {
         let phc = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
             .hash_password(password.as_bytes())
             .unwrap()

@@ -7,10 +7,11 @@ mod error;
 pub mod input;
 mod limits;
 mod metrics;
-mod routes;
+pub mod plugins;
 pub mod settings;
 mod startup;
 pub mod throttle;
+mod token;
 
 pub use error::TokenError;
 pub use settings::{Settings, SettingsError, SettingsSource};

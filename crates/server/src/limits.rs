@@ -28,9 +28,9 @@ use actix_web::{HttpMessage, HttpResponse, ResponseError, web};
 use serde_json::json;
 
 use crate::error::TokenError;
-use crate::routes::MAX_FORM_BYTES;
 use crate::settings::Settings;
 use crate::throttle::{Throttle, address_key};
+use crate::token::MAX_FORM_BYTES;
 
 /// The largest request body any route takes (the OAuth2 form, admin JSON bodies).
 pub const MAX_BODY_BYTES: usize = MAX_FORM_BYTES;

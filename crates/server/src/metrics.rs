@@ -14,9 +14,9 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{HttpResponse, web};
-use cardgate_authz::Grant;
+use cardgate_authz::GrantedScope;
 
-use crate::routes::AppState;
+use crate::token::AppState;
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -102,7 +102,7 @@ pub async fn track(
 }
 
 /// Counts the actions of a token request: those granted, and those asked for but not granted.
-pub fn record_grants(grants: &[Grant]) {
+pub fn record_grants(grants: &[GrantedScope]) {
     for grant in grants {
         let asked = grant.scope.actions.iter().count() as u64;
         let granted = grant.granted.iter().count() as u64;
@@ -194,6 +194,17 @@ fn render(state: &AppState) -> String {
         );
     }
 
+    if let Some(connected) = state.throttle.failures_heard() {
+        let _ = writeln!(
+            out,
+            "# HELP cardgate_login_failures_feed_connected Whether login failures recorded by \
+             every instance are heard (1); 0 while the listener reconnects (every login then \
+             reads its account's failures from the database).\n\
+             # TYPE cardgate_login_failures_feed_connected gauge\n\
+             cardgate_login_failures_feed_connected {}",
+            u8::from(connected)
+        );
+    }
     if let Some(store) = &state.store {
         let _ = writeln!(
             out,

@@ -4,15 +4,11 @@
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use cardgate_authz::{Authenticator, AuthnChain, Authorizer, AuthzChain, RefreshTokens};
-use cardgate_authz_cards::{CardAuthenticator, CardAuthorizer, CardRefreshTokens};
-use cardgate_authz_static::{AclConfig, StaticAcl, StaticUsers, UsersConfig};
-use cardgate_password::CacheSettings;
+use cardgate_authz_static::{AclSettings, UsersSettings};
 use cardgate_store::{PoolSettings, Store};
 use cardgate_token::{
     JwkSet, KeyError, KeyInput, LifetimeClass, Minter, PublishedKey, SigningAlgorithm, SigningKey,
@@ -21,6 +17,8 @@ use cardgate_token::{
 use config::{Config, Environment, File, FileFormat, Map, Source, Value};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::de::value::StrDeserializer;
 
 use crate::throttle::ThrottleSettings;
 
@@ -48,7 +46,7 @@ pub struct Settings {
     pub authz: AuthzSettings,
     pub database: DatabaseSettings,
     pub admin: AdminSettings,
-    pub cache: CacheSection,
+    pub cache: CacheSettings,
     pub log: LogSettings,
     pub throttle: ThrottleSettings,
 }
@@ -57,7 +55,7 @@ pub struct Settings {
 /// plugins' decisions.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CacheSection {
+pub struct CacheSettings {
     /// Entries per cache; 0 turns caching off. 0 to 1,000,000.
     pub capacity: usize,
     /// How long an entry lives at most, in seconds; 0 turns caching off. 0 to 86,400 (a day).
@@ -109,6 +107,9 @@ pub struct ServerSettings {
     pub max_requests_per_address: u32,
     /// On SIGTERM, how long in-flight requests may take to finish, in seconds. 0 to 3,600.
     pub shutdown_timeout_seconds: u64,
+    /// On SIGTERM, how long to go on serving with `/readyz` answering 503 before closing the
+    /// listener, so that load balancers stop sending requests first, in seconds. 0 to 300.
+    pub shutdown_drain_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -168,24 +169,52 @@ pub struct PublishedKeySettings {
     pub key: Option<SecretString>,
 }
 
+/// `[authn]`: the authenticators, in the order they are asked, and the static users.
+pub type AuthnSettings = ChainSettings<AuthenticatorName, UsersSettings>;
+
+/// `[authz]`: the authorizers, in the order they are asked, and the static ACL.
+pub type AuthzSettings = ChainSettings<AuthorizerName, AclSettings>;
+
+/// A chain of plugins (`chain`) and the settings of its `static` plugin (`[<section>.static]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AuthnSettings {
-    /// Authenticators, in the order they are asked.
+#[serde(bound(deserialize = "Name: DeserializeOwned, Static: DeserializeOwned"))]
+pub struct ChainSettings<Name, Static> {
+    /// The plugins, in the order they are asked.
     #[serde(deserialize_with = "names")]
-    pub chain: Vec<String>,
-    #[serde(rename = "static", default)]
-    pub static_users: Option<UsersConfig>,
+    pub chain: Vec<Name>,
+    #[serde(rename = "static", default = "Option::default")]
+    pub static_settings: Option<Static>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthzSettings {
-    /// Authorizers, in the order they are asked.
-    #[serde(deserialize_with = "names")]
-    pub chain: Vec<String>,
-    #[serde(rename = "static", default)]
-    pub static_acl: Option<AclConfig>,
+/// The authenticators `authn.chain` may list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthenticatorName {
+    /// The card store's users, sessions and tokens (needs `database.url`).
+    Cards,
+    /// The users of `[authn.static]`.
+    Static,
+}
+
+/// The authorizers `authz.chain` may list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthorizerName {
+    /// The card store's images, orgs, roles and grants (needs `database.url`).
+    Cards,
+    /// The rules of `[authz.static]`.
+    Static,
+}
+
+impl AuthenticatorName {
+    /// The name as configured, and as the authenticator calls itself in identities.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthenticatorName::Cards => "cards",
+            AuthenticatorName::Static => "static",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -193,21 +222,31 @@ pub struct AuthzSettings {
 pub struct LogSettings {
     /// A tracing filter (`info`, `cardgate_server=debug,info`...); `RUST_LOG` wins when set.
     pub filter: String,
-    /// `text` or `json`.
-    pub format: String,
+    pub format: LogFormat,
 }
 
-/// A list of names: a TOML array, or a comma-separated string (as environment variables give).
-pub(crate) fn names<'de, D: serde::Deserializer<'de>>(
+/// `log.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON object a line, for collectors.
+    Json,
+}
+
+/// A list of names: a TOML array, or a comma-separated string (as environment variables give),
+/// each read as a `T` (a plugin name, an address...).
+pub(crate) fn names<'de, D: serde::Deserializer<'de>, T: DeserializeOwned>(
     deserializer: D,
-) -> Result<Vec<String>, D::Error> {
+) -> Result<Vec<T>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Names {
         List(Vec<String>),
         Text(String),
     }
-    Ok(match Names::deserialize(deserializer)? {
+    let names: Vec<String> = match Names::deserialize(deserializer)? {
         Names::List(list) => list,
         Names::Text(text) => text
             .split(',')
@@ -215,7 +254,11 @@ pub(crate) fn names<'de, D: serde::Deserializer<'de>>(
             .filter(|n| !n.is_empty())
             .map(str::to_owned)
             .collect(),
-    })
+    };
+    names
+        .iter()
+        .map(|name| T::deserialize(StrDeserializer::<D::Error>::new(name)))
+        .collect()
 }
 
 /// A setting is missing or wrong. The message names the setting (and its variables).
@@ -224,7 +267,7 @@ pub(crate) fn names<'de, D: serde::Deserializer<'de>>(
 pub struct SettingsError(String);
 
 impl SettingsError {
-    fn new(message: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         SettingsError(message.into())
     }
 
@@ -284,7 +327,7 @@ fn variables_for(key: &str) -> String {
     names.join(" or ")
 }
 
-fn setting(key: &str) -> String {
+pub(crate) fn setting(key: &str) -> String {
     if key.contains('[') {
         // Entries of a list of tables are set in configuration files only.
         return format!("`{key}`");
@@ -305,6 +348,7 @@ mod ranges {
     pub const WORKERS: RangeInclusive<u64> = 0..=512;
     pub const MAX_HEADER_BYTES: RangeInclusive<u64> = 4096..=131_072;
     pub const SHUTDOWN_TIMEOUT_SECONDS: RangeInclusive<u64> = 0..=3600;
+    pub const SHUTDOWN_DRAIN_SECONDS: RangeInclusive<u64> = 0..=300;
     pub const BODY_TIMEOUT_SECONDS: RangeInclusive<u64> = 1..=300;
     pub const MAX_REQUESTS_PER_ADDRESS: RangeInclusive<u64> = 1..=100_000;
     /// Every token lifetime, refresh tokens' included.
@@ -331,7 +375,7 @@ fn wide(value: usize) -> u64 {
 
 impl Settings {
     /// Every numeric setting, its value (`None` when unset) and the range it must be in.
-    fn numeric_settings(&self) -> [(&'static str, Option<u64>, RangeInclusive<u64>); 21] {
+    fn numeric_settings(&self) -> [(&'static str, Option<u64>, RangeInclusive<u64>); 22] {
         let (server, token, database, throttle) =
             (&self.server, &self.token, &self.database, &self.throttle);
         [
@@ -349,6 +393,11 @@ impl Settings {
                 "server.shutdown_timeout_seconds",
                 Some(server.shutdown_timeout_seconds),
                 ranges::SHUTDOWN_TIMEOUT_SECONDS,
+            ),
+            (
+                "server.shutdown_drain_seconds",
+                Some(server.shutdown_drain_seconds),
+                ranges::SHUTDOWN_DRAIN_SECONDS,
             ),
             (
                 "server.body_timeout_seconds",
@@ -651,22 +700,6 @@ impl Settings {
         Duration::from_secs(self.token.refresh_lifetime_seconds)
     }
 
-    /// The refresh tokens, when the `cards` authenticator is configured (the static plugins
-    /// have no storage to keep them in).
-    pub fn refresh_tokens(&self, store: Option<&Store>) -> Option<Arc<dyn RefreshTokens>> {
-        let store = store?;
-        self.authn
-            .chain
-            .iter()
-            .any(|name| name == "cards")
-            .then(|| {
-                Arc::new(
-                    CardRefreshTokens::new(store.clone())
-                        .with_max_per_client(self.token.max_refresh_tokens_per_client),
-                ) as Arc<dyn RefreshTokens>
-            })
-    }
-
     /// The card store, when `database.url` is set. Connects lazily: the server starts, and
     /// answers 503, while the database is away.
     pub fn store(&self) -> Result<Option<Store>, SettingsError> {
@@ -683,73 +716,12 @@ impl Settings {
             .map_err(|e| SettingsError::new(format!("{}: {e}", setting("database.url"))))
     }
 
-    fn cache_settings(&self) -> CacheSettings {
-        CacheSettings {
+    /// The settings of the credentials and decision caches.
+    pub fn cache(&self) -> cardgate_password::CacheSettings {
+        cardgate_password::CacheSettings {
             capacity: self.cache.capacity,
             ttl: Duration::from_secs(self.cache.ttl_seconds),
         }
-    }
-
-    /// Builds the authenticator and authorizer chains in configured order.
-    pub fn chains(&self, store: Option<&Store>) -> Result<(AuthnChain, AuthzChain), SettingsError> {
-        let need_store = |section: &str| {
-            store.cloned().ok_or_else(|| {
-                SettingsError::new(format!(
-                    "`{section}.chain` lists `cards`, which needs {}",
-                    setting("database.url")
-                ))
-            })
-        };
-        let mut authn: Vec<Arc<dyn Authenticator>> = Vec::new();
-        for name in &self.authn.chain {
-            match name.as_str() {
-                "cards" => authn.push(Arc::new(
-                    CardAuthenticator::with_cache(need_store("authn")?, self.cache_settings())
-                        .map_err(|e| SettingsError::new(format!("authn.cards: {e}")))?,
-                )),
-                "static" => {
-                    let config = self.authn.static_users.as_ref().ok_or_else(|| {
-                        SettingsError::new(
-                            "`authn.chain` lists `static` but [authn.static] is missing",
-                        )
-                    })?;
-                    let users = StaticUsers::with_cache(config, self.cache_settings())
-                        .map_err(|e| SettingsError::new(format!("authn.static: {e}")))?;
-                    authn.push(Arc::new(users));
-                }
-                other => {
-                    return Err(SettingsError::new(format!(
-                        "`authn.chain`: unknown authenticator `{other}` (known: cards, static)"
-                    )));
-                }
-            }
-        }
-        let mut authz: Vec<Arc<dyn Authorizer>> = Vec::new();
-        for name in &self.authz.chain {
-            match name.as_str() {
-                "cards" => authz.push(Arc::new(CardAuthorizer::with_cache(
-                    need_store("authz")?,
-                    self.cache_settings(),
-                ))),
-                "static" => {
-                    let config = self.authz.static_acl.as_ref().ok_or_else(|| {
-                        SettingsError::new(
-                            "`authz.chain` lists `static` but [authz.static] is missing",
-                        )
-                    })?;
-                    let chain: Vec<&str> = self.authn.chain.iter().map(String::as_str).collect();
-                    let acl = StaticAcl::new(config, &chain)
-                        .map_err(|e| SettingsError::new(e.to_string()))?;
-                    authz.push(Arc::new(acl));
-                }
-                other => {
-                    return Err(SettingsError::new(format!(
-                        "`authz.chain`: unknown authorizer `{other}` (known: cards, static)"
-                    )));
-                }
-            }
-        }
-        Ok((AuthnChain::new(authn), AuthzChain::new(authz)))
     }
 }
 
@@ -825,10 +797,10 @@ fn decode_kid(key: &str, value: &str) -> Result<String, SettingsError> {
 mod reference;
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn source(env: &[(&str, &str)]) -> SettingsSource {
+    pub(crate) fn source(env: &[(&str, &str)]) -> SettingsSource {
         SettingsSource {
             config_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config")),
             profile: None,
@@ -873,8 +845,11 @@ mod tests {
         assert_eq!(settings.token.certificate, None);
         assert_eq!(settings.token.lifetime_seconds, 600);
         assert_eq!(settings.token.refresh_lifetime_seconds, 7_776_000);
-        assert_eq!(settings.authz.chain, ["static"]);
-        assert_eq!(settings.authn.chain, ["cards", "static"]);
+        assert_eq!(settings.authz.chain, [AuthorizerName::Static]);
+        assert_eq!(
+            settings.authn.chain,
+            [AuthenticatorName::Cards, AuthenticatorName::Static]
+        );
     }
 
     #[test]
@@ -894,27 +869,6 @@ mod tests {
             let err = settings.validate().unwrap_err().to_string();
             assert!(err.contains("token.refresh_lifetime_seconds"), "{err}");
         }
-    }
-
-    #[tokio::test]
-    async fn static_acl_rules_are_refused_for_authenticators_outside_the_chain() {
-        // The test profile's ACL is for its static users (the default); with only the card
-        // store authenticating, start-up says so instead of letting the rules match card users.
-        let mut s = source(&[
-            ("CARDGATE__AUTHN__CHAIN", "cards"),
-            ("CARDGATE__DATABASE__URL", "postgres://127.0.0.1:1/none"),
-        ]);
-        s.profile = Some("test".into());
-        let settings = Settings::load(&s).unwrap();
-        let store = settings.store().unwrap();
-        let err = settings.chains(store.as_ref()).unwrap_err().to_string();
-        assert!(err.contains("authz.static.authenticators"), "{err}");
-        assert!(err.contains("`static` is not in `authn.chain`"), "{err}");
-
-        s.env
-            .insert("CARDGATE__AUTHN__CHAIN".into(), "cards, static".into());
-        let settings = Settings::load(&s).unwrap();
-        settings.chains(store.as_ref()).unwrap();
     }
 
     #[test]
@@ -977,6 +931,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("isuer"), "{err}");
+    }
+
+    #[test]
+    fn the_log_format_is_text_or_json_and_anything_else_is_refused_naming_the_setting() {
+        let settings = Settings::load(&source(&[])).unwrap();
+        assert_eq!(settings.log.format, LogFormat::Text);
+        let settings = Settings::load(&source(&[("CARDGATE__LOG__FORMAT", "json")])).unwrap();
+        assert_eq!(settings.log.format, LogFormat::Json);
+        let err = Settings::load(&source(&[("CARDGATE__LOG__FORMAT", "yaml")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("yaml") && err.contains("`log.format`"),
+            "{err}"
+        );
     }
 
     #[test]

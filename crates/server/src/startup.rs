@@ -2,6 +2,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix_web::dev::Server;
@@ -15,9 +16,9 @@ use tracing_actix_web::TracingLogger;
 use crate::admin::{self, AdminState};
 use crate::limits::{self, Limits};
 use crate::metrics;
-use crate::routes::{self, AppState};
 use crate::settings::{Settings, SettingsError};
 use crate::throttle::Throttle;
+use crate::token::{self, AppState};
 
 /// Jellyfish's token path, always served besides the realm's.
 pub const JELLYFISH_REALM_PATH: &str = "/api/v2/registry";
@@ -27,6 +28,9 @@ pub struct Application {
     port: u16,
     realm_path: String,
     server: Server,
+    /// On SIGTERM, how long to serve with `/readyz` answering 503 first; zero: none.
+    drain: Duration,
+    draining: Arc<AtomicBool>,
 }
 
 /// Start-up failed; the message names the setting at fault.
@@ -48,6 +52,7 @@ impl std::fmt::Debug for Application {
         f.debug_struct("Application")
             .field("port", &self.port)
             .field("realm_path", &self.realm_path)
+            .field("drain", &self.drain)
             .finish_non_exhaustive()
     }
 }
@@ -73,26 +78,32 @@ impl Application {
             // Caches are used only while changes from every instance are heard.
             store.watch_changes();
         }
-        let (authn, authz) = settings.chains(store.as_ref())?;
-        let refresh = settings.refresh_tokens(store.as_ref());
+        let (authn, authz) = crate::plugins::chains(settings, store.as_ref())?;
+        let refresh = crate::plugins::refresh_tokens(settings, store.as_ref());
         let refresh_lifetime = settings.refresh_lifetime();
-        let throttle = Arc::new(
-            Throttle::new(&settings.throttle)
-                .map_err(|e| SettingsError::from_message(format!("{e}: invalid")))?,
-        );
+        let mut throttle = Throttle::new(&settings.throttle)
+            .map_err(|e| SettingsError::from_message(format!("{e}: invalid")))?;
+        if let Some(store) = &store {
+            // The account limit holds across every instance sharing the database.
+            throttle = throttle.shared_through(store);
+        }
+        let throttle = Arc::new(throttle);
         // The admin API is served when the card store is configured.
         let admin = match &store {
             Some(store) => Some(web::Data::new(AdminState {
-                admin: Admin::new(store.clone()),
-                store: store.clone(),
-                authenticator: CardAuthenticator::new(store.clone())
-                    .map_err(|e| SettingsError::from_message(format!("admin: {e}")))?,
-                authorizer: CardAuthorizer::new(store.clone()),
-                session_lifetime: Duration::from_secs(settings.admin.session_lifetime_seconds),
+                admin: Admin::new(
+                    store.clone(),
+                    CardAuthenticator::new(store.clone())
+                        .map_err(|e| SettingsError::from_message(format!("admin: {e}")))?,
+                    CardAuthorizer::new(store.clone()),
+                    Duration::from_secs(settings.admin.session_lifetime_seconds),
+                ),
                 throttle: throttle.clone(),
             })),
             None => None,
         };
+        let drain = Duration::from_secs(settings.server.shutdown_drain_seconds);
+        let draining = Arc::new(AtomicBool::new(false));
         let state = web::Data::new(AppState {
             minter,
             lifetimes,
@@ -104,6 +115,7 @@ impl Application {
             store,
             jwks,
             throttle: throttle.clone(),
+            draining: draining.clone(),
         });
         let address = settings.server.listen.clone();
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
@@ -123,7 +135,7 @@ impl Application {
             let admin = admin.clone();
             App::new()
                 .app_data(limits.clone())
-                .app_data(web::PayloadConfig::new(routes::MAX_FORM_BYTES))
+                .app_data(web::PayloadConfig::new(token::MAX_FORM_BYTES))
                 .wrap(limits::json_errors())
                 .wrap(from_fn(limits::bound_requests))
                 .wrap(from_fn(limits::limit_headers))
@@ -136,13 +148,13 @@ impl Application {
                     }
                 })
                 .app_data(state.clone())
-                .route(&route, web::get().to(routes::token))
-                .route(&route, web::post().to(routes::oauth_token))
-                .route(JELLYFISH_REALM_PATH, web::get().to(routes::token))
-                .route(JELLYFISH_REALM_PATH, web::post().to(routes::oauth_token))
-                .route("/.well-known/jwks.json", web::get().to(routes::jwks))
-                .route("/healthz", web::get().to(routes::healthz))
-                .route("/readyz", web::get().to(routes::readyz))
+                .route(&route, web::get().to(token::token))
+                .route(&route, web::post().to(token::oauth_token))
+                .route(JELLYFISH_REALM_PATH, web::get().to(token::token))
+                .route(JELLYFISH_REALM_PATH, web::post().to(token::oauth_token))
+                .route("/.well-known/jwks.json", web::get().to(token::jwks))
+                .route("/healthz", web::get().to(token::healthz))
+                .route("/readyz", web::get().to(token::readyz))
                 .route("/metrics", web::get().to(metrics::metrics))
                 .default_service(web::to(|| async {
                     HttpResponse::NotFound().json(json!({
@@ -160,10 +172,16 @@ impl Application {
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }
+        if !drain.is_zero() {
+            // The signals are handled in `run_until_stopped`, to drain first.
+            server = server.disable_signals();
+        }
         Ok(Application {
             port,
             realm_path,
             server: server.run(),
+            drain,
+            draining,
         })
     }
 
@@ -177,7 +195,38 @@ impl Application {
         &self.realm_path
     }
 
+    /// Serves until a signal stops the server: SIGTERM gracefully (after the drain period,
+    /// when there is one), SIGINT and SIGQUIT at once.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        if !self.drain.is_zero() {
+            use tokio::signal::unix::{SignalKind, signal};
+            let handle = self.server.handle();
+            let mut terminate = signal(SignalKind::terminate())?;
+            let (drain, draining) = (self.drain, self.draining.clone());
+            let graceful = handle.clone();
+            tokio::spawn(async move {
+                if terminate.recv().await.is_some() {
+                    tracing::info!(
+                        seconds = drain.as_secs(),
+                        "SIGTERM received; draining: /readyz answers 503, requests are served"
+                    );
+                    draining.store(true, Ordering::SeqCst);
+                    tokio::time::sleep(drain).await;
+                    tracing::info!("drained; starting graceful shutdown");
+                    graceful.stop(true).await;
+                }
+            });
+            for kind in [SignalKind::interrupt(), SignalKind::quit()] {
+                let mut stop = signal(kind)?;
+                let handle = handle.clone();
+                tokio::spawn(async move {
+                    if stop.recv().await.is_some() {
+                        tracing::info!("signal received; stopping at once");
+                        handle.stop(false).await;
+                    }
+                });
+            }
+        }
         self.server.await
     }
 }

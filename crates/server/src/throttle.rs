@@ -13,12 +13,21 @@
 //!
 //! The counters live in two bounded caches (`max_entries` each): state never grows without
 //! bound, whatever names or addresses an attacker sprays.
+//!
+//! With the card store configured, an account's failures are also counted in the database,
+//! shared by every instance (see [`shared`]): the account limit holds for the whole fleet, and
+//! a lock made on one instance holds on all. The address counters stay per instance. When the
+//! database cannot be read or written, each instance falls back to its own counters (which it
+//! always keeps), so the limit then holds per instance, as without a card store.
+
+mod shared;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use actix_web::HttpRequest;
 use cardgate_authz::Credentials;
+use cardgate_store::Store;
 use moka::sync::Cache;
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -69,6 +78,9 @@ pub struct Throttle {
     trusted_proxies: Vec<IpAddr>,
     accounts: Cache<String, Window>,
     addresses: Cache<IpAddr, Window>,
+    max_entries: u64,
+    /// The accounts' failures in the database, shared by the instances.
+    shared: Option<shared::SharedAccounts>,
 }
 
 impl std::fmt::Debug for Throttle {
@@ -79,6 +91,7 @@ impl std::fmt::Debug for Throttle {
             .field("account_failures", &self.account_failures)
             .field("address_failures", &self.address_failures)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("shared", &self.shared.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -111,16 +124,21 @@ pub struct Attempt<'a> {
 
 impl Attempt<'_> {
     /// Counts this attempt as a failure of its account and its address.
-    pub fn failed(self) {
+    pub async fn failed(self) {
         let throttle = self.throttle;
         if !throttle.enabled {
             return;
         }
         let now = Instant::now();
+        count_failure(&throttle.addresses, self.address, now, throttle.window);
         if let Some(account) = self.account {
+            if let Some(shared) = &throttle.shared
+                && let Err(e) = shared.failed(&account).await
+            {
+                tracing::warn!(error = %e, "login failure counted by this instance only");
+            }
             count_failure(&throttle.accounts, account, now, throttle.window);
         }
-        count_failure(&throttle.addresses, self.address, now, throttle.window);
     }
 }
 
@@ -244,7 +262,43 @@ impl Throttle {
             trusted_proxies,
             accounts: bounded(settings.max_entries, window),
             addresses: bounded(settings.max_entries, window),
+            shared: None,
+            max_entries: settings.max_entries,
         })
+    }
+
+    /// Counts the accounts' failures in `store` too, shared with every instance using it
+    /// (when throttling is enabled); starts listening for the failures they record.
+    pub fn shared_through(mut self, store: &Store) -> Self {
+        if self.enabled {
+            self.shared = Some(shared::SharedAccounts::new(
+                store.clone(),
+                self.window,
+                self.max_entries,
+            ));
+        }
+        self
+    }
+
+    /// Whether failures recorded by other instances are heard, when the accounts' failures are
+    /// shared.
+    pub fn failures_heard(&self) -> Option<bool> {
+        self.shared.as_ref().map(shared::SharedAccounts::heard)
+    }
+
+    /// How long `account` stays locked by the failures counted in the database, if it does;
+    /// `None` too when the database cannot tell (the local counters then decide).
+    async fn shared_lock(&self, account: &str) -> Option<Duration> {
+        let shared = self.shared.as_ref()?;
+        match shared.window(account).await {
+            Ok(window) => window
+                .filter(|w| w.failures >= self.account_failures)
+                .map(|w| w.remaining),
+            Err(e) => {
+                tracing::warn!(error = %e, "login failures unreadable: this instance's count decides");
+                None
+            }
+        }
     }
 
     /// The client's address: the peer's, or, when the peer is a trusted proxy, the rightmost
@@ -295,9 +349,14 @@ impl Throttle {
             }
         };
         if self.enabled {
-            let account_lock = account.as_ref().and_then(|account| {
-                lock_of(&self.accounts, account, self.account_failures, self.window)
-            });
+            let account_lock = match &account {
+                Some(account) => {
+                    let local =
+                        lock_of(&self.accounts, account, self.account_failures, self.window);
+                    local.max(self.shared_lock(account).await)
+                }
+                None => None,
+            };
             let address_lock = lock_of(
                 &self.addresses,
                 &address,
@@ -331,7 +390,7 @@ impl Throttle {
             username: username.to_owned(),
             password: SecretString::from(""),
         };
-        self.admit(req, &credentials).await?.failed();
+        self.admit(req, &credentials).await?.failed().await;
         Ok(())
     }
 }

@@ -7,6 +7,7 @@
 mod changes;
 pub mod embedded;
 mod feed;
+mod login_failures;
 mod model;
 mod policy;
 mod schema;
@@ -24,7 +25,13 @@ use uuid::Uuid;
 
 pub use changes::{EventFilter, IssuedSession};
 pub use feed::{CHANNEL, Generation, Tag};
-pub use model::{Card, CardType, LinkVerb, Membership, MembershipRole, NewCard, markers_allow};
+pub use login_failures::{
+    AccountHash, FailureNotice, FailureWindow, LOGIN_FAILURES_CHANNEL, account_hash,
+};
+pub use model::{
+    Card, CardType, LinkVerb, Membership, MembershipRole, NewCard, Session, SessionKind, Slug,
+    markers_allow,
+};
 pub use policy::{
     MAX_POLICY_SCHEMA_BYTES, MAX_POLICY_SCHEMA_DEPTH, MAX_POLICY_SCHEMA_PATTERNS, PolicySchema,
     REGEX_DFA_SIZE_LIMIT, REGEX_SIZE_LIMIT,

@@ -196,6 +196,19 @@ pub fn check_link(verb: LinkVerb, data: &Value) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    /// The data of a valid session, with `extra` fields added.
+    fn session(extra: Value) -> Value {
+        let mut data = json!({
+            "actor": "5f0c6a48-4d8e-4f9a-9a55-2f4b0e1f8c11",
+            "expiration": "2030-01-01T00:00:00Z",
+            "token": {"authentication": "a".repeat(64)},
+        });
+        if let (Some(data), Value::Object(extra)) = (data.as_object_mut(), extra) {
+            data.extend(extra);
+        }
+        data
+    }
+
     #[test]
     fn valid_data_passes() {
         for (t, data) in [
@@ -212,25 +225,15 @@ mod tests {
                 CardType::Image,
                 json!({"repository": "acme/team/web", "public": false}),
             ),
+            (CardType::Session, session(json!({}))),
             (
                 CardType::Session,
-                json!({
-                    "actor": "5f0c6a48-4d8e-4f9a-9a55-2f4b0e1f8c11",
-                    "expiration": "2030-01-01T00:00:00Z",
-                    "token": {"authentication": "a".repeat(64)},
-                }),
-            ),
-            (
-                CardType::Session,
-                json!({
-                    "actor": "5f0c6a48-4d8e-4f9a-9a55-2f4b0e1f8c11",
-                    "expiration": "2030-01-01T00:00:00Z",
-                    "token": {"authentication": "a".repeat(64)},
+                session(json!({
                     "kind": "refresh",
                     "client_id": "docker",
                     "service": "registry.example.com",
                     "password": "0b8c0d8e-4d8e-4f9a-9a55-2f4b0e1f8c11",
-                }),
+                })),
             ),
         ] {
             assert_eq!(check_card(t, &data), Ok(()), "{t:?}");
@@ -260,7 +263,7 @@ mod tests {
             ),
             (
                 CardType::Session,
-                json!({"actor": "not-a-uuid", "expiration": "2030-01-01T00:00:00Z", "token": {"authentication": "a".repeat(64)}}),
+                session(json!({"actor": "not-a-uuid"})),
                 "data/actor",
             ),
             (
@@ -270,24 +273,12 @@ mod tests {
             ),
             (
                 CardType::Session,
-                json!({
-                    "actor": "5f0c6a48-4d8e-4f9a-9a55-2f4b0e1f8c11",
-                    "expiration": "2030-01-01T00:00:00Z",
-                    "token": {"authentication": "a".repeat(64)},
-                    "kind": "forever",
-                }),
+                session(json!({"kind": "forever"})),
                 "data/kind",
             ),
             (
                 CardType::Session,
-                json!({
-                    "actor": "5f0c6a48-4d8e-4f9a-9a55-2f4b0e1f8c11",
-                    "expiration": "2030-01-01T00:00:00Z",
-                    "token": {"authentication": "a".repeat(64)},
-                    "kind": "refresh",
-                    "client_id": "docker",
-                    "password": null,
-                }),
+                session(json!({"kind": "refresh", "client_id": "docker", "password": null})),
                 "service",
             ),
         ] {

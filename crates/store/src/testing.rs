@@ -13,7 +13,9 @@ use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use crate::embedded::EmbeddedPostgres;
-use crate::{ADMIN_SLUG, Card, CardType, LinkVerb, NewCard, PoolSettings, Store};
+use crate::{
+    ADMIN_SLUG, Card, CardType, IssuedSession, LinkVerb, NewCard, PoolSettings, Slug, Store,
+};
 
 /// The server's base URL (without a database name) and the template database to copy.
 struct Server {
@@ -118,7 +120,7 @@ impl Fixture {
 
     /// `org-<name>`.
     pub async fn org(&self, name: &str) -> Card {
-        self.create(NewCard::new(CardType::Org, format!("org-{name}"), json!({})).with_name(name))
+        self.create(NewCard::new(CardType::Org, Slug::org(name), json!({})).with_name(name))
             .await
     }
 
@@ -126,7 +128,7 @@ impl Fixture {
     pub async fn user(&self, name: &str, roles: &[&str]) -> Card {
         self.create(NewCard::new(
             CardType::User,
-            format!("user-{name}"),
+            Slug::user(name),
             json!({"roles": roles}),
         ))
         .await
@@ -137,7 +139,7 @@ impl Fixture {
         self.create(
             NewCard::new(
                 CardType::Image,
-                format!("image-{}", repository.replace(['/', '.', '_'], "-")),
+                Slug::image(repository),
                 json!({"repository": repository, "public": public}),
             )
             .with_name(repository)
@@ -146,32 +148,72 @@ impl Fixture {
         .await
     }
 
+    /// A role card `slug` with `data` (`read`, `catalog`).
+    pub async fn role(&self, slug: &str, data: Value) -> Card {
+        self.create(NewCard::new(CardType::Role, slug.to_owned(), data))
+            .await
+    }
+
+    /// The card with `id` (its text form), which must exist.
+    pub async fn card_by_id(&self, id: &str) -> Card {
+        let id = id.parse().unwrap_or_else(|e| panic!("{e}"));
+        self.store
+            .card_by_id(id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("no card {id}"))
+    }
+
+    /// The image card of `repository`, which must exist.
+    pub async fn image_of(&self, repository: &str) -> Card {
+        self.store
+            .image_by_repository(repository)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("no image card for {repository}"))
+    }
+
     /// `org` has member `user` with membership `role`.
     pub async fn member(&self, org: &Card, user: &Card, role: &str) {
-        self.store
-            .link(
-                &self.admin,
-                org,
-                LinkVerb::HasMember,
-                user,
-                json!({"role": role}),
-            )
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        self.link(org, LinkVerb::HasMember, user, json!({"role": role}))
+            .await;
     }
 
     /// `holder` (a user or org) has access to `image` with `actions`.
     pub async fn grant(&self, holder: &Card, image: &Card, actions: &[&str]) {
+        self.link(
+            holder,
+            LinkVerb::HasAccessTo,
+            image,
+            json!({"actions": actions}),
+        )
+        .await;
+    }
+
+    async fn link(&self, from: &Card, verb: LinkVerb, to: &Card, data: Value) {
         self.store
-            .link(
-                &self.admin,
-                holder,
-                LinkVerb::HasAccessTo,
-                image,
-                json!({"actions": actions}),
-            )
+            .link(&self.admin, from, verb, to, data)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// A session of `user` that expires `lifetime` from now (already, when negative), with
+    /// `scope`.
+    pub async fn session(
+        &self,
+        user: &Card,
+        lifetime: time::Duration,
+        scope: Option<Value>,
+    ) -> IssuedSession {
+        self.store
+            .create_session(
+                &self.admin,
+                user,
+                time::OffsetDateTime::now_utc() + lifetime,
+                scope,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Deactivates `card`.

@@ -495,6 +495,11 @@ mod tests {
     const SEED_KEY_B64: &str = "LS0tLS1CRUdJTiBFQyBQUklWQVRFIEtFWS0tLS0tCk1IY0NBUUVFSUtYdzQxTDFBdFRGK01kMzJ1Rnd1NnpKWExNRktaTzBBRGNEWEh1bEZFNk5vQW9HQ0NxR1NNNDkKQXdFSG9VUURRZ0FFTTBkRUpWdVJwOWxpS1VWekJiQnEyY0xPVXE1UElOK0FveG1DbHFZRlFZNzhWSWZTRnd3NApGclgxYk8vRkZiczBYMXlrVjRkNzdjSEJXK25IeHZYM3BBPT0KLS0tLS1FTkQgRUMgUFJJVkFURSBLRVktLS0tLQo=";
     const SEED_KID: &str = "PF3H:26FR:LYS3:TIYU:2JUI:A2HE:7ZXT:G3B5:HX74:5UEB:SNU2:B5JL";
 
+    /// A fresh key of `alg` with a certificate, as `cardgate keygen` makes them.
+    fn generated(alg: SigningAlgorithm) -> crate::keygen::GeneratedKey {
+        crate::keygen::generate(alg, "x", time::OffsetDateTime::now_utc(), 30).unwrap()
+    }
+
     fn b64(s: &str) -> String {
         String::from_utf8(STANDARD.decode(s).unwrap()).unwrap()
     }
@@ -578,13 +583,7 @@ mod tests {
 
     #[test]
     fn a_certificate_of_another_key_is_refused() {
-        let other = crate::keygen::generate(
-            SigningAlgorithm::ES256,
-            "other",
-            time::OffsetDateTime::now_utc(),
-            30,
-        )
-        .unwrap();
+        let other = generated(SigningAlgorithm::ES256);
         let err =
             SigningKey::from_pem(&b64(SEED_KEY_B64), None, Some(&other.certificate_pem), None)
                 .unwrap_err();
@@ -618,13 +617,7 @@ mod tests {
 
     #[test]
     fn rsa_keys_load_from_pkcs8_and_pkcs1() {
-        let generated = crate::keygen::generate(
-            SigningAlgorithm::RS256,
-            "rsa",
-            time::OffsetDateTime::now_utc(),
-            30,
-        )
-        .unwrap();
+        let generated = generated(SigningAlgorithm::RS256);
         let pkcs8 = SigningKey::from_pem(
             &generated.key_pem,
             Some(SigningAlgorithm::RS256),
@@ -648,8 +641,7 @@ mod tests {
     #[test]
     fn a_published_key_from_a_certificate_has_the_signing_key_s_kid_and_jwk() {
         for alg in [SigningAlgorithm::ES256, SigningAlgorithm::RS256] {
-            let generated =
-                crate::keygen::generate(alg, "x", time::OffsetDateTime::now_utc(), 1).unwrap();
+            let generated = generated(alg);
             let key = SigningKey::from_pem(&generated.key_pem, None, None, None).unwrap();
             let published = PublishedKey::from_certificate_pem(
                 &generated.certificate_pem,
@@ -688,13 +680,7 @@ mod tests {
     #[test]
     fn the_jwks_lists_the_signing_key_first_then_the_published_ones() {
         let key = SigningKey::from_pem(&b64(SEED_KEY_B64), None, None, None).unwrap();
-        let next = crate::keygen::generate(
-            SigningAlgorithm::RS256,
-            "x",
-            time::OffsetDateTime::now_utc(),
-            1,
-        )
-        .unwrap();
+        let next = generated(SigningAlgorithm::RS256);
         let next = PublishedKey::from_certificate_pem(&next.certificate_pem, None).unwrap();
         let jwks = serde_json::to_value(key.jwks_with(std::slice::from_ref(&next))).unwrap();
         let kids: Vec<&str> = jwks["keys"]

@@ -323,16 +323,19 @@ mod tests {
         }
     }
 
+    /// A token for alice, with nothing granted, living `seconds`, minted now.
+    fn mint_now(minter: &Minter, seconds: u64) -> Result<IssuedToken, MintError> {
+        minter.mint(
+            request(Duration::from_secs(seconds)),
+            SystemTime::now(),
+            TokenId::from_random([0; 16]),
+        )
+    }
+
     #[test]
     fn lifetimes_under_a_minute_are_refused() {
         let (minter, _) = minter(SigningAlgorithm::ES256);
-        let err = minter
-            .mint(
-                request(Duration::from_secs(59)),
-                SystemTime::now(),
-                TokenId::from_random([0; 16]),
-            )
-            .unwrap_err();
+        let err = mint_now(&minter, 59).unwrap_err();
         assert!(matches!(err, MintError::LifetimeTooShort(59)));
     }
 
@@ -367,13 +370,7 @@ mod tests {
     #[test]
     fn an_absurd_lifetime_is_an_error_not_an_overflow() {
         let (minter, _) = minter(SigningAlgorithm::ES256);
-        let err = minter
-            .mint(
-                request(Duration::from_secs(u64::MAX)),
-                SystemTime::now(),
-                TokenId::from_random([0; 16]),
-            )
-            .unwrap_err();
+        let err = mint_now(&minter, u64::MAX).unwrap_err();
         assert!(matches!(err, MintError::LifetimeTooLong(_)));
     }
 
@@ -399,13 +396,7 @@ mod tests {
         let key =
             SigningKey::from_pem(&leaf_key.serialize_pem(), None, Some(&chain), None).unwrap();
         let minter = Minter::new("issuer.test".into(), key).with_x5c().unwrap();
-        let issued = minter
-            .mint(
-                request(Duration::from_secs(300)),
-                SystemTime::now(),
-                TokenId::from_random([2; 16]),
-            )
-            .unwrap();
+        let issued = mint_now(&minter, 300).unwrap();
 
         let header = jsonwebtoken::decode_header(&issued.token).unwrap();
         assert_eq!(header.kid.as_deref(), Some(minter.key().kid().as_str()));
@@ -439,13 +430,7 @@ mod tests {
     #[test]
     fn without_x5c_the_header_has_no_certificates() {
         let (minter, _) = minter(SigningAlgorithm::ES256);
-        let issued = minter
-            .mint(
-                request(Duration::from_secs(300)),
-                SystemTime::now(),
-                TokenId::from_random([3; 16]),
-            )
-            .unwrap();
+        let issued = mint_now(&minter, 300).unwrap();
         assert!(
             jsonwebtoken::decode_header(&issued.token)
                 .unwrap()

@@ -3,7 +3,13 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod audit;
+mod sessions;
+
+use std::time::Duration;
+
 use cardgate_admin::{Admin, AdminError, Caller};
+use cardgate_authz_cards::{CardAuthenticator, CardAuthorizer};
 use cardgate_store::testing::Fixture;
 use cardgate_store::{EventFilter, MembershipRole};
 
@@ -28,7 +34,12 @@ impl World {
         f.member(&acme, &mark, "maintainer").await;
         f.member(&globex, &gina, "owner").await;
         f.image("acme/web", &["org-acme"], false).await;
-        let admin = Admin::new(f.store.clone());
+        let admin = Admin::new(
+            f.store.clone(),
+            CardAuthenticator::new(f.store.clone()).unwrap(),
+            CardAuthorizer::new(f.store.clone()),
+            Duration::from_secs(3600),
+        );
         World { f, admin }
     }
 
@@ -253,12 +264,7 @@ async fn owners_create_robots_images_and_grants_inside_their_org_and_are_recorde
         )
         .await
         .unwrap();
-    let web =
-        w.f.store
-            .image_by_repository("acme/web")
-            .await
-            .unwrap()
-            .unwrap();
+    let web = w.f.image_of("acme/web").await;
     assert_eq!(
         w.f.store
             .granted_actions(web.id, &[robot.id])
@@ -330,12 +336,7 @@ async fn owners_create_robots_images_and_grants_inside_their_org_and_are_recorde
 async fn public_flags_need_the_current_revision_and_an_owner() {
     let w = World::new().await;
     let olivia = w.caller("olivia").await;
-    let web =
-        w.f.store
-            .image_by_repository("acme/web")
-            .await
-            .unwrap()
-            .unwrap();
+    let web = w.f.image_of("acme/web").await;
     let opened = w
         .admin
         .set_public(&olivia, "acme/web", web.revision, true)

@@ -273,17 +273,8 @@ async fn random_policy(
     ];
     for (name, schema, catalog) in &role_schemas {
         let slug = format!("role-{p}{name}");
-        f.store
-            .create(
-                &f.admin,
-                NewCard::new(
-                    CardType::Role,
-                    slug.clone(),
-                    json!({"read": schema, "catalog": catalog}),
-                ),
-            )
-            .await
-            .unwrap();
+        f.role(&slug, json!({"read": schema, "catalog": catalog}))
+            .await;
         model.roles.insert(slug, (schema.clone(), *catalog));
     }
     model
@@ -459,15 +450,8 @@ async fn random_policy(
         if rng.random_bool(0.5) {
             let scope = scopes.choose(rng).unwrap().clone();
             let session = f
-                .store
-                .create_session(
-                    &f.admin,
-                    card,
-                    time::OffsetDateTime::now_utc() + time::Duration::hours(1),
-                    Some(scope.clone()),
-                )
-                .await
-                .unwrap();
+                .session(card, time::Duration::hours(1), Some(scope.clone()))
+                .await;
             sessions.push((slug.clone(), session.card.id.to_string(), scope));
         }
     }
@@ -501,18 +485,13 @@ async fn the_sql_authorizer_agrees_with_the_reference_model_on_random_policies()
     // Platform admins administer; in the registry their role card is a role like any other.
     let platform_admin = match f.store.card_by_slug("role-platform-admin").await.unwrap() {
         Some(card) => card,
-        None => f
-            .store
-            .create(
-                &f.admin,
-                NewCard::new(
-                    CardType::Role,
-                    "role-platform-admin",
-                    json!({"read": true, "catalog": true}),
-                ),
+        None => {
+            f.role(
+                "role-platform-admin",
+                json!({"read": true, "catalog": true}),
             )
             .await
-            .unwrap(),
+        }
     };
     let mut rng = StdRng::seed_from_u64(seed);
     let mut decisions = 0usize;

@@ -134,17 +134,8 @@ async fn session_tokens_work_until_they_expire_or_are_deactivated() {
     let alice = f.user("alice", &["user-default"]).await;
     let bob = f.user("bob", &["user-default"]).await;
     let authn = CardAuthenticator::new(f.store.clone()).unwrap();
-    let now = time::OffsetDateTime::now_utc();
-    let live = f
-        .store
-        .create_session(&f.admin, &alice, now + time::Duration::hours(1), None)
-        .await
-        .unwrap();
-    let expired = f
-        .store
-        .create_session(&f.admin, &alice, now - time::Duration::seconds(1), None)
-        .await
-        .unwrap();
+    let live = f.session(&alice, time::Duration::hours(1), None).await;
+    let expired = f.session(&alice, -time::Duration::seconds(1), None).await;
     let token = live.token.expose_secret().to_owned();
 
     match authn

@@ -107,12 +107,7 @@ async fn a_refresh_token_stands_for_its_user_with_its_client_and_service_and_is_
 
     // The card: kind refresh, bound to client, service and the password card; created by alice,
     // and no secret in its history.
-    let card = f
-        .store
-        .card_by_id(id.parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let card = f.card_by_id(id).await;
     assert_eq!(card.data["kind"], "refresh");
     assert_eq!(card.data["client_id"], "docker");
     assert_eq!(card.data["service"], SERVICE);
@@ -181,12 +176,7 @@ async fn refresh_tokens_are_not_basic_passwords_and_sessions_are_not_refresh_tok
         Authentication::Rejected
     );
 
-    let now = time::OffsetDateTime::now_utc();
-    let session = f
-        .store
-        .create_session(&f.admin, &alice, now + time::Duration::hours(1), None)
-        .await
-        .unwrap();
+    let session = f.session(&alice, time::Duration::hours(1), None).await;
     assert!(matches!(
         authn
             .authenticate(&password("alice", session.token.expose_secret()))

@@ -149,12 +149,7 @@ async fn a_first_push_creates_a_private_image_for_developers_only() {
             .await,
         actions("pull,push")
     );
-    let image = f
-        .store
-        .image_by_repository("acme/fresh")
-        .await
-        .unwrap()
-        .unwrap();
+    let image = f.image_of("acme/fresh").await;
     assert_eq!(image.markers, ["org-acme"]);
     assert_eq!(image.data["public"], false);
     // Now an ordinary private image of acme.
@@ -172,12 +167,7 @@ async fn a_first_push_creates_a_private_image_for_developers_only() {
 async fn explicit_grants_give_exactly_their_actions_on_exactly_their_image() {
     let f = two_tenants().await;
     let robot = f.user("ci-robot", &["user-default"]).await;
-    let web = f
-        .store
-        .image_by_repository("acme/web")
-        .await
-        .unwrap()
-        .unwrap();
+    let web = f.image_of("acme/web").await;
     f.grant(&robot, &web, &["pull", "push"]).await;
     assert_eq!(
         f.granted("ci-robot", None, "repository:acme/web:*").await,
@@ -224,14 +214,7 @@ async fn markers_and_role_schemas_limit_visibility() {
     // A per-user role card narrows reading to one namespace.
     let narrow = f.user("narrow", &[]).await;
     f.member(&acme, &narrow, "developer").await;
-    f.store
-        .create(&f.admin, cardgate_store::NewCard::new(
-            cardgate_store::CardType::Role,
-            "role-user-narrow",
-            json!({"read": {"properties": {"data": {"properties": {"repository": {"pattern": "^acme/team/"}}}}}}),
-        ))
-        .await
-        .unwrap();
+    f.role("role-user-narrow", json!({"read": {"properties": {"data": {"properties": {"repository": {"pattern": "^acme/team/"}}}}}})).await;
     assert_eq!(
         f.granted("narrow", None, "repository:acme/team/api:pull,push")
             .await,
@@ -247,14 +230,7 @@ async fn markers_and_role_schemas_limit_visibility() {
 async fn a_session_scope_narrows_what_the_session_reaches() {
     let f = two_tenants().await;
     let olivia = f.store.card_by_slug("user-olivia").await.unwrap().unwrap();
-    let session = f
-        .store
-        .create_session(&f.admin, &olivia,
-            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
-            Some(json!({"properties": {"data": {"properties": {"repository": {"const": "acme/web"}}}}})),
-        )
-        .await
-        .unwrap();
+    let session = f.session(&olivia, time::Duration::hours(1), Some(json!({"properties": {"data": {"properties": {"repository": {"const": "acme/web"}}}}}))).await;
     let id = session.card.id.to_string();
     assert_eq!(
         f.granted("olivia", Some(&id), "repository:acme/web:pull,push")
@@ -288,17 +264,8 @@ async fn the_catalog_is_for_admins_and_roles_that_grant_it() {
         f.granted("admin", None, "repository:globex/site:*").await,
         actions("*")
     );
-    f.store
-        .create(
-            &f.admin,
-            cardgate_store::NewCard::new(
-                cardgate_store::CardType::Role,
-                "role-auditor",
-                json!({"read": true, "catalog": true}),
-            ),
-        )
-        .await
-        .unwrap();
+    f.role("role-auditor", json!({"read": true, "catalog": true}))
+        .await;
     f.user("audrey", &["auditor"]).await;
     assert_eq!(
         f.granted("audrey", None, "registry:catalog:*").await,
@@ -310,12 +277,7 @@ async fn the_catalog_is_for_admins_and_roles_that_grant_it() {
 #[tokio::test]
 async fn deactivated_images_orgs_and_users_grant_nothing() {
     let f = two_tenants().await;
-    let web = f
-        .store
-        .image_by_repository("acme/web")
-        .await
-        .unwrap()
-        .unwrap();
+    let web = f.image_of("acme/web").await;
     f.store.deactivate(&f.admin, web.id, None).await.unwrap();
     assert_eq!(
         f.granted("vic", None, "repository:acme/web:pull").await,
@@ -339,12 +301,7 @@ async fn deactivated_images_orgs_and_users_grant_nothing() {
 #[tokio::test]
 async fn a_grant_stands_in_for_markers_but_never_for_role_schemas_or_session_scope() {
     let f = two_tenants().await;
-    let web = f
-        .store
-        .image_by_repository("acme/web")
-        .await
-        .unwrap()
-        .unwrap();
+    let web = f.image_of("acme/web").await;
     // Reads nothing: a grant gives nothing.
     let blind = f.user("blind-bot", &[]).await;
     f.grant(&blind, &web, &["pull", "push"]).await;
@@ -362,16 +319,7 @@ async fn a_grant_stands_in_for_markers_but_never_for_role_schemas_or_session_sco
         actions("pull,push")
     );
     // A session scoped away from the image takes the grant away too.
-    let session = f
-        .store
-        .create_session(
-            &f.admin,
-            &bot,
-            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
-            Some(json!({"properties": {"data": {"properties": {"repository": {"const": "other/x"}}}}})),
-        )
-        .await
-        .unwrap();
+    let session = f.session(&bot, time::Duration::hours(1), Some(json!({"properties": {"data": {"properties": {"repository": {"const": "other/x"}}}}}))).await;
     let id = session.card.id.to_string();
     assert_eq!(
         f.granted("bot", Some(&id), "repository:acme/web:pull")
@@ -452,16 +400,7 @@ async fn identities_from_other_authenticators_and_gone_sessions_are_not_decided(
         Decision::NoMatch
     );
     let vic = f.store.card_by_slug("user-vic").await.unwrap().unwrap();
-    let session = f
-        .store
-        .create_session(
-            &f.admin,
-            &vic,
-            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
-            None,
-        )
-        .await
-        .unwrap();
+    let session = f.session(&vic, time::Duration::hours(1), None).await;
     let id = session.card.id.to_string();
     assert_eq!(
         f.granted("vic", Some(&id), "repository:acme/web:pull")

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use cardgate_authz::{AuthzChain, Identity};
 use cardgate_authz_cards::{CardAuthorizer, MAX_IMAGES_CREATED_PER_REQUEST};
+use cardgate_store::Card;
 use cardgate_store::testing::Fixture;
-use cardgate_store::{Card, CardType, NewCard};
 use cardgate_token::{Scope, parse_scopes};
 use serde_json::{Value, json};
 
@@ -22,15 +22,8 @@ async fn card(f: &Fixture, slug: &str) -> Card {
 
 /// A session of `user` narrowed by `scope`: its id.
 async fn session(f: &Fixture, user: &Card, scope: Value) -> String {
-    f.store
-        .create_session(
-            &f.admin,
-            user,
-            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
-            Some(scope),
-        )
+    f.session(user, time::Duration::hours(1), Some(scope))
         .await
-        .unwrap()
         .card
         .id
         .to_string()
@@ -116,17 +109,11 @@ async fn a_session_scope_bounds_the_admin_in_decide_and_explain() {
 #[tokio::test]
 async fn platform_admins_and_catalog_roles_get_the_catalog_only_through_unscoped_sessions() {
     let f = two_tenants().await;
-    f.store
-        .create(
-            &f.admin,
-            NewCard::new(
-                CardType::Role,
-                "role-platform-admin",
-                json!({"read": true, "catalog": true}),
-            ),
-        )
-        .await
-        .unwrap();
+    f.role(
+        "role-platform-admin",
+        json!({"read": true, "catalog": true}),
+    )
+    .await;
     let root = f.user("root", &["platform-admin"]).await;
     let web = session(&f, &root, serde_json::from_str(WEB_ONLY).unwrap()).await;
     let empty = session(&f, &root, json!({})).await;
@@ -220,12 +207,7 @@ async fn a_scoped_token_never_creates_an_image_its_scope_would_not_admit() {
             .await,
         actions("pull,push")
     );
-    let created = f
-        .store
-        .image_by_repository("acme/inside")
-        .await
-        .unwrap()
-        .unwrap();
+    let created = f.image_of("acme/inside").await;
     assert_eq!(created.name.as_deref(), Some("acme/inside"));
 }
 
@@ -313,21 +295,10 @@ async fn schemas_in_the_store_beyond_the_bounds_admit_nothing_and_decide_in_micr
     // Written past the store's checks: a session scope, and a role's read schema.
     let dev = card(&f, "user-dev").await;
     let id = session(&f, &dev, json!(true)).await;
-    let scoped = f
-        .store
-        .card_by_id(id.parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let scoped = f.card_by_id(&id).await;
     f.write_unchecked(&scoped, "scope", &backtracking_schema())
         .await;
-    f.store
-        .create(
-            &f.admin,
-            NewCard::new(CardType::Role, "role-slow", json!({"read": true})),
-        )
-        .await
-        .unwrap();
+    f.role("role-slow", json!({"read": true})).await;
     let slow = card(&f, "role-slow").await;
     f.write_unchecked(&slow, "read", &backtracking_schema())
         .await;

@@ -13,6 +13,7 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
+use crate::Sent;
 use crate::cardgate;
 use crate::registry::{RegistrySettings, Stack, write_oci_image};
 
@@ -63,9 +64,8 @@ async fn robot_token_actions(stack: &Stack) -> Value {
             ("scope", "repository:acme/web:pull,push"),
         ])
         .basic_auth("ci", Some("ci-robot-e2e-secret"))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     let payload = body["token"].as_str().unwrap().split('.').nth(1).unwrap();
@@ -136,14 +136,7 @@ async fn an_owner_grants_and_revokes_robot_push_through_the_cli_and_the_registry
     write_oci_image(&source_dir, "v1", "pushed by the robot\n");
     let source = format!("oci:{}:v1", source_dir.display());
     let dest = stack.image("acme/web:v1");
-    let push_args = [
-        "copy",
-        "--dest-tls-verify=false",
-        "--dest-creds",
-        "ci:ci-robot-e2e-secret",
-        &source,
-        &dest,
-    ];
+    let push_args = crate::registry::push("ci:ci-robot-e2e-secret", &source, &dest);
     let push = || stack.fails_or_output(&push_args);
     assert!(push().await.is_some(), "no grant yet: the push is refused");
 

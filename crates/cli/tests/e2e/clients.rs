@@ -10,7 +10,9 @@ use cardgate_store::{Card, PoolSettings, Store};
 use serde_json::Value;
 use tokio::process::Command;
 
+use crate::Sent;
 use crate::registry::{RegistrySettings, Stack, write_oci_image};
+use crate::registry::{pull, push};
 
 /// Sets `<name>-e2e-password` as the user's password.
 async fn set_password(f: &Fixture, user: &Card, name: &str) {
@@ -72,14 +74,7 @@ impl Tenants {
     async fn push(&self, who: &str, destination: &str) -> bool {
         let (creds, dest) = (creds(who), self.stack.image(destination));
         self.stack
-            .skopeo_ok(&[
-                "copy",
-                "--dest-tls-verify=false",
-                "--dest-creds",
-                &creds,
-                &self.source,
-                &dest,
-            ])
+            .skopeo_ok(&push(&creds, &self.source, &dest))
             .await
     }
 
@@ -112,9 +107,8 @@ impl Tenants {
             .get(self.realm())
             .query(&query)
             .basic_auth(who, Some(password(who)))
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(response.status(), 200, "{}", self.stack.logs());
         response.json().await.unwrap()
     }
@@ -132,7 +126,7 @@ impl Tenants {
         if let Some(accept) = accept {
             request = request.header(reqwest::header::ACCEPT, accept);
         }
-        request.send().await.unwrap()
+        request.sent().await
     }
 }
 
@@ -275,14 +269,7 @@ async fn a_cross_repository_mount_is_granted_from_a_pullable_repository_and_refu
     let pulled = format!("oci:{}:v1", t.stack.path("gina-pulled").display());
     let site = t.stack.image("globex/site:v1");
     t.stack
-        .succeeds(&[
-            "copy",
-            "--src-tls-verify=false",
-            "--src-creds",
-            &creds("gina"),
-            &site,
-            &pulled,
-        ])
+        .succeeds(&pull(&creds("gina"), &site, &pulled))
         .await;
 }
 
@@ -302,9 +289,8 @@ async fn the_docker_cli_login_then_refresh_flow_yields_a_token_the_registry_acce
             ("service", &t.service()),
         ])
         .basic_auth("alice", Some(password("alice")))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(login.status(), 200);
     let login: Value = login.json().await.unwrap();
     let refresh = login["refresh_token"].as_str().unwrap().to_owned();
@@ -321,9 +307,8 @@ async fn the_docker_cli_login_then_refresh_flow_yields_a_token_the_registry_acce
             ("scope", "repository:acme/web:pull repository:acme/web:push"),
             ("service", &t.service()),
         ])
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(refreshed.status(), 200, "{}", t.stack.logs());
     let refreshed: Value = refreshed.json().await.unwrap();
     let token = refreshed["access_token"].as_str().unwrap();
@@ -344,9 +329,8 @@ async fn the_docker_cli_login_then_refresh_flow_yields_a_token_the_registry_acce
             ("service", &t.service()),
             ("username", "gina"),
         ])
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(gina.status(), 200);
     let gina: Value = gina.json().await.unwrap();
     let refused = t
@@ -373,9 +357,8 @@ async fn containerd_password_grant_yields_a_token_that_pulls_a_manifest() {
             ("service", &t.service()),
             ("username", "alice"),
         ])
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(answer.status(), 200, "{}", t.stack.logs());
     let answer: Value = answer.json().await.unwrap();
     let token = answer["access_token"].as_str().unwrap();
@@ -499,28 +482,9 @@ impl Drop for LowercaseDir {
     }
 }
 
-/// Installs podman from Debian's packages when missing and we are root.
-async fn ensure_podman() {
-    if Path::new("/usr/bin/podman").exists() {
-        return;
-    }
-    let uid = Command::new("id").arg("-u").output().await.unwrap();
-    assert!(
-        String::from_utf8_lossy(&uid.stdout).trim() == "0",
-        "the podman test needs podman: install it with `sudo apt-get install -y podman`"
-    );
-    let install = Command::new("apt-get")
-        .args(["install", "-y", "-qq", "podman"])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()
-        .await
-        .unwrap();
-    assert!(install.success(), "apt-get install podman failed");
-}
-
 #[tokio::test]
 async fn podman_logs_in_pushes_and_pulls() {
-    ensure_podman().await;
+    crate::ensure_packages(&[("/usr/bin/podman", "podman")]).await;
     let t = Tenants::start().await;
     let dir = t.stack.path("podman");
     std::fs::create_dir_all(dir.join("xdg")).unwrap();

@@ -15,32 +15,11 @@ use cardgate_store::testing::fresh_database_url;
 
 use crate::admin_cli::{admin, admin_ok};
 use crate::registry::{RegistrySettings, Stack, write_oci_image};
+use crate::registry::{inspect, push};
 use crate::{cardgate, seed_env, workspace};
 
-/// Installs Debian's docker-compose when missing and we are root; otherwise fails saying so.
-async fn ensure_docker_compose() {
-    if Path::new("/usr/bin/docker-compose").exists() {
-        return;
-    }
-    let uid = Command::new("id").arg("-u").output().await.unwrap();
-    assert!(
-        String::from_utf8_lossy(&uid.stdout).trim() == "0",
-        "this test needs docker-compose: `sudo apt-get install -y docker-compose`"
-    );
-    let status = Command::new("sh")
-        .args([
-            "-c",
-            "apt-get update -qq && apt-get install -y -qq docker-compose",
-        ])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()
-        .await
-        .unwrap();
-    assert!(status.success(), "installing docker-compose failed");
-}
-
 async fn compose_config(env_file: &Path) -> Output {
-    ensure_docker_compose().await;
+    crate::ensure_packages(&[("/usr/bin/docker-compose", "docker-compose")]).await;
     Command::new("docker-compose")
         .arg("-f")
         .arg(workspace().join("docker-compose.registry.yml"))
@@ -318,26 +297,8 @@ async fn the_compose_wiring_without_containers_pushes_and_pulls_with_skopeo() {
     let source = format!("oci:{}:v1", image.display());
     let target = stack.image("acme/app:v1");
     let creds = "alice:alice-staging-password";
-    stack
-        .succeeds(&[
-            "copy",
-            "--dest-tls-verify=false",
-            "--dest-creds",
-            creds,
-            &source,
-            &target,
-        ])
-        .await;
-    stack
-        .succeeds(&[
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            "--creds",
-            creds,
-            &target,
-        ])
-        .await;
+    stack.succeeds(&push(creds, &source, &target)).await;
+    stack.succeeds(&inspect(creds, &target)).await;
     stack
         .fails(&[
             "inspect",

@@ -7,7 +7,9 @@
 mod admin_cli;
 mod clients;
 mod compose;
+mod deploy;
 mod dev;
+mod fleet;
 mod keygen;
 mod memory;
 mod registry;
@@ -18,6 +20,51 @@ mod shutdown;
 mod tenants;
 
 use std::path::{Path, PathBuf};
+
+/// Installs the Debian packages of the `(binary, package)` pairs whose binary is missing, when we
+/// are root; otherwise fails saying what to install.
+pub async fn ensure_packages(tools: &[(&str, &str)]) {
+    let missing: Vec<&str> = tools
+        .iter()
+        .filter(|(binary, _)| !Path::new(binary).exists())
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let uid = tokio::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&uid.stdout).trim() == "0",
+        "this test needs {missing:?}: install them with `sudo apt-get install -y {}`",
+        missing.join(" ")
+    );
+    let install = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "apt-get update -qq && apt-get install -y -qq {}",
+            missing.join(" ")
+        ))
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .await
+        .unwrap();
+    assert!(install.success(), "installing {missing:?} failed");
+}
+
+/// Sends a request and waits for its answer; a transport error fails the test.
+trait Sent {
+    async fn sent(self) -> reqwest::Response;
+}
+
+impl Sent for reqwest::RequestBuilder {
+    async fn sent(self) -> reqwest::Response {
+        self.send().await.unwrap()
+    }
+}
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {

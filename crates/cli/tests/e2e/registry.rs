@@ -19,39 +19,6 @@ const TOOLS: [(&str, &str); 2] = [
     ("/usr/bin/skopeo", "skopeo"),
 ];
 
-/// Installs the registry and skopeo from Debian's packages when missing and we are root;
-/// otherwise fails saying what to install.
-async fn ensure_tools() {
-    let missing: Vec<&str> = TOOLS
-        .iter()
-        .filter(|(binary, _)| !Path::new(binary).exists())
-        .map(|(_, package)| *package)
-        .collect();
-    if missing.is_empty() {
-        return;
-    }
-    let uid = Command::new("id").arg("-u").output().await.unwrap();
-    assert!(
-        String::from_utf8_lossy(&uid.stdout).trim() == "0",
-        "the end-to-end test needs {missing:?}: install them with `sudo apt-get install -y {}`",
-        missing.join(" ")
-    );
-    let update = Command::new("apt-get")
-        .args(["update", "-qq"])
-        .status()
-        .await
-        .unwrap();
-    assert!(update.success(), "apt-get update failed");
-    let install = Command::new("apt-get")
-        .args(["install", "-y", "-qq"])
-        .args(&missing)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()
-        .await
-        .unwrap();
-    assert!(install.success(), "apt-get install {missing:?} failed");
-}
-
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -207,7 +174,7 @@ impl Stack {
     /// Starts cardgate with exactly `env` (plus where to listen), and a registry configured
     /// by `registry`.
     pub async fn start_with(registry: &RegistrySettings, env: &[(&str, &str)]) -> Stack {
-        ensure_tools().await;
+        crate::ensure_packages(&TOOLS).await;
         let dir = tempfile::tempdir().unwrap();
 
         let auth_port = free_port();
@@ -357,6 +324,42 @@ impl Stack {
     }
 }
 
+/// skopeo's arguments to push `source` to `target` as `creds`.
+pub fn push<'a>(creds: &'a str, source: &'a str, target: &'a str) -> [&'a str; 6] {
+    [
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        creds,
+        source,
+        target,
+    ]
+}
+
+/// skopeo's arguments to pull `source` to `target` as `creds`.
+pub fn pull<'a>(creds: &'a str, source: &'a str, target: &'a str) -> [&'a str; 6] {
+    [
+        "copy",
+        "--src-tls-verify=false",
+        "--src-creds",
+        creds,
+        source,
+        target,
+    ]
+}
+
+/// skopeo's arguments to read the manifest of `image` as `creds`.
+pub fn inspect<'a>(creds: &'a str, image: &'a str) -> [&'a str; 6] {
+    [
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        "--creds",
+        creds,
+        image,
+    ]
+}
+
 pub const ALICE: &str = "alice:alice-test-password";
 const BOB: &str = "bob:bob-test-password";
 
@@ -369,28 +372,10 @@ async fn skopeo_pushes_and_pulls_through_a_registry_trusting_the_seed_certificat
     let web = stack.image("acme/web:v1");
 
     // A user with push rights pushes, and pulls the same layer back.
-    stack
-        .succeeds(&[
-            "copy",
-            "--dest-tls-verify=false",
-            "--dest-creds",
-            ALICE,
-            &source,
-            &web,
-        ])
-        .await;
+    stack.succeeds(&push(ALICE, &source, &web)).await;
     let pulled = stack.path("pulled");
     let pulled_ref = format!("oci:{}:v1", pulled.display());
-    stack
-        .succeeds(&[
-            "copy",
-            "--src-tls-verify=false",
-            "--src-creds",
-            ALICE,
-            &web,
-            &pulled_ref,
-        ])
-        .await;
+    stack.succeeds(&pull(ALICE, &web, &pulled_ref)).await;
     assert_eq!(
         diff_ids(&pulled),
         [layer],
@@ -398,56 +383,20 @@ async fn skopeo_pushes_and_pulls_through_a_registry_trusting_the_seed_certificat
     );
 
     // A pull-only user can pull but not push: the registry refuses the push.
-    stack
-        .succeeds(&[
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            "--creds",
-            BOB,
-            &web,
-        ])
-        .await;
+    stack.succeeds(&inspect(BOB, &web)).await;
     let web_v2 = stack.image("acme/web:v2");
-    let refused = stack
-        .fails(&[
-            "copy",
-            "--dest-tls-verify=false",
-            "--dest-creds",
-            BOB,
-            &source,
-            &web_v2,
-        ])
-        .await;
+    let refused = stack.fails(&push(BOB, &source, &web_v2)).await;
     assert!(
         ["denied", "unauthorized", "insufficient_scope"]
             .iter()
             .any(|w| refused.to_lowercase().contains(w)),
         "unexpected refusal: {refused}"
     );
-    let missing = stack
-        .fails(&[
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            "--creds",
-            ALICE,
-            &web_v2,
-        ])
-        .await;
+    let missing = stack.fails(&inspect(ALICE, &web_v2)).await;
     assert!(missing.contains("manifest unknown"), "{missing}");
 
     // A wrong password is refused by cardgate.
-    let wrong = stack
-        .fails(&[
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            "--creds",
-            "alice:not-the-password",
-            &web,
-        ])
-        .await;
+    let wrong = stack.fails(&inspect("alice:not-the-password", &web)).await;
     // cardgate's own 401 ("invalid credentials"), not the registry's "authentication required".
     assert!(wrong.contains("invalid credentials"), "{wrong}");
 
@@ -464,16 +413,7 @@ async fn skopeo_pushes_and_pulls_through_a_registry_trusting_the_seed_certificat
 
     // ...but can pull one the ACL makes public.
     let public = stack.image("public/base:v1");
-    stack
-        .succeeds(&[
-            "copy",
-            "--dest-tls-verify=false",
-            "--dest-creds",
-            ALICE,
-            &source,
-            &public,
-        ])
-        .await;
+    stack.succeeds(&push(ALICE, &source, &public)).await;
     let anonymous_pull = format!("oci:{}:v1", stack.path("anonymous").display());
     stack
         .succeeds(&[
@@ -492,16 +432,7 @@ async fn skopeo_pushes_and_pulls_through_a_registry_trusting_the_seed_certificat
     stack
         .succeeds(&["delete", "--tls-verify=false", "--creds", ALICE, &web])
         .await;
-    let gone = stack
-        .fails(&[
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            "--creds",
-            ALICE,
-            &web,
-        ])
-        .await;
+    let gone = stack.fails(&inspect(ALICE, &web)).await;
     assert!(gone.contains("manifest unknown"), "{gone}");
 
     // Nothing secret reached cardgate's debug-level log.

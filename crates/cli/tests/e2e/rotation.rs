@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
+use crate::Sent;
 use crate::registry::{ALICE, write_oci_image};
+use crate::registry::{pull, push};
 use crate::{cardgate, workspace};
 
 const ISSUER: &str = "cardgate-test";
@@ -157,9 +159,8 @@ impl Rotation {
                 self.auth_port
             ))
             .basic_auth(user, Some(password))
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(response.status(), 200);
         let body: serde_json::Value = response.json().await.unwrap();
         let token = body["token"].as_str().unwrap().to_owned();
@@ -176,9 +177,8 @@ impl Rotation {
             ))
             .bearer_auth(token)
             .header("Accept", "application/vnd.oci.image.manifest.v1+json")
-            .send()
+            .sent()
             .await
-            .unwrap()
             .status()
             .as_u16()
     }
@@ -250,16 +250,7 @@ async fn a_registry_trusting_both_certificates_accepts_the_old_signer_and_after_
     write_oci_image(&image, "v1", "rotation\n");
     let source = format!("oci:{}:v1", image.display());
     let web = format!("docker://{}/acme/web:v1", rotation.registry);
-    rotation
-        .skopeo(&[
-            "copy",
-            "--dest-tls-verify=false",
-            "--dest-creds",
-            ALICE,
-            &source,
-            &web,
-        ])
-        .await;
+    rotation.skopeo(&push(ALICE, &source, &web)).await;
     let (old_token, kid) = rotation.token("repository:acme/web:pull").await;
     assert_eq!(kid, old.kid);
     assert_eq!(
@@ -284,27 +275,9 @@ async fn a_registry_trusting_both_certificates_accepts_the_old_signer_and_after_
     );
     // And clients pull and push through the new signer.
     let pulled = format!("oci:{}:v1", rotation.dir.path().join("pulled").display());
-    rotation
-        .skopeo(&[
-            "copy",
-            "--src-tls-verify=false",
-            "--src-creds",
-            ALICE,
-            &web,
-            &pulled,
-        ])
-        .await;
+    rotation.skopeo(&pull(ALICE, &web, &pulled)).await;
     let web_v2 = format!("docker://{}/acme/web:v2", rotation.registry);
-    rotation
-        .skopeo(&[
-            "copy",
-            "--dest-tls-verify=false",
-            "--dest-creds",
-            ALICE,
-            &source,
-            &web_v2,
-        ])
-        .await;
+    rotation.skopeo(&push(ALICE, &source, &web_v2)).await;
 
     // The JWKS of the running server lists both, the signer first.
     let jwks: serde_json::Value = reqwest::get(format!(

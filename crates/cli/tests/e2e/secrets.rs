@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 
+use crate::Sent;
 use crate::running::Dev;
 
 /// What must never be logged, each with a name for the failure message.
@@ -90,9 +91,8 @@ async fn a_complete_trace_level_log_holds_no_password_token_or_key() {
                 ("scope", "repository:acme/web:pull,push"),
             ])
             .basic_auth("alice", Some("alice-dev-password"))
-            .send()
-            .await
-            .unwrap(),
+            .sent()
+            .await,
         200,
     )
     .await;
@@ -102,9 +102,8 @@ async fn a_complete_trace_level_log_holds_no_password_token_or_key() {
         .get(&realm)
         .query(&[("service", "registry.dev.local")])
         .basic_auth("alice", Some(wrong))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), 401);
 
     // The OAuth2 password grant with offline access, then the refresh grant.
@@ -120,9 +119,8 @@ async fn a_complete_trace_level_log_holds_no_password_token_or_key() {
                 ("access_type", "offline"),
                 ("scope", "repository:acme/web:pull"),
             ])
-            .send()
-            .await
-            .unwrap(),
+            .sent()
+            .await,
         200,
     )
     .await;
@@ -139,9 +137,8 @@ async fn a_complete_trace_level_log_holds_no_password_token_or_key() {
                 ("client_id", "secrets-test"),
                 ("scope", "repository:acme/web:pull"),
             ])
-            .send()
-            .await
-            .unwrap(),
+            .sent()
+            .await,
         200,
     )
     .await;
@@ -158,9 +155,8 @@ async fn a_complete_trace_level_log_holds_no_password_token_or_key() {
             ("refresh_token", forged.as_str()),
             ("client_id", "secrets-test"),
         ])
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), 400);
 
     // The admin API: a login, a session used as Bearer, a CI token made and used as Basic.
@@ -168,9 +164,8 @@ async fn a_complete_trace_level_log_holds_no_password_token_or_key() {
         client
             .post(format!("{}/v1/admin/login", dev.base))
             .json(&serde_json::json!({"username": "admin", "password": "admin-dev-password"}))
-            .send()
-            .await
-            .unwrap(),
+            .sent()
+            .await,
         200,
     )
     .await;
@@ -180,9 +175,8 @@ async fn a_complete_trace_level_log_holds_no_password_token_or_key() {
         client
             .get(format!("{}/v1/admin/whoami", dev.base))
             .bearer_auth(&session)
-            .send()
-            .await
-            .unwrap(),
+            .sent()
+            .await,
         200,
     )
     .await;
@@ -190,9 +184,8 @@ async fn a_complete_trace_level_log_holds_no_password_token_or_key() {
         client
             .post(format!("{}/v1/admin/users/alice/tokens", dev.base))
             .bearer_auth(&session)
-            .send()
-            .await
-            .unwrap(),
+            .sent()
+            .await,
         201,
     )
     .await;
@@ -206,9 +199,8 @@ async fn a_complete_trace_level_log_holds_no_password_token_or_key() {
                 ("scope", "repository:acme/web:pull"),
             ])
             .basic_auth("alice", Some(&ci))
-            .send()
-            .await
-            .unwrap(),
+            .sent()
+            .await,
         200,
     )
     .await;
@@ -233,9 +225,8 @@ async fn a_complete_trace_level_log_holds_no_password_token_or_key() {
             .get(&realm)
             .query(&[("service", "registry.dev.local")])
             .basic_auth("alice", Some("alice-dev-password"))
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         if response.status().is_server_error() {
             outage = Some(response.text().await.unwrap());
             break;
@@ -246,9 +237,8 @@ async fn a_complete_trace_level_log_holds_no_password_token_or_key() {
     let login = client
         .post(format!("{}/v1/admin/login", dev.base))
         .json(&serde_json::json!({"username": "admin", "password": "admin-dev-password"}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert!(login.status().is_server_error());
     let login = login.text().await.unwrap();
     for body in [&outage, &login] {

@@ -5,6 +5,7 @@ use cardgate_store::testing::{Fixture, fresh_database_url};
 use cardgate_store::{Card, PoolSettings, Store};
 use secrecy::ExposeSecret;
 
+use crate::registry::inspect;
 use crate::registry::{Stack, write_oci_image};
 
 /// A user with the password `<name>-e2e-password`.
@@ -45,31 +46,13 @@ async fn two_tenants_each_reach_only_their_own_images() {
         let (creds, dest) = (creds(who), stack.image(repository));
         let source = source.clone();
         async move {
-            let args = [
-                "copy",
-                "--dest-tls-verify=false",
-                "--dest-creds",
-                &creds,
-                &source,
-                &dest,
-            ];
+            let args = crate::registry::push(&creds, &source, &dest);
             stack.skopeo_ok(&args).await
         }
     };
     let pull = |who: &str, repository: &str| {
         let (creds, image) = (creds(who), stack.image(repository));
-        async move {
-            stack
-                .skopeo_ok(&[
-                    "inspect",
-                    "--raw",
-                    "--tls-verify=false",
-                    "--creds",
-                    &creds,
-                    &image,
-                ])
-                .await
-        }
+        async move { stack.skopeo_ok(&inspect(&creds, &image)).await }
     };
     let delete = |who: &str, repository: &str| {
         let (creds, image) = (creds(who), stack.image(repository));
@@ -139,31 +122,13 @@ async fn two_tenants_each_reach_only_their_own_images() {
     assert!(!anonymous("acme/web:v1").await);
 
     // Session tokens: a live one works; expired or deactivated ones are refused with 401.
-    let now = time::OffsetDateTime::now_utc();
-    let live = f
-        .store
-        .create_session(&f.admin, &alice, now + time::Duration::hours(1), None)
-        .await
-        .unwrap();
-    let expired = f
-        .store
-        .create_session(&f.admin, &alice, now - time::Duration::minutes(1), None)
-        .await
-        .unwrap();
+    let live = f.session(&alice, time::Duration::hours(1), None).await;
+    let expired = f.session(&alice, -time::Duration::minutes(1), None).await;
     let with_token = |token: String| {
         let image = stack.image("acme/web:v1");
         async move {
             let creds = format!("alice:{token}");
-            stack
-                .fails_or_output(&[
-                    "inspect",
-                    "--raw",
-                    "--tls-verify=false",
-                    "--creds",
-                    &creds,
-                    &image,
-                ])
-                .await
+            stack.fails_or_output(&inspect(&creds, &image)).await
         }
     };
     assert_eq!(

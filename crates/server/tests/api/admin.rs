@@ -10,7 +10,10 @@ use cardgate_store::{PoolSettings, Store};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::Sent;
+use crate::cards::seeded;
 use crate::cards::{access, spawn_on, token};
+use crate::description;
 
 pub(crate) struct Api {
     pub(crate) base: String,
@@ -87,7 +90,7 @@ impl Api {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        request.send().await.unwrap()
+        request.sent().await
     }
 
     /// Calls and returns the status with the JSON body (Null when empty).
@@ -209,13 +212,7 @@ async fn an_owner_grants_a_robot_push_in_force_at_the_next_token_request_and_rev
     assert_eq!(push(&api).await, json!([]));
 
     // The events show both changes with the owner as actor; globex's owner sees none of them.
-    let web = api
-        .f
-        .store
-        .image_by_repository("acme/web")
-        .await
-        .unwrap()
-        .unwrap();
+    let web = api.f.image_of("acme/web").await;
     let (status, events) = api
         .status(
             Method::GET,
@@ -365,13 +362,7 @@ async fn updates_carry_the_revision_and_malformed_requests_name_the_problem() {
     assert_eq!(created.headers()["etag"], "\"1\"");
 
     let olivia = api.login("olivia").await;
-    let web = api
-        .f
-        .store
-        .image_by_repository("acme/web")
-        .await
-        .unwrap()
-        .unwrap();
+    let web = api.f.image_of("acme/web").await;
     let open = |revision: Option<i64>| {
         let mut request = api
             .client
@@ -411,13 +402,7 @@ async fn updates_carry_the_revision_and_malformed_requests_name_the_problem() {
     ] {
         let (status, answer) = api.status(Method::POST, path, &admin, Some(body)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {answer}");
-        assert!(
-            answer["error_description"]
-                .as_str()
-                .unwrap()
-                .contains(expected),
-            "{path}: {answer}"
-        );
+        assert!(description(&answer).contains(expected), "{path}: {answer}");
     }
     let (status, _) = api
         .status(
@@ -636,12 +621,7 @@ async fn explain_says_per_action_what_decided_and_what_is_missing() {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(
-        answer["error_description"]
-            .as_str()
-            .unwrap()
-            .starts_with("scope:")
-    );
+    assert!(description(&answer).starts_with("scope:"));
     let (status, _) = api
         .status(
             Method::GET,
@@ -657,13 +637,7 @@ async fn explain_says_per_action_what_decided_and_what_is_missing() {
 async fn parallel_conflicting_updates_let_exactly_one_win_per_revision() {
     let api = Api::new().await;
     let olivia = api.login("olivia").await;
-    let web = api
-        .f
-        .store
-        .image_by_repository("acme/web")
-        .await
-        .unwrap()
-        .unwrap();
+    let web = api.f.image_of("acme/web").await;
     for (round, revision) in (web.revision..web.revision + 3).enumerate() {
         let requests = (0..12).map(|i| {
             api.client
@@ -730,9 +704,7 @@ async fn refresh_tokens_show_in_the_session_listing_and_are_revoked_there() {
             api.base
         ))
         .basic_auth("olivia", Some("olivia-password"))
-        .send()
-        .await
-        .unwrap();
+        .sent().await;
     assert_eq!(offline.status(), StatusCode::OK);
     let body: Value = offline.json().await.unwrap();
     let refresh = body["refresh_token"].as_str().unwrap().to_owned();
@@ -1082,10 +1054,7 @@ async fn membership_roles_change_inside_the_owners_org_and_count_at_the_next_tok
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(
-        body["error_description"].as_str().unwrap().contains("role"),
-        "{body}"
-    );
+    assert!(description(&body).contains("role"), "{body}");
     assert_eq!(actions(&api).await, json!(["pull"]));
 
     let (status, _) = api
@@ -1162,9 +1131,8 @@ async fn platform_roles_and_role_cards_are_platform_admins_alone_and_in_force_at
             .bearer_auth(&olivia)
             .header("If-Match", "\"1\"")
             .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{method} {path}");
     }
 
@@ -1177,13 +1145,7 @@ async fn platform_roles_and_role_cards_are_platform_admins_alone_and_in_force_at
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("data/read"),
-        "{body}"
-    );
+    assert!(description(&body).contains("data/read"), "{body}");
     let (status, role) = api
         .status(
             Method::POST,
@@ -1208,9 +1170,8 @@ async fn platform_roles_and_role_cards_are_platform_admins_alone_and_in_force_at
                 .bearer_auth(admin)
                 .header("If-Match", revision)
                 .json(&json!({"roles": roles}))
-                .send()
+                .sent()
                 .await
-                .unwrap()
         }
     };
     let changed = set_roles(etag.clone(), json!(["api-only"])).await;
@@ -1232,9 +1193,8 @@ async fn platform_roles_and_role_cards_are_platform_admins_alone_and_in_force_at
         .bearer_auth(&admin)
         .header("If-Match", format!("\"{revision}\""))
         .json(&json!({"read": true}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     let etag = response.headers()["etag"].to_str().unwrap().to_owned();
     assert_eq!(pull(&api).await, json!(["pull"]));
@@ -1254,9 +1214,8 @@ async fn platform_roles_and_role_cards_are_platform_admins_alone_and_in_force_at
         .delete(format!("{}/v1/admin/roles/api-only", api.base))
         .bearer_auth(&admin)
         .header("If-Match", etag)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(pull(&api).await, json!([]));
 }
@@ -1413,13 +1372,7 @@ async fn owners_cannot_touch_people_and_cannot_tell_unknown_users_from_others() 
         api.login("mark").await,
         api.login("gina").await,
     );
-    let web = api
-        .f
-        .store
-        .image_by_repository("acme/web")
-        .await
-        .unwrap()
-        .unwrap();
+    let web = api.f.image_of("acme/web").await;
     let revision = format!("\"{}\"", web.revision);
     let refusals: Vec<(&str, Method, &str, Option<Value>)> = vec![
         (
@@ -1485,18 +1438,12 @@ async fn owners_cannot_touch_people_and_cannot_tell_unknown_users_from_others() 
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.unwrap();
+        let response = request.sent().await;
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{method} {path}");
     }
     // Nothing changed: mark still logs in with his password, acme/web is still private.
     api.login("mark").await;
-    let web = api
-        .f
-        .store
-        .image_by_repository("acme/web")
-        .await
-        .unwrap()
-        .unwrap();
+    let web = api.f.image_of("acme/web").await;
     assert_eq!(web.data["public"], json!(false));
 }
 
@@ -1531,13 +1478,7 @@ async fn duplicates_are_409_malformed_queries_400_naming_the_parameter_and_event
         let (status, answer) = api.status(Method::GET, path, &admin, None).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
         assert_eq!(answer["error"], "invalid_request");
-        assert!(
-            answer["error_description"]
-                .as_str()
-                .unwrap()
-                .contains(parameter),
-            "{path}: {answer}"
-        );
+        assert!(description(&answer).contains(parameter), "{path}: {answer}");
     }
     let (status, answer) = api
         .status(
@@ -1653,7 +1594,7 @@ async fn built_in_cards_cannot_be_broken_and_names_cannot_shadow_orgs() {
         assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {answer}");
         assert_eq!(answer["error"], "forbidden");
         assert!(
-            answer["error_description"].as_str().unwrap().contains(why),
+            description(&answer).contains(why),
             "{method} {path}: {answer}"
         );
     }
@@ -1689,10 +1630,7 @@ async fn built_in_cards_cannot_be_broken_and_names_cannot_shadow_orgs() {
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{method} {path}");
         let answer: Value = response.json().await.unwrap();
         assert!(
-            answer["error_description"]
-                .as_str()
-                .unwrap()
-                .contains(&format!("{slug} is built in")),
+            description(&answer).contains(&format!("{slug} is built in")),
             "{method} {path}: {answer}"
         );
     }
@@ -1718,10 +1656,7 @@ async fn built_in_cards_cannot_be_broken_and_names_cannot_shadow_orgs() {
     assert_eq!(status, StatusCode::CONFLICT, "{answer}");
     assert_eq!(answer["error"], "conflict");
     assert!(
-        answer["error_description"]
-            .as_str()
-            .unwrap()
-            .starts_with("name: `globex`"),
+        description(&answer).starts_with("name: `globex`"),
         "{answer}"
     );
     for name in ["plain", "guest", "admin"] {
@@ -1734,26 +1669,13 @@ async fn built_in_cards_cannot_be_broken_and_names_cannot_shadow_orgs() {
             )
             .await;
         assert_eq!(status, StatusCode::CONFLICT, "{name}: {answer}");
-        assert!(
-            answer["error_description"]
-                .as_str()
-                .unwrap()
-                .starts_with("name:"),
-            "{answer}"
-        );
+        assert!(description(&answer).starts_with("name:"), "{answer}");
     }
 }
 
 #[tokio::test]
 async fn a_start_reactivates_built_in_users_deactivated_before() {
-    let url = fresh_database_url().await;
-    let store = Store::connect_lazy(&url, &PoolSettings::default()).unwrap();
-    let f = crate::cards::seed(&store).await;
-    let hash = Argon2::default()
-        .hash_password(b"admin-password")
-        .unwrap()
-        .to_string();
-    store.set_password(&f.admin, &f.admin, &hash).await.unwrap();
+    let (url, store, f) = seeded(Some("admin-password")).await;
     // As a release that let platform admins deactivate them left the store.
     for slug in ["user-guest", "user-admin", "role-user-guest"] {
         let card = store.card_by_slug(slug).await.unwrap().unwrap();
@@ -1769,8 +1691,7 @@ async fn a_start_reactivates_built_in_users_deactivated_before() {
     let login = Client::new()
         .post(format!("{base}/v1/admin/login"))
         .json(&json!({"username": "admin", "password": "admin-password"}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(login.status(), StatusCode::OK);
 }

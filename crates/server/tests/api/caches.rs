@@ -4,13 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use argon2::{Argon2, PasswordHasher};
-use cardgate_store::testing::fresh_database_url;
-use cardgate_store::{PoolSettings, Store};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
-use crate::cards::{access, seed, spawn_on, token};
+use crate::Sent;
+use crate::cards::seeded;
+use crate::cards::{access, spawn_on, token};
 
 /// How soon another instance must stop using what a change made stale (the documented
 /// bound; the caches' TTL is 60 s).
@@ -53,9 +52,8 @@ async fn feed_connected(base: &str) {
     loop {
         let body = Client::new()
             .get(format!("{base}/metrics"))
-            .send()
+            .sent()
             .await
-            .unwrap()
             .text()
             .await
             .unwrap();
@@ -75,14 +73,7 @@ async fn feed_connected(base: &str) {
 
 #[tokio::test]
 async fn a_change_through_one_instance_empties_the_caches_of_both_within_the_bound() {
-    let url = fresh_database_url().await;
-    let store = Store::connect_lazy(&url, &PoolSettings::default()).unwrap();
-    let f = seed(&store).await;
-    let hash = Argon2::default()
-        .hash_password(b"admin-password")
-        .unwrap()
-        .to_string();
-    store.set_password(&f.admin, &f.admin, &hash).await.unwrap();
+    let (url, _store, _f) = seeded(Some("admin-password")).await;
     let one = spawn_on(&url, true).await;
     let two = spawn_on(&url, false).await;
     let web = "repository:acme/web:pull,push";
@@ -102,9 +93,8 @@ async fn a_change_through_one_instance_empties_the_caches_of_both_within_the_bou
     let login: Value = client
         .post(format!("{one}/v1/admin/login"))
         .json(&json!({"username": "admin", "password": "admin-password"}))
-        .send()
+        .sent()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -112,9 +102,8 @@ async fn a_change_through_one_instance_empties_the_caches_of_both_within_the_bou
     let response = client
         .delete(format!("{one}/v1/admin/orgs/acme/members/alice"))
         .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert!(response.status().is_success(), "{}", response.status());
     // In force on instance one when the call has returned, on instance two within the bound.
     assert_eq!(granted(&one, "wonderland", web).await, Ok(json!([])));
@@ -126,9 +115,8 @@ async fn a_change_through_one_instance_empties_the_caches_of_both_within_the_bou
         .put(format!("{one}/v1/admin/users/alice/password"))
         .bearer_auth(&admin)
         .json(&json!({"password": "looking-glass"}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert!(response.status().is_success(), "{}", response.status());
     assert_eq!(
         granted(&one, "wonderland", web).await,
@@ -140,9 +128,7 @@ async fn a_change_through_one_instance_empties_the_caches_of_both_within_the_bou
 
 #[tokio::test]
 async fn a_change_written_by_another_process_reaches_a_running_instance_within_the_bound() {
-    let url = fresh_database_url().await;
-    let store = Store::connect_lazy(&url, &PoolSettings::default()).unwrap();
-    let f = seed(&store).await;
+    let (url, store, f) = seeded(None).await;
     let base = spawn_on(&url, true).await;
     let web = "repository:acme/web:pull";
     feed_connected(&base).await;
@@ -157,19 +143,13 @@ async fn a_change_written_by_another_process_reaches_a_running_instance_within_t
 
 #[tokio::test]
 async fn metrics_show_requests_actions_caches_and_the_pool_in_the_prometheus_format() {
-    let url = fresh_database_url().await;
-    let store = Store::connect_lazy(&url, &PoolSettings::default()).unwrap();
-    seed(&store).await;
+    let (url, _, _) = seeded(None).await;
     let base = spawn_on(&url, true).await;
     assert_eq!(
         granted(&base, "wonderland", "repository:acme/web:pull,delete").await,
         Ok(json!(["pull"]))
     );
-    let response = Client::new()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap();
+    let response = Client::new().get(format!("{base}/metrics")).sent().await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(
         response.headers()["content-type"]

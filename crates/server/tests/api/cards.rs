@@ -2,7 +2,6 @@
 
 use std::time::{Duration, Instant};
 
-use argon2::{Argon2, PasswordHasher};
 use cardgate_server::Application;
 use cardgate_store::embedded::EmbeddedPostgres;
 use cardgate_store::testing::{Fixture, fresh_database_url};
@@ -11,16 +10,13 @@ use reqwest::StatusCode;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-use crate::test_settings;
+use crate::Sent;
+use crate::argon2id;
+use crate::cards_settings;
 
 pub(crate) async fn spawn_on(database_url: &str, migrate: bool) -> String {
     let migrate = migrate.to_string();
-    let (settings, _) = test_settings(&[
-        ("CARDGATE__AUTHN__CHAIN", "cards"),
-        ("CARDGATE__AUTHZ__CHAIN", "cards"),
-        ("CARDGATE__DATABASE__URL", database_url),
-        ("CARDGATE__DATABASE__MIGRATE", &migrate),
-    ]);
+    let settings = cards_settings(database_url, &[("CARDGATE__DATABASE__MIGRATE", &migrate)]);
     let app = Application::build(&settings).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
@@ -32,15 +28,29 @@ pub(crate) async fn seed(store: &Store) -> Fixture {
     let f = Fixture::on(store.clone()).await;
     let acme = f.org("acme").await;
     let alice = f.user("alice", &["user-default"]).await;
-    let hash = Argon2::default()
-        .hash_password(b"wonderland")
-        .unwrap()
-        .to_string();
-    store.set_password(&f.admin, &alice, &hash).await.unwrap();
+    store
+        .set_password(&f.admin, &alice, &argon2id("wonderland"))
+        .await
+        .unwrap();
     f.member(&acme, &alice, "developer").await;
     f.image("acme/web", &["org-acme"], false).await;
     f.image("acme/base", &["org-acme"], true).await;
     f
+}
+
+/// A fresh database seeded by [`seed`], a store on it and the fixture; with `admin_password`,
+/// the admin's password.
+pub(crate) async fn seeded(admin_password: Option<&str>) -> (String, Store, Fixture) {
+    let url = fresh_database_url().await;
+    let store = Store::connect_lazy(&url, &PoolSettings::default()).unwrap();
+    let f = seed(&store).await;
+    if let Some(password) = admin_password {
+        store
+            .set_password(&f.admin, &f.admin, &argon2id(password))
+            .await
+            .unwrap();
+    }
+    (url, store, f)
 }
 
 pub(crate) fn access(body: &Value) -> Value {
@@ -64,14 +74,12 @@ pub(crate) async fn token(
     if let Some((u, p)) = user {
         request = request.basic_auth(u, Some(p));
     }
-    request.send().await.unwrap()
+    request.sent().await
 }
 
 #[tokio::test]
 async fn passwords_sessions_and_the_guest_are_decided_by_the_card_store() {
-    let url = fresh_database_url().await;
-    let store = Store::connect_lazy(&url, &PoolSettings::default()).unwrap();
-    let f = seed(&store).await;
+    let (url, store, f) = seeded(None).await;
     let base = spawn_on(&url, true).await;
 
     let response = token(
@@ -87,11 +95,7 @@ async fn passwords_sessions_and_the_guest_are_decided_by_the_card_store() {
     );
 
     let alice = store.card_by_slug("user-alice").await.unwrap().unwrap();
-    let now = time::OffsetDateTime::now_utc();
-    let session = store
-        .create_session(&f.admin, &alice, now + time::Duration::hours(1), None)
-        .await
-        .unwrap();
+    let session = f.session(&alice, time::Duration::hours(1), None).await;
     let secret = session.token.expose_secret().to_owned();
     let response = token(
         &base,
@@ -102,10 +106,7 @@ async fn passwords_sessions_and_the_guest_are_decided_by_the_card_store() {
     assert_eq!(response.status(), StatusCode::OK);
 
     // Expired and deactivated sessions, and wrong passwords, are 401, never the guest.
-    let expired = store
-        .create_session(&f.admin, &alice, now - time::Duration::seconds(5), None)
-        .await
-        .unwrap();
+    let expired = f.session(&alice, -time::Duration::seconds(5), None).await;
     for password in [expired.token.expose_secret(), "not-wonderland"] {
         let response = token(
             &base,
@@ -199,27 +200,16 @@ async fn a_database_outage_gives_503_quickly_and_the_server_recovers_by_itself()
             .post(format!("{base}/v1/registry"))
             .header("Content-Type", "application/x-www-form-urlencoded")
             .body(form)
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{form}");
     }
     assert_eq!(
-        client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        client.get(format!("{base}/readyz")).sent().await.status(),
         StatusCode::SERVICE_UNAVAILABLE
     );
     assert_eq!(
-        client
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        client.get(format!("{base}/healthz")).sent().await.status(),
         StatusCode::OK
     );
 
@@ -248,12 +238,7 @@ async fn a_database_outage_gives_503_quickly_and_the_server_recovers_by_itself()
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(
-        client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        client.get(format!("{base}/readyz")).sent().await.status(),
         StatusCode::OK
     );
 }

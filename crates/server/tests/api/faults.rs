@@ -7,13 +7,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cardgate_store::testing::fresh_database_url;
-use cardgate_store::{PoolSettings, Store};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor, PgConnection};
 
-use crate::cards::{access, seed, seeded_cluster};
+use crate::Sent;
+use crate::cards::{access, seeded, seeded_cluster};
+use crate::cards_settings;
 
 /// The longest a request may take to be refused while the database is away or slow.
 const REFUSED_WITHIN: Duration = Duration::from_secs(2);
@@ -59,9 +59,8 @@ impl Load {
                         let response = client
                             .get(&url)
                             .basic_auth("alice", Some("wonderland"))
-                            .send()
-                            .await
-                            .unwrap();
+                            .sent()
+                            .await;
                         let took = started.elapsed();
                         let status = response.status();
                         let body: Value = response.json().await.unwrap();
@@ -193,16 +192,14 @@ async fn under_load_a_stopped_database_gives_quick_503s_and_service_resumes_by_i
 /// Runs the load against a server whose store is made slow (another session holds the cards
 /// table for 3 s); the samples and the lock's span.
 async fn slow_database(cache_capacity: &str) -> (Vec<Sample>, Range<Instant>) {
-    let url = fresh_database_url().await;
-    let store = Store::connect_lazy(&url, &PoolSettings::default()).unwrap();
-    seed(&store).await;
-    let (settings, _) = crate::test_settings(&[
-        ("CARDGATE__AUTHN__CHAIN", "cards"),
-        ("CARDGATE__AUTHZ__CHAIN", "cards"),
-        ("CARDGATE__DATABASE__URL", &url),
-        ("CARDGATE__DATABASE__STATEMENT_TIMEOUT_MS", "1000"),
-        ("CARDGATE__CACHE__CAPACITY", cache_capacity),
-    ]);
+    let (url, _, _) = seeded(None).await;
+    let settings = cards_settings(
+        &url,
+        &[
+            ("CARDGATE__DATABASE__STATEMENT_TIMEOUT_MS", "1000"),
+            ("CARDGATE__CACHE__CAPACITY", cache_capacity),
+        ],
+    );
     let app = cardgate_server::Application::build(&settings)
         .await
         .unwrap();

@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 use x509_cert::Certificate;
 use x509_cert::der::{Decode, DecodePem, Encode};
 
+use crate::Sent;
+use crate::cards_settings;
 use crate::{ALICE, BOB, ISSUER, User, test_settings};
 
 async fn start(settings: &Settings) -> String {
@@ -28,7 +30,7 @@ async fn ask(base: &str, query: &str, user: User) -> (Value, String) {
     if let Some((u, p)) = user {
         request = request.basic_auth(u, Some(p));
     }
-    let response = request.send().await.unwrap();
+    let response = request.sent().await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
     let token = body["token"].as_str().unwrap().to_owned();
@@ -167,14 +169,14 @@ async fn without_per_class_settings_every_token_lives_token_lifetime_seconds() {
 #[tokio::test]
 async fn robots_of_the_card_store_get_the_robot_lifetime_whatever_their_token_grants() {
     let url = fresh_database_url().await;
-    let (settings, _) = test_settings(&[
-        ("CARDGATE__AUTHN__CHAIN", "cards"),
-        ("CARDGATE__AUTHZ__CHAIN", "cards"),
-        ("CARDGATE__DATABASE__URL", &url),
-        ("CARDGATE__TOKEN__PULL_LIFETIME_SECONDS", "120"),
-        ("CARDGATE__TOKEN__PUSH_LIFETIME_SECONDS", "3600"),
-        ("CARDGATE__TOKEN__ROBOT_LIFETIME_SECONDS", "900"),
-    ]);
+    let settings = cards_settings(
+        &url,
+        &[
+            ("CARDGATE__TOKEN__PULL_LIFETIME_SECONDS", "120"),
+            ("CARDGATE__TOKEN__PUSH_LIFETIME_SECONDS", "3600"),
+            ("CARDGATE__TOKEN__ROBOT_LIFETIME_SECONDS", "900"),
+        ],
+    );
     let base = start(&settings).await;
     let store = Store::connect_lazy(&url, &PoolSettings::default()).unwrap();
     let f = crate::cards::seed(&store).await;

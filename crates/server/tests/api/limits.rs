@@ -5,7 +5,10 @@ use cardgate_server::Application;
 use cardgate_store::testing::fresh_database_url;
 use reqwest::StatusCode;
 
+use crate::Sent;
+use crate::bad_request_saying;
 use crate::cards::spawn_on;
+use crate::description;
 use crate::{ALICE, error_body, raw_request, spawn_app, test_settings};
 
 #[tokio::test]
@@ -16,17 +19,11 @@ async fn a_request_head_over_the_configured_limit_is_431_with_a_json_error() {
         .client
         .get(format!("{}/v1/registry?service=registry.test", app.base))
         .header("X-Filler", "a".repeat(40 * 1024))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     let body = error_body(response, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE).await;
     assert_eq!(body["error"], "invalid_request");
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("32768 bytes")
-    );
+    assert!(description(&body).contains("32768 bytes"));
     // ...many small ones, or a long query string.
     let mut request = app
         .client
@@ -34,7 +31,7 @@ async fn a_request_head_over_the_configured_limit_is_431_with_a_json_error() {
     for i in 0..80 {
         request = request.header(format!("x-filler-{i}"), "b".repeat(500));
     }
-    let response = request.send().await.unwrap();
+    let response = request.sent().await;
     error_body(response, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE).await;
     let response = app
         .get(
@@ -51,9 +48,8 @@ async fn a_request_head_over_the_configured_limit_is_431_with_a_json_error() {
         .client
         .get(format!("{}/v1/registry?service=registry.test", app.base))
         .header("X-Filler", "a".repeat(30 * 1024))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
 }
 
@@ -86,14 +82,7 @@ async fn user_names_and_repository_names_over_their_limits_are_400() {
             Some((&long_user, "x")),
         )
         .await;
-    let body = error_body(response, StatusCode::BAD_REQUEST).await;
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("longer than 256 characters"),
-        "{body}"
-    );
+    bad_request_saying(response, "longer than 256 characters").await;
     let response = app
         .client
         .post(format!("{}/v1/registry", app.base))
@@ -102,9 +91,8 @@ async fn user_names_and_repository_names_over_their_limits_are_400() {
             ("username", long_user.as_str()),
             ("password", "x"),
         ])
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     error_body(response, StatusCode::BAD_REQUEST).await;
 
     let long_name = format!("acme/{}", "w".repeat(251));
@@ -139,25 +127,14 @@ async fn admin_bodies_over_64_kib_are_413_and_extractor_errors_are_json() {
         .post(format!("{base}/v1/admin/login"))
         .header("Content-Type", "application/json")
         .body(body)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     let answer = error_body(response, StatusCode::PAYLOAD_TOO_LARGE).await;
     assert_eq!(answer["error"], "invalid_request");
     // A query actix-web cannot read is a JSON 400 too.
-    let response = client
-        .get(format!("{base}/v1/admin/explain"))
-        .send()
-        .await
-        .unwrap();
+    let response = client.get(format!("{base}/v1/admin/explain")).sent().await;
     let answer = error_body(response, StatusCode::BAD_REQUEST).await;
-    assert!(
-        answer["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("scope"),
-        "{answer}"
-    );
+    assert!(description(&answer).contains("scope"), "{answer}");
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ mod admin;
 mod caches;
 mod cards;
 mod faults;
+mod fleet;
 mod keys;
 mod limits;
 mod logs;
@@ -47,6 +48,26 @@ fn config_dir() -> PathBuf {
 
 pub fn test_settings(extra_env: &[(&str, &str)]) -> (Settings, cardgate_token::GeneratedKey) {
     try_test_settings(extra_env).unwrap()
+}
+
+/// The test settings on the card plugins and the database at `url`, with `extra_env` on top.
+pub fn cards_settings(url: &str, extra_env: &[(&str, &str)]) -> Settings {
+    let mut env = vec![
+        ("CARDGATE__AUTHN__CHAIN", "cards"),
+        ("CARDGATE__AUTHZ__CHAIN", "cards"),
+        ("CARDGATE__DATABASE__URL", url),
+    ];
+    env.extend_from_slice(extra_env);
+    test_settings(&env).0
+}
+
+/// The argon2id hash of `password`, as the card store keeps it.
+pub fn argon2id(password: &str) -> String {
+    use argon2::PasswordHasher;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes())
+        .unwrap()
+        .to_string()
 }
 
 /// The test settings with `extra_env`, or why they do not load.
@@ -102,7 +123,7 @@ impl TestApp {
         if let Some((u, p)) = user {
             request = request.basic_auth(u, Some(p));
         }
-        request.send().await.unwrap()
+        request.sent().await
     }
 
     async fn get_with_header(
@@ -113,9 +134,8 @@ impl TestApp {
         self.client
             .get(format!("{}{path_and_query}", self.base))
             .header("Authorization", authorization)
-            .send()
+            .sent()
             .await
-            .unwrap()
     }
 
     /// Verifies signature, issuer, audience and expiry, and returns the claims.
@@ -182,6 +202,32 @@ type User = Option<(&'static str, &'static str)>;
 const ALICE: User = Some(("alice", "alice-test-password"));
 const BOB: User = Some(("bob", "bob-test-password"));
 
+/// Sends a request and waits for its answer; a transport error fails the test.
+trait Sent {
+    async fn sent(self) -> reqwest::Response;
+}
+
+impl Sent for reqwest::RequestBuilder {
+    async fn sent(self) -> reqwest::Response {
+        self.send().await.unwrap()
+    }
+}
+
+/// Splits a raw HTTP answer into its status and body.
+pub fn parse_answer(raw: &[u8]) -> (u16, String) {
+    let text = String::from_utf8_lossy(raw);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
 /// Sends `request` as it is on a fresh connection and returns the status and the body.
 pub async fn raw_request(base: &str, request: Vec<u8>) -> (u16, String) {
     let address = base.trim_start_matches("http://").to_owned();
@@ -191,17 +237,7 @@ pub async fn raw_request(base: &str, request: Vec<u8>) -> (u16, String) {
         let _ = stream.write_all(&request);
         let mut answer = Vec::new();
         let _ = stream.read_to_end(&mut answer);
-        let answer = String::from_utf8_lossy(&answer).into_owned();
-        let status = answer
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no status line in {answer:?}"));
-        let body = answer
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        (status, body)
+        parse_answer(&answer)
     })
     .await
     .unwrap()
@@ -218,6 +254,18 @@ async fn error_body(response: reqwest::Response, status: StatusCode) -> Value {
     let body: Value = response.json().await.unwrap();
     assert!(body["error"].is_string(), "{body}");
     assert!(body["error_description"].is_string(), "{body}");
+    body
+}
+
+/// The `error_description` of a JSON error body.
+fn description(body: &Value) -> &str {
+    body["error_description"].as_str().unwrap()
+}
+
+/// Checks a `400` JSON error whose description says `says`, and returns its body.
+async fn bad_request_saying(response: reqwest::Response, says: &str) -> Value {
+    let body = error_body(response, StatusCode::BAD_REQUEST).await;
+    assert!(description(&body).contains(says), "{body}");
     body
 }
 
@@ -406,8 +454,7 @@ async fn malformed_requests_get_400_naming_the_problem() {
     for (query, user, expected) in cases {
         let response = app.get(&format!("/v1/registry?{query}"), user).await;
         let body = error_body(response, StatusCode::BAD_REQUEST).await;
-        let description = body["error_description"].as_str().unwrap();
-        assert!(description.contains(expected), "{query}: {description}");
+        assert!(description(&body).contains(expected), "{query}: {body}");
         assert_eq!(body["error"], "invalid_request");
     }
 }
@@ -456,13 +503,7 @@ async fn too_many_scopes_are_refused() {
     let response = app
         .get(&format!("/v1/registry?{}", query.join("&")), ALICE)
         .await;
-    let body = error_body(response, StatusCode::BAD_REQUEST).await;
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("too many scopes")
-    );
+    bad_request_saying(response, "too many scopes").await;
 }
 
 #[tokio::test]
@@ -547,14 +588,12 @@ async fn the_realm_path_of_the_seed_variable_is_the_route() {
     let ok = client
         .get(format!("{base}/auth/token?service=registry.test"))
         .basic_auth("alice", Some("alice-test-password"))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(ok.status(), StatusCode::OK);
     let old = client
         .get(format!("{base}/v1/registry?service=registry.test"))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(old.status(), StatusCode::NOT_FOUND);
 }

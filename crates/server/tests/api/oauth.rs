@@ -2,12 +2,14 @@
 //! PostgreSQL, and on the static plugins.
 
 use argon2::{Argon2, PasswordHasher};
-use cardgate_store::testing::{Fixture, fresh_database_url};
-use cardgate_store::{PoolSettings, Store};
+use cardgate_store::testing::Fixture;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::cards::{access, seed, spawn_on};
+use crate::Sent;
+use crate::cards::seeded;
+use crate::cards::{access, spawn_on};
+use crate::description;
 use crate::{raw_request, spawn_app};
 
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -24,9 +26,7 @@ struct App {
 }
 
 async fn cards_app() -> App {
-    let url = fresh_database_url().await;
-    let store = Store::connect_lazy(&url, &PoolSettings::default()).unwrap();
-    let f = seed(&store).await;
+    let (url, _store, f) = seeded(None).await;
     let base = spawn_on(&url, true).await;
     App { base, f }
 }
@@ -42,9 +42,8 @@ async fn post_as(base: &str, path: &str, content_type: &str, body: String) -> re
         .post(format!("{base}{path}"))
         .header("Content-Type", content_type)
         .body(body)
-        .send()
+        .sent()
         .await
-        .unwrap()
 }
 
 async fn post(base: &str, form: &[(&str, &str)]) -> reqwest::Response {
@@ -112,9 +111,7 @@ async fn docker_login(base: &str, user: &str, password: &str) -> String {
             "{base}/v1/registry?account={user}&client_id=docker&offline_token=true&service={SERVICE}"
         ))
         .basic_auth(user, Some(password))
-        .send()
-        .await
-        .unwrap();
+        .sent().await;
     let body = ok(response).await;
     assert_eq!(access(&body), json!([]));
     assert_eq!(body["scope"], "");
@@ -270,7 +267,7 @@ async fn missing_fields_and_other_grant_types_are_oauth2_errors() {
     ];
     for (form, error, named) in cases {
         let body = oauth_error(post(&app.base, form).await, StatusCode::BAD_REQUEST, error).await;
-        let description = body["error_description"].as_str().unwrap();
+        let description = description(&body);
         assert!(description.contains(named), "{form:?}: {description}");
     }
     // The form must be a form.
@@ -320,9 +317,8 @@ async fn a_wrong_password_or_an_unknown_user_is_invalid_grant_on_post_and_401_on
     let response = reqwest::Client::new()
         .get(format!("{}/v1/registry?service={SERVICE}", app.base))
         .basic_auth("alice", Some("not-wonderland"))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -358,13 +354,7 @@ async fn dockers_login_then_refresh_flow_gets_tokens_with_the_right_access_and_i
     assert_eq!(body["scope"], "repository:acme/base:pull");
 
     // The refresh session is a session card of kind refresh, bound to the password card.
-    let card = app
-        .f
-        .store
-        .card_by_id(id.parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let card = app.f.card_by_id(id).await;
     assert_eq!(card.base_type(), "session");
     assert_eq!(card.data["kind"], "refresh");
     assert_eq!(card.data["client_id"], "docker");
@@ -463,9 +453,8 @@ async fn a_refresh_token_is_not_a_basic_password_and_a_session_is_not_a_refresh_
             app.base
         ))
         .basic_auth("alice", Some(&refresh_token))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let mut form = password_grant(&[]);
     form[4] = ("password", &refresh_token);
@@ -485,13 +474,8 @@ async fn a_refresh_token_is_not_a_basic_password_and_a_session_is_not_a_refresh_
         .await
         .unwrap()
         .unwrap();
-    let now = time::OffsetDateTime::now_utc();
-    let session = app
-        .f
-        .store
-        .create_session(&app.f.admin, &alice, now + time::Duration::hours(1), None)
-        .await
-        .unwrap();
+    let _now = time::OffsetDateTime::now_utc();
+    let session = app.f.session(&alice, time::Duration::hours(1), None).await;
     let session = secrecy::ExposeSecret::expose_secret(&session.token).to_owned();
     oauth_error(
         post(&app.base, &refresh_grant(&session, "docker", SERVICE)).await,
@@ -505,9 +489,8 @@ async fn a_refresh_token_is_not_a_basic_password_and_a_session_is_not_a_refresh_
             app.base
         ))
         .basic_auth("alice", Some(&session))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     let body = ok(response).await;
     assert!(body.get("refresh_token").is_none(), "{body}");
 }
@@ -520,9 +503,7 @@ async fn anonymous_requests_never_get_a_refresh_token() {
             "{}/v1/registry?client_id=docker&offline_token=true&service={SERVICE}&scope=repository:acme/base:pull",
             app.base
         ))
-        .send()
-        .await
-        .unwrap();
+        .sent().await;
     let body = ok(response).await;
     assert_eq!(body["scope"], "repository:acme/base:pull");
     assert!(body.get("refresh_token").is_none(), "{body}");
@@ -533,9 +514,8 @@ async fn anonymous_requests_never_get_a_refresh_token() {
             app.base
         ))
         .basic_auth("alice", Some("wonderland"))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     let body = ok(response).await;
     assert!(body.get("refresh_token").is_none(), "{body}");
 }
@@ -605,7 +585,7 @@ async fn a_parameter_given_twice_is_invalid_request_even_with_equal_values_but_s
             "invalid_request",
         )
         .await;
-        let description = body["error_description"].as_str().unwrap();
+        let description = description(&body);
         assert!(description.contains(&format!("`{name}`")), "{description}");
     }
     // Only `scope` repeats.

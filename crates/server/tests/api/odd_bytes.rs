@@ -2,17 +2,18 @@
 //! JSON. Each is a `400` naming the field, with no database text, and changes nothing; never a
 //! `500`.
 
-use argon2::{Argon2, PasswordHasher};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use cardgate_server::Application;
-use cardgate_store::testing::fresh_database_url;
-use cardgate_store::{PoolSettings, Store};
+use cardgate_store::Store;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::cards::seed;
-use crate::{error_body, test_settings};
+use crate::Sent;
+use crate::cards::seeded;
+use crate::cards_settings;
+use crate::description;
+use crate::error_body;
 
 /// Words of PostgreSQL's own messages that must never reach a client.
 const DATABASE_WORDS: [&str; 5] = [
@@ -33,21 +34,8 @@ struct Odd {
 
 impl Odd {
     async fn new(env: &[(&str, &str)]) -> Odd {
-        let url = fresh_database_url().await;
-        let store = Store::connect_lazy(&url, &PoolSettings::default()).unwrap();
-        let f = seed(&store).await;
-        let hash = Argon2::default()
-            .hash_password(b"admin-password")
-            .unwrap()
-            .to_string();
-        store.set_password(&f.admin, &f.admin, &hash).await.unwrap();
-        let mut all = vec![
-            ("CARDGATE__AUTHN__CHAIN", "cards"),
-            ("CARDGATE__AUTHZ__CHAIN", "cards"),
-            ("CARDGATE__DATABASE__URL", url.as_str()),
-        ];
-        all.extend_from_slice(env);
-        let (settings, _) = test_settings(&all);
+        let (url, store, _f) = seeded(Some("admin-password")).await;
+        let settings = cards_settings(&url, env);
         let app = Application::build(&settings).await.unwrap();
         let base = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
@@ -71,9 +59,8 @@ impl Odd {
         self.client
             .post(format!("{}/v1/admin/login", self.base))
             .json(&body)
-            .send()
+            .sent()
             .await
-            .unwrap()
     }
 
     async fn basic(&self, user: &str, password: &str) -> reqwest::Response {
@@ -84,9 +71,8 @@ impl Odd {
                 self.base
             ))
             .header("Authorization", format!("Basic {credentials}"))
-            .send()
+            .sent()
             .await
-            .unwrap()
     }
 
     async fn form(&self, form: &str) -> reqwest::Response {
@@ -94,9 +80,8 @@ impl Odd {
             .post(format!("{}/v1/registry", self.base))
             .header("Content-Type", "application/x-www-form-urlencoded")
             .body(form.to_owned())
-            .send()
+            .sent()
             .await
-            .unwrap()
     }
 
     async fn admin(
@@ -116,7 +101,7 @@ impl Odd {
                 .header("Content-Type", "application/json")
                 .body(body);
         }
-        request.send().await.unwrap()
+        request.sent().await
     }
 
     /// How many cards and links the store holds.
@@ -144,7 +129,7 @@ fn check_refused(status: StatusCode, body: &str, field: &str, case: &str) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{case}: {body}");
     let body: Value = serde_json::from_str(body).unwrap();
     assert_eq!(body["error"], "invalid_request", "{case}: {body}");
-    let description = body["error_description"].as_str().unwrap();
+    let description = description(&body);
     assert!(description.contains(field), "{case}: {description}");
     for word in DATABASE_WORDS {
         assert!(
@@ -189,9 +174,8 @@ async fn control_characters_in_names_are_400_naming_the_field_at_every_entry_poi
             odd.base
         ))
         .basic_auth("alice", Some("wonderland"))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     refused(response, "`client_id`", "query client_id").await;
     let alice = odd.store.card_by_slug("user-alice").await.unwrap().unwrap();
     assert!(odd.store.sessions_of(alice.id).await.unwrap().is_empty());

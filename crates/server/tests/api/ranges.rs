@@ -2,14 +2,14 @@
 //! setting, or accepts it and then serves token requests and admin logins without failing.
 
 use cardgate_server::{Application, StartupError};
-use cardgate_store::testing::fresh_database_url;
-use cardgate_store::{PoolSettings, Store, StoreError};
+use cardgate_store::StoreError;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::cards::{seed, token};
+use crate::cards::seeded;
+use crate::cards::token;
 use crate::try_test_settings;
 
 /// Every numeric setting.
@@ -146,9 +146,7 @@ async fn start_with(url: &str, setting: &str, value: &str) -> Result<(), TestCas
 fn every_numeric_setting_at_its_extremes_is_refused_by_name_or_served() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let url = runtime.block_on(async {
-        let url = fresh_database_url().await;
-        let store = Store::connect_lazy(&url, &PoolSettings::default()).unwrap();
-        seed(&store).await;
+        let (url, store, _) = seeded(None).await;
         store.pool().close().await;
         url
     });

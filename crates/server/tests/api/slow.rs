@@ -6,8 +6,6 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use cardgate_server::Application;
-use cardgate_store::testing::fresh_database_url;
-use cardgate_store::{PoolSettings, Store};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -15,8 +13,11 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::cards::seed;
-use crate::test_settings;
+use crate::Sent;
+use crate::cards::seeded;
+use crate::cards_settings;
+use crate::description;
+use crate::{parse_answer, test_settings};
 
 /// The slow connections held at once: as many as one address may have in progress.
 const TRICKLERS: u32 = 300;
@@ -30,21 +31,6 @@ struct Answer {
     status: u16,
     body: String,
     after: Duration,
-}
-
-/// Splits a raw HTTP answer into its status and body.
-fn parse_answer(raw: &[u8]) -> (u16, String) {
-    let text = String::from_utf8_lossy(raw);
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
 }
 
 /// The head of a POST of a 1000-byte body to `path`.
@@ -110,18 +96,16 @@ async fn trickle(address: String, path: &'static str, held: mpsc::Sender<()>) ->
 #[tokio::test]
 async fn hundreds_of_trickling_bodies_are_bounded_per_address_and_time_out_while_others_are_served()
 {
-    let url = fresh_database_url().await;
-    let store = Store::connect_lazy(&url, &PoolSettings::default()).unwrap();
-    seed(&store).await;
+    let (url, _, _) = seeded(None).await;
     let timeout = BODY_TIMEOUT.to_string();
     let limit = TRICKLERS.to_string();
-    let (settings, _) = test_settings(&[
-        ("CARDGATE__AUTHN__CHAIN", "cards"),
-        ("CARDGATE__AUTHZ__CHAIN", "cards"),
-        ("CARDGATE__DATABASE__URL", &url),
-        ("CARDGATE__SERVER__BODY_TIMEOUT_SECONDS", &timeout),
-        ("CARDGATE__SERVER__MAX_REQUESTS_PER_ADDRESS", &limit),
-    ]);
+    let settings = cards_settings(
+        &url,
+        &[
+            ("CARDGATE__SERVER__BODY_TIMEOUT_SECONDS", &timeout),
+            ("CARDGATE__SERVER__MAX_REQUESTS_PER_ADDRESS", &limit),
+        ],
+    );
     let app = Application::build(&settings).await.unwrap();
     let address = format!("127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
@@ -185,18 +169,16 @@ async fn hundreds_of_trickling_bodies_are_bounded_per_address_and_time_out_while
                 "http://{address}/v1/registry?service=registry.test&scope=repository:acme/web:pull"
             ))
             .basic_auth("alice", Some("wonderland"))
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(response.status(), StatusCode::OK);
         let body: Value = response.json().await.unwrap();
         assert!(body["token"].is_string());
         let login = other
             .post(format!("http://{address}/v1/admin/login"))
             .json(&json!({"username": "alice", "password": "wonderland"}))
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(login.status(), StatusCode::OK);
         let took = started.elapsed();
         assert!(took < Duration::from_secs(3), "{took:?}");
@@ -218,10 +200,7 @@ async fn hundreds_of_trickling_bodies_are_bounded_per_address_and_time_out_while
         let body: Value = serde_json::from_str(&answer.body).unwrap();
         assert_eq!(body["error"], "invalid_request");
         assert!(
-            body["error_description"]
-                .as_str()
-                .unwrap()
-                .contains(&format!("within {BODY_TIMEOUT} seconds")),
+            description(&body).contains(&format!("within {BODY_TIMEOUT} seconds")),
             "{body}"
         );
         assert!(

@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use cardgate_server::Application;
-use cardgate_store::testing::fresh_database_url;
-use cardgate_store::{PoolSettings, Store};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::cards::seed;
+use crate::Sent;
+use crate::cards::seeded;
+use crate::cards_settings;
 use crate::{error_body, test_settings};
 
 const PULL: &str = "/v1/registry?service=registry.test&scope=repository:acme/web:pull";
@@ -43,7 +43,7 @@ async fn pull_from(
     if let Some(client) = client {
         request = request.header("X-Forwarded-For", client);
     }
-    request.send().await.unwrap()
+    request.sent().await
 }
 
 /// Checks a 429: `Retry-After` in whole seconds within the window, and a JSON error; returns
@@ -319,9 +319,8 @@ async fn hammering_a_locked_account_does_not_slow_other_users_logins() {
         let response = client
             .get(format!("{base}{PULL}"))
             .basic_auth("alice", Some("alice-test-password"))
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(response.status(), StatusCode::OK);
         started.elapsed()
     };
@@ -400,16 +399,14 @@ async fn a_disabled_throttle_never_refuses() {
 
 #[tokio::test]
 async fn session_tokens_the_password_grant_and_the_admin_login_count_and_are_refused_alike() {
-    let url = fresh_database_url().await;
-    let store = Store::connect_lazy(&url, &PoolSettings::default()).unwrap();
-    seed(&store).await;
-    let (settings, _) = test_settings(&[
-        ("CARDGATE__AUTHN__CHAIN", "cards"),
-        ("CARDGATE__AUTHZ__CHAIN", "cards"),
-        ("CARDGATE__DATABASE__URL", &url),
-        ("CARDGATE__THROTTLE__ACCOUNT_FAILURES", "3"),
-        ("CARDGATE__THROTTLE__ADDRESS_FAILURES", "1000"),
-    ]);
+    let (url, _, _) = seeded(None).await;
+    let settings = cards_settings(
+        &url,
+        &[
+            ("CARDGATE__THROTTLE__ACCOUNT_FAILURES", "3"),
+            ("CARDGATE__THROTTLE__ADDRESS_FAILURES", "1000"),
+        ],
+    );
     let app = Application::build(&settings).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());

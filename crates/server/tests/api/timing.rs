@@ -8,7 +8,8 @@ use cardgate_store::testing::{Fixture, fresh_database_url};
 use cardgate_store::{PoolSettings, Store};
 use reqwest::StatusCode;
 
-use crate::test_settings;
+use crate::Sent;
+use crate::cards_settings;
 
 /// Rounds; each takes one sample of every kind, in an order that rotates.
 const ROUNDS: usize = 200;
@@ -42,9 +43,8 @@ async fn timed(
     let response = client
         .get(format!("{base}/v1/registry?service=registry.test"))
         .basic_auth(user, Some(password))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     let elapsed = started.elapsed();
     assert_eq!(response.status(), expected, "{user}");
     elapsed
@@ -64,13 +64,13 @@ async fn unknown_accounts_wrong_passwords_and_locked_accounts_take_the_same_time
         store.set_password(&f.admin, &user, &hash).await.unwrap();
     }
     let limit = ACCOUNT_FAILURES.to_string();
-    let (settings, _) = test_settings(&[
-        ("CARDGATE__AUTHN__CHAIN", "cards"),
-        ("CARDGATE__AUTHZ__CHAIN", "cards"),
-        ("CARDGATE__DATABASE__URL", &url),
-        ("CARDGATE__THROTTLE__ACCOUNT_FAILURES", &limit),
-        ("CARDGATE__THROTTLE__ADDRESS_FAILURES", "1000000"),
-    ]);
+    let settings = cards_settings(
+        &url,
+        &[
+            ("CARDGATE__THROTTLE__ACCOUNT_FAILURES", &limit),
+            ("CARDGATE__THROTTLE__ADDRESS_FAILURES", "1000000"),
+        ],
+    );
     let app = Application::build(&settings).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());

@@ -121,12 +121,7 @@ async fn slugs_and_active_repositories_are_unique() {
     // Once the first is deactivated the name is free again.
     f.deactivate(&first).await;
     f.store.create(&f.admin, image("image-b")).await.unwrap();
-    let found = f
-        .store
-        .image_by_repository("acme/web")
-        .await
-        .unwrap()
-        .unwrap();
+    let found = f.image_of("acme/web").await;
     assert_eq!(found.slug, "image-b");
 }
 
@@ -378,15 +373,12 @@ async fn sessions_store_only_a_hash_of_their_secret_and_events_not_even_that() {
     let f = Fixture::new().await;
     let user = f.user("alice", &["user-default"]).await;
     let session = f
-        .store
-        .create_session(
-            &f.admin,
+        .session(
             &user,
-            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+            time::Duration::hours(1),
             Some(json!({"type": "object"})),
         )
-        .await
-        .unwrap();
+        .await;
     let token = session.token.expose_secret();
     let (id, secret) = token.split_once('.').unwrap();
     assert_eq!(id, session.card.id.to_string());
@@ -483,12 +475,7 @@ async fn ensure_image_creates_a_private_image_once_even_under_concurrency() {
     }
     ids.dedup();
     assert_eq!(ids.len(), 1);
-    let image = f
-        .store
-        .image_by_repository("acme/new")
-        .await
-        .unwrap()
-        .unwrap();
+    let image = f.image_of("acme/new").await;
     assert_eq!(image.markers, ["org-acme"]);
     assert_eq!(image.data["public"], false);
     let events = events_of(&f, image.id).await;
@@ -638,4 +625,69 @@ async fn users_and_orgs_share_one_namespace_of_names() {
             .create(&f.admin, NewCard::new(CardType::Org, "org-race", json!({}))),
     );
     assert!(user.is_ok() != org.is_ok(), "{user:?} / {org:?}");
+}
+
+#[tokio::test]
+async fn login_failures_count_in_a_window_and_stay_within_max_rows_locked_accounts_kept() {
+    use cardgate_store::account_hash;
+    use std::time::Duration;
+    let f = Fixture::new().await;
+    let store = &f.store;
+    let window = Duration::from_secs(300);
+    let alice = account_hash("alice");
+    assert_eq!(store.login_failures(&alice).await.unwrap(), None);
+    for expected in 1..=5 {
+        let counted = store.record_login_failure(&alice, window).await.unwrap();
+        assert_eq!(counted.failures, expected);
+        assert!(counted.remaining <= window && counted.remaining > Duration::from_secs(290));
+    }
+    assert_eq!(
+        store
+            .login_failures(&alice)
+            .await
+            .unwrap()
+            .unwrap()
+            .failures,
+        5
+    );
+
+    // A window that has ended counts for nothing; the next failure starts a new one.
+    let brief = account_hash("brief");
+    store
+        .record_login_failure(&brief, Duration::from_millis(1))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(store.login_failures(&brief).await.unwrap(), None);
+    let again = store.record_login_failure(&brief, window).await.unwrap();
+    assert_eq!(again.failures, 1);
+    store
+        .record_login_failure(&account_hash("ended"), Duration::from_millis(1))
+        .await
+        .unwrap();
+
+    // A spray of names, once each: pruning keeps 10 rows, alice's among them.
+    for i in 0..40 {
+        store
+            .record_login_failure(&account_hash(&format!("spray-{i}")), window)
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let deleted = store.prune_login_failures(10).await.unwrap();
+    let (rows,): (i64,) = sqlx::query_as("SELECT count(*) FROM login_failures")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(rows, 10);
+    assert_eq!(deleted, 42 + 1 - 10);
+    assert_eq!(
+        store
+            .login_failures(&alice)
+            .await
+            .unwrap()
+            .unwrap()
+            .failures,
+        5
+    );
 }

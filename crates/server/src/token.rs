@@ -2,6 +2,7 @@
 //! the JWKS and the health probes.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use actix_web::http::header;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub jwks: String,
     /// Failed logins, per account and client address.
     pub throttle: Arc<Throttle>,
+    /// Set on SIGTERM during the drain period: `/readyz` answers 503, the rest is served.
+    pub draining: Arc<AtomicBool>,
 }
 
 /// The parameters of a token request (query string or form body): the `scope` values, and the
@@ -225,21 +228,18 @@ async fn authenticate(
         .admit(req, credentials)
         .await
         .map_err(|locked| TokenError::TooManyRequests(locked.retry_after_seconds()))?;
-    state
-        .authn
-        .authenticate(credentials)
-        .await
-        .map_err(|e| match e {
-            AuthnError::InvalidCredentials => {
-                attempt.failed();
-                invalid
-            }
-            AuthnError::Plugin(e) => TokenError::Backend(e),
-        })
+    match state.authn.authenticate(credentials).await {
+        Ok(identity) => Ok(identity),
+        Err(AuthnError::InvalidCredentials) => {
+            attempt.failed().await;
+            Err(invalid)
+        }
+        Err(AuthnError::Plugin(e)) => Err(TokenError::Backend(e)),
+    }
 }
 
 /// A token request once its protocol is read and its identity established.
-struct Grant<'a> {
+struct AuthenticatedRequest<'a> {
     identity: Identity,
     scopes: Vec<Scope>,
     /// Offline access was asked by this client: a refresh token is issued when the identity's
@@ -263,13 +263,16 @@ struct TokenResponse<'a> {
 
 /// Authorizes the scopes, mints the token and, when asked, issues a refresh token: what GET
 /// and both OAuth2 grants share.
-async fn respond(state: &AppState, grant: Grant<'_>) -> Result<HttpResponse, TokenError> {
-    let Grant {
+async fn respond(
+    state: &AppState,
+    request: AuthenticatedRequest<'_>,
+) -> Result<HttpResponse, TokenError> {
+    let AuthenticatedRequest {
         identity,
         scopes,
         offline_client,
         via,
-    } = grant;
+    } = request;
     let grants = state
         .authz
         .authorize(&identity, &scopes)
@@ -381,7 +384,7 @@ pub async fn token(
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     respond(
         &state,
-        Grant {
+        AuthenticatedRequest {
             identity,
             scopes,
             offline_client: client_id.as_ref().filter(|_| offline).map(Name::as_str),
@@ -483,7 +486,7 @@ pub async fn oauth_token(
             let offline = form.get("access_type") == Some("offline");
             respond(
                 &state,
-                Grant {
+                AuthenticatedRequest {
                     identity,
                     scopes,
                     offline_client: client_id.as_ref().filter(|_| offline).map(Name::as_str),
@@ -514,7 +517,7 @@ pub async fn oauth_token(
             check_service(&state, Some(service))?;
             respond(
                 &state,
-                Grant {
+                AuthenticatedRequest {
                     identity,
                     scopes,
                     offline_client: None,
@@ -542,8 +545,13 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: a token can be signed right now, and the database (when configured) answers.
+/// `GET /readyz`: a token can be signed right now, and the database (when configured) answers;
+/// 503 once the server is shutting down.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if state.draining.load(Ordering::SeqCst) {
+        return HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "unavailable", "reason": "draining"}));
+    }
     if let Some(store) = &state.store
         && let Err(e) = store.ping().await
     {
