@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use crate::model::{Card, CardType, LinkVerb, NewCard};
+use crate::model::{Card, CardType, LinkVerb, NewCard, Slug};
 use crate::policy::PolicySchema;
 use crate::schema::{check_card, check_link};
 use crate::{
@@ -122,7 +122,7 @@ async fn check_account_name(conn: &mut PgConnection, new: &NewCard) -> Result<()
         "SELECT slug FROM cards WHERE slug = ANY($1) AND slug <> $2 \
          AND split_part(type, '@', 1) IN ('user', 'org') LIMIT 1",
     )
-    .bind(vec![format!("user-{name}"), format!("org-{name}")])
+    .bind(vec![String::from(Slug::user(name)), Slug::org(name).into()])
     .bind(&new.slug)
     .fetch_optional(&mut *conn)
     .await?;
@@ -302,11 +302,7 @@ async fn open_session_in(
     let card = create_in(
         conn,
         actor,
-        &NewCard::new(
-            CardType::Session,
-            format!("session-{}", Uuid::new_v4().simple()),
-            data,
-        )
+        &NewCard::new(CardType::Session, Slug::unique(CardType::Session), data)
         .with_markers(vec![user.slug.clone()]),
     )
     .await?;
