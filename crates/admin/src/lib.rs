@@ -78,6 +78,13 @@ pub enum AdminError {
     BadLogin { wrong: bool },
     #[error(transparent)]
     Store(StoreError),
+    /// The caller made as many tokens in the last hour as it may; it may make the next one
+    /// after `retry_after_seconds`.
+    #[error("too many tokens: at most {limit} an hour per account; try again later")]
+    TooManyTokens {
+        limit: u32,
+        retry_after_seconds: u64,
+    },
     /// The card authenticator or authorizer failed.
     #[error("an authentication backend failed")]
     Backend(#[source] PluginError),
@@ -309,7 +316,12 @@ pub struct Admin {
     authorizer: CardAuthorizer,
     /// How long a login session lasts.
     session_lifetime: Duration,
+    /// How many tokens one account may create in an hour.
+    tokens_per_hour: u32,
 }
+
+/// How many tokens one account may create in an hour, unless configured otherwise.
+pub const DEFAULT_TOKENS_PER_HOUR: u32 = 100;
 
 impl Admin {
     pub fn new(
@@ -323,7 +335,14 @@ impl Admin {
             authenticator,
             authorizer,
             session_lifetime,
+            tokens_per_hour: DEFAULT_TOKENS_PER_HOUR,
         }
+    }
+
+    /// At most `limit` tokens created by one account in any hour (`admin.tokens_per_hour`).
+    pub fn with_tokens_per_hour(mut self, limit: u32) -> Self {
+        self.tokens_per_hour = limit;
+        self
     }
 
     /// The caller whose card is `user_id`; `None` when it is not an active user.
@@ -884,6 +903,19 @@ impl Admin {
         scope: Option<Value>,
     ) -> Result<IssuedSession> {
         let user = self.managed_user(caller, user_slug).await?;
+        // Counted from the audit trail: every instance sees the same count. Requests in flight
+        // at once may overshoot the limit by their number.
+        let hour = time::Duration::hours(1);
+        let made = self
+            .store
+            .tokens_created_by(caller.card.id, time::OffsetDateTime::now_utc() - hour)
+            .await?;
+        if made >= u64::from(self.tokens_per_hour) {
+            return Err(AdminError::TooManyTokens {
+                limit: self.tokens_per_hour,
+                retry_after_seconds: 60,
+            });
+        }
         Ok(self
             .store
             .create_session(&caller.card, &user, expiration, scope)

@@ -68,6 +68,9 @@ pub struct AdminSettings {
     /// How long a session from `POST /v1/admin/login` lasts, in seconds. 60 to 2,592,000
     /// (30 days).
     pub session_lifetime_seconds: u64,
+    /// How many tokens one account may create through the admin API in an hour. 1 to
+    /// 100,000.
+    pub tokens_per_hour: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -361,6 +364,7 @@ mod ranges {
     /// Never 0 (no timeout); below a tenth of a second, migrations fail.
     pub const STATEMENT_TIMEOUT_MS: RangeInclusive<u64> = 100..=3_600_000;
     pub const SESSION_LIFETIME_SECONDS: RangeInclusive<u64> = 60..=30 * 24 * 3600;
+    pub const TOKENS_PER_HOUR: RangeInclusive<u64> = 1..=100_000;
     pub const CACHE_CAPACITY: RangeInclusive<u64> = 0..=1_000_000;
     pub const CACHE_TTL_SECONDS: RangeInclusive<u64> = 0..=24 * 3600;
     pub const THROTTLE_WINDOW_SECONDS: RangeInclusive<u64> = 1..=24 * 3600;
@@ -375,7 +379,7 @@ fn wide(value: usize) -> u64 {
 
 impl Settings {
     /// Every numeric setting, its value (`None` when unset) and the range it must be in.
-    fn numeric_settings(&self) -> [(&'static str, Option<u64>, RangeInclusive<u64>); 22] {
+    fn numeric_settings(&self) -> [(&'static str, Option<u64>, RangeInclusive<u64>); 23] {
         let (server, token, database, throttle) =
             (&self.server, &self.token, &self.database, &self.throttle);
         [
@@ -458,6 +462,11 @@ impl Settings {
                 "admin.session_lifetime_seconds",
                 Some(self.admin.session_lifetime_seconds),
                 ranges::SESSION_LIFETIME_SECONDS,
+            ),
+            (
+                "admin.tokens_per_hour",
+                Some(u64::from(self.admin.tokens_per_hour)),
+                ranges::TOKENS_PER_HOUR,
             ),
             (
                 "cache.capacity",

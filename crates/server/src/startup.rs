@@ -97,7 +97,8 @@ impl Application {
                         .map_err(|e| SettingsError::from_message(format!("admin: {e}")))?,
                     CardAuthorizer::new(store.clone()),
                     Duration::from_secs(settings.admin.session_lifetime_seconds),
-                ),
+                )
+                .with_tokens_per_hour(settings.admin.tokens_per_hour),
                 throttle: throttle.clone(),
             })),
             None => None,

@@ -15,10 +15,11 @@
 //! bound, whatever names or addresses an attacker sprays.
 //!
 //! With the card store configured, an account's failures are also counted in the database,
-//! shared by every instance (see [`shared`]): the account limit holds for the whole fleet, and
-//! a lock made on one instance holds on all. The address counters stay per instance. When the
-//! database cannot be read or written, each instance falls back to its own counters (which it
-//! always keeps), so the limit then holds per instance, as without a card store.
+//! shared by every instance (the `shared` module): the account limit holds for the whole
+//! fleet, and a lock made on one instance holds on all. The address counters stay per
+//! instance. When the database cannot be read or written, each instance falls back to its own
+//! counters (which it always keeps), so the limit then holds per instance, as without a card
+//! store.
 
 mod shared;
 

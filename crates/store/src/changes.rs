@@ -303,7 +303,7 @@ async fn open_session_in(
         conn,
         actor,
         &NewCard::new(CardType::Session, Slug::unique(CardType::Session), data)
-        .with_markers(vec![user.slug.clone()]),
+            .with_markers(vec![user.slug.clone()]),
     )
     .await?;
     let token = format!("{}.{secret}", card.id);

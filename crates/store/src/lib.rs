@@ -21,6 +21,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use changes::{EventFilter, IssuedSession};
@@ -455,6 +456,23 @@ impl Store {
             .bind(user_id.to_string())
             .fetch_all(&self.pool)
             .await?)
+    }
+
+    /// How many tokens (sessions of kind `session`: not logins, not refresh tokens) `actor`
+    /// has created since `since`, for any user, revoked ones included: what a rate limit on
+    /// token creation counts. Read from the audit trail, so it holds across instances.
+    pub async fn tokens_created_by(&self, actor: Uuid, since: OffsetDateTime) -> Result<u64> {
+        let (count,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM cards WHERE split_part(type, '@', 1) = 'create' \
+             AND (data ->> 'actor') = $1 AND created_at >= $2 \
+             AND split_part(data -> 'payload' ->> 'type', '@', 1) = 'session' \
+             AND coalesce(data -> 'payload' -> 'data' ->> 'kind', 'session') = 'session'",
+        )
+        .bind(actor.to_string())
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
     }
 
     /// Up to `limit` active cards of `card_type`, by slug after `after`; only those carrying

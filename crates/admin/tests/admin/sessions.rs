@@ -126,3 +126,45 @@ async fn short_passwords_and_token_lifetimes_out_of_range_are_refused_naming_the
     let year = time::Duration::seconds(DEFAULT_TOKEN_SECONDS as i64);
     assert!(lasts > year - time::Duration::minutes(1) && lasts <= year);
 }
+
+#[tokio::test]
+async fn an_account_creates_at_most_its_hourly_tokens_and_logins_do_not_count() {
+    let mut w = World::new().await;
+    w.admin = w.admin.with_tokens_per_hour(3);
+    // A login session is no token: it leaves the allowance whole.
+    plain_logs_in(&w).await;
+    let plain = w.caller("plain").await;
+    for _ in 0..3 {
+        w.admin
+            .open_token(&plain, "user-plain", None, None)
+            .await
+            .unwrap();
+    }
+    match w.admin.open_token(&plain, "user-plain", None, None).await {
+        Err(AdminError::TooManyTokens {
+            limit: 3,
+            retry_after_seconds,
+        }) => assert!(retry_after_seconds > 0),
+        other => panic!("expected TooManyTokens, got {other:?}"),
+    }
+    // The refused request wrote nothing: the login and three tokens.
+    assert_eq!(
+        w.admin.sessions(&plain, "user-plain").await.unwrap().len(),
+        4
+    );
+    // Revoking a token does not give the allowance back.
+    let first = w.admin.sessions(&plain, "user-plain").await.unwrap()[0].id;
+    w.admin.revoke_session(&plain, first).await.unwrap();
+    assert!(
+        w.admin
+            .open_token(&plain, "user-plain", None, None)
+            .await
+            .is_err()
+    );
+    // Another account has an allowance of its own.
+    let olivia = w.caller("olivia").await;
+    w.admin
+        .open_token(&olivia, "user-olivia", None, None)
+        .await
+        .unwrap();
+}

@@ -54,7 +54,9 @@ impl ApiError {
             | ApiError::Admin(AdminError::Unauthenticated | AdminError::BadLogin { .. }) => {
                 "unauthorized"
             }
-            ApiError::TooManyRequests(_) => "too_many_requests",
+            ApiError::TooManyRequests(_) | ApiError::Admin(AdminError::TooManyTokens { .. }) => {
+                "too_many_requests"
+            }
             ApiError::Admin(AdminError::Forbidden(_)) => "forbidden",
             ApiError::Admin(AdminError::NotFound(_)) => "not_found",
             ApiError::Admin(AdminError::Conflict(_)) => "conflict",
@@ -99,7 +101,12 @@ impl ResponseError for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
-        if let ApiError::TooManyRequests(seconds) = self {
+        if let ApiError::TooManyRequests(seconds)
+        | ApiError::Admin(AdminError::TooManyTokens {
+            retry_after_seconds: seconds,
+            ..
+        }) = self
+        {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
         response.json(ErrorBody {

@@ -13,8 +13,9 @@ use super::{State, done, handler, ok};
 
 handler! {
     /// Opens a token (for CI robots): the secret is shown once, only its hash is kept. The user
-    /// itself, platform admins, owners of a robot's org.
-    post "/users/{user}/tokens", "users", body NewToken => 201: SessionToken | 400 | 403 | 404;
+    /// itself, platform admins, owners of a robot's org; at most `admin.tokens_per_hour` by
+    /// one account in any hour (then `429` with `Retry-After`).
+    post "/users/{user}/tokens", "users", body NewToken => 201: SessionToken | 400 | 403 | 404 | 429;
     async fn create_token(path: Path<String>, state: State, caller: Caller, JsonOrDefault(new): JsonOrDefault<NewToken>) {
         let user = user_segment(path.into_inner())?;
         let scope = new.scope.map(|scope| scope.into_value());

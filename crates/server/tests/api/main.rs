@@ -19,6 +19,7 @@ mod schemas;
 mod slow;
 mod throttle;
 mod timing;
+mod writes;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};

@@ -13,10 +13,11 @@ use crate::cards::token;
 use crate::try_test_settings;
 
 /// Every numeric setting.
-const NUMERIC_SETTINGS: [&str; 21] = [
+const NUMERIC_SETTINGS: [&str; 23] = [
     "server.workers",
     "server.max_header_bytes",
     "server.shutdown_timeout_seconds",
+    "server.shutdown_drain_seconds",
     "server.body_timeout_seconds",
     "server.max_requests_per_address",
     "token.lifetime_seconds",
@@ -29,6 +30,7 @@ const NUMERIC_SETTINGS: [&str; 21] = [
     "database.acquire_timeout_ms",
     "database.statement_timeout_ms",
     "admin.session_lifetime_seconds",
+    "admin.tokens_per_hour",
     "cache.capacity",
     "cache.ttl_seconds",
     "throttle.window_seconds",
