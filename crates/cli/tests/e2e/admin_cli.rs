@@ -14,8 +14,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 use crate::Sent;
-use crate::cardgate;
 use crate::registry::{RegistrySettings, Stack, write_oci_image};
+use crate::{assert_succeeded, cardgate};
 
 /// Runs `cardgate admin --url <url> <args>` with `stdin`, the token file `cli.token` of the
 /// stack; the output.
@@ -105,11 +105,7 @@ async fn an_owner_grants_and_revokes_robot_push_through_the_cli_and_the_registry
         "alice-e2e-password\n",
     )
     .await;
-    assert!(
-        login.status.success(),
-        "{}",
-        String::from_utf8_lossy(&login.stderr)
-    );
+    assert_succeeded(&login);
     assert!(login.stdout.is_empty());
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(stack.path("cli.token"))
@@ -124,11 +120,7 @@ async fn an_owner_grants_and_revokes_robot_push_through_the_cli_and_the_registry
     );
     admin_ok(stack, &["robots", "create", "acme", "ci"]).await;
     let set = admin(stack, &["users", "password", "ci"], "ci-robot-e2e-secret\n").await;
-    assert!(
-        set.status.success(),
-        "{}",
-        String::from_utf8_lossy(&set.stderr)
-    );
+    assert_succeeded(&set);
     let robots = admin_ok(stack, &["robots", "list", "acme"]).await;
     assert!(robots.contains("user-ci"), "{robots}");
 

@@ -10,9 +10,9 @@ use cardgate_store::{Card, PoolSettings, Store};
 use serde_json::Value;
 use tokio::process::Command;
 
-use crate::Sent;
 use crate::registry::{RegistrySettings, Stack, write_oci_image};
 use crate::registry::{pull, push};
+use crate::{Sent, says_any};
 
 /// Sets `<name>-e2e-password` as the user's password.
 async fn set_password(f: &Fixture, user: &Card, name: &str) {
@@ -196,9 +196,7 @@ async fn skopeo_lists_the_tags_of_a_pushed_repository_for_its_owner_and_not_for_
         ])
         .await;
     assert!(
-        ["denied", "unauthorized", "insufficient_scope"]
-            .iter()
-            .any(|w| refused.to_lowercase().contains(w)),
+        says_any(&refused, &["denied", "unauthorized", "insufficient_scope"]),
         "unexpected refusal: {refused}"
     );
 }

@@ -16,7 +16,7 @@ use cardgate_store::testing::fresh_database_url;
 use crate::admin_cli::{admin, admin_ok};
 use crate::registry::{RegistrySettings, Stack, write_oci_image};
 use crate::registry::{inspect, push};
-use crate::{cardgate, seed_env, workspace};
+use crate::{assert_succeeded, cardgate, seed, seed_env, workspace};
 
 async fn compose_config(env_file: &Path) -> Output {
     crate::ensure_packages(&[("/usr/bin/docker-compose", "docker-compose")]).await;
@@ -33,14 +33,6 @@ async fn compose_config(env_file: &Path) -> Output {
         .unwrap()
 }
 
-fn seed(name: &str) -> String {
-    seed_env()
-        .into_iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
-        .unwrap()
-}
-
 #[tokio::test]
 async fn the_compose_file_maps_the_seed_env_onto_the_registry_and_cardgate() {
     let dir = tempfile::tempdir().unwrap();
@@ -48,11 +40,7 @@ async fn the_compose_file_maps_the_seed_env_onto_the_registry_and_cardgate() {
     std::fs::copy(workspace().join("config/seed.env"), &env_file).unwrap();
     let output = compose_config(&env_file).await;
     let config = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output);
     for expected in [
         format!("REGISTRY2_HOST: {}", seed("REGISTRY_HOST")),
         format!(
@@ -260,11 +248,7 @@ async fn the_compose_wiring_without_containers_pushes_and_pulls_with_skopeo() {
         .unwrap();
     drop(stdin);
     let done = set_password.wait_with_output().await.unwrap();
-    assert!(
-        done.status.success(),
-        "{}",
-        String::from_utf8_lossy(&done.stderr)
-    );
+    assert_succeeded(&done);
     let token_file = stack.path("cli.token");
     let login = admin(
         &stack,
@@ -272,11 +256,7 @@ async fn the_compose_wiring_without_containers_pushes_and_pulls_with_skopeo() {
         "first-admin-password\n",
     )
     .await;
-    assert!(
-        login.status.success(),
-        "{}",
-        String::from_utf8_lossy(&login.stderr)
-    );
+    assert_succeeded(&login);
     admin_ok(&stack, &["orgs", "create", "acme"]).await;
     admin_ok(&stack, &["users", "create", "alice"]).await;
     let password = admin(
@@ -285,11 +265,7 @@ async fn the_compose_wiring_without_containers_pushes_and_pulls_with_skopeo() {
         "alice-staging-password\n",
     )
     .await;
-    assert!(
-        password.status.success(),
-        "{}",
-        String::from_utf8_lossy(&password.stderr)
-    );
+    assert_succeeded(&password);
     admin_ok(&stack, &["members", "add", "acme", "alice", "owner"]).await;
 
     let image = stack.path("image");

@@ -13,7 +13,7 @@ use serde_json::Value;
 use tokio::process::Command;
 
 use crate::running::free_port;
-use crate::{cardgate, seed_env, workspace};
+use crate::{cardgate, seed, workspace};
 
 /// Every manifest, by kind.
 fn manifests() -> BTreeMap<String, Value> {
@@ -72,14 +72,6 @@ fn environment(container: &Value) -> Vec<(String, EnvValue)> {
             (name, value)
         })
         .collect()
-}
-
-fn seed(name: &str) -> String {
-    seed_env()
-        .into_iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
-        .unwrap()
 }
 
 /// The environment to run `container` with here: secrets from `secret` (the database URL

@@ -12,7 +12,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::process::{Child, Command};
 
-use crate::{cardgate, seed_env, workspace};
+use crate::{cardgate, says_any, seed_env, start_registry, workspace};
 
 const TOOLS: [(&str, &str); 2] = [
     ("/usr/bin/docker-registry", "docker-registry"),
@@ -213,15 +213,10 @@ impl Stack {
             cert = dir.path().join("token.crt").display(),
         );
         std::fs::write(dir.path().join("config.yml"), config).unwrap();
-        let registry_log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-        let docker_registry = Command::new("/usr/bin/docker-registry")
-            .arg("serve")
-            .arg(dir.path().join("config.yml"))
-            .stdout(Stdio::null())
-            .stderr(registry_log)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let docker_registry = start_registry(
+            &dir.path().join("config.yml"),
+            &dir.path().join("registry.log"),
+        );
 
         std::fs::write(
             dir.path().join("policy.json"),
@@ -245,16 +240,7 @@ impl Stack {
     }
 
     async fn wait_for(&self, url: &str, status: u16) {
-        let client = reqwest::Client::new();
-        for _ in 0..150 {
-            if let Ok(r) = client.get(url).send().await
-                && r.status().as_u16() == status
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("{url} never answered {status}\n{}", self.logs());
+        crate::wait_for(url, status, || self.logs()).await;
     }
 
     pub fn logs(&self) -> String {
@@ -387,9 +373,7 @@ async fn skopeo_pushes_and_pulls_through_a_registry_trusting_the_seed_certificat
     let web_v2 = stack.image("acme/web:v2");
     let refused = stack.fails(&push(BOB, &source, &web_v2)).await;
     assert!(
-        ["denied", "unauthorized", "insufficient_scope"]
-            .iter()
-            .any(|w| refused.to_lowercase().contains(w)),
+        says_any(&refused, &["denied", "unauthorized", "insufficient_scope"]),
         "unexpected refusal: {refused}"
     );
     let missing = stack.fails(&inspect(ALICE, &web_v2)).await;
@@ -405,9 +389,10 @@ async fn skopeo_pushes_and_pulls_through_a_registry_trusting_the_seed_certificat
         .fails(&["inspect", "--raw", "--tls-verify=false", "--no-creds", &web])
         .await;
     assert!(
-        ["denied", "unauthorized", "authentication required"]
-            .iter()
-            .any(|w| anonymous.to_lowercase().contains(w)),
+        says_any(
+            &anonymous,
+            &["denied", "unauthorized", "authentication required"]
+        ),
         "{anonymous}"
     );
 

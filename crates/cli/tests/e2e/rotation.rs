@@ -12,7 +12,7 @@ use tokio::process::{Child, Command};
 use crate::Sent;
 use crate::registry::{ALICE, write_oci_image};
 use crate::registry::{pull, push};
-use crate::{cardgate, workspace};
+use crate::{cardgate, start_registry, workspace};
 
 const ISSUER: &str = "cardgate-test";
 
@@ -101,16 +101,7 @@ impl Rotation {
     }
 
     async fn wait_for(&self, url: &str, status: u16) {
-        let client = reqwest::Client::new();
-        for _ in 0..150 {
-            if let Ok(r) = client.get(url).send().await
-                && r.status().as_u16() == status
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("{url} never answered {status}\n{}", self.logs());
+        crate::wait_for(url, status, || self.logs()).await;
     }
 
     fn logs(&self) -> String {
@@ -226,15 +217,10 @@ async fn a_registry_trusting_both_certificates_accepts_the_old_signer_and_after_
         r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
     )
     .unwrap();
-    let registry_log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-    let _registry = Command::new("/usr/bin/docker-registry")
-        .arg("serve")
-        .arg(dir.path().join("config.yml"))
-        .stdout(Stdio::null())
-        .stderr(registry_log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let _registry = start_registry(
+        &dir.path().join("config.yml"),
+        &dir.path().join("registry.log"),
+    );
     let rotation = Rotation {
         dir,
         auth_port,
