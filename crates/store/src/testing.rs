@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::embedded::EmbeddedPostgres;
 use crate::{
     ADMIN_SLUG, Card, CardType, IssuedSession, LinkVerb, NewCard, PoolSettings, Slug, Store,
+    StoreError,
 };
 
 /// The server's base URL (without a database name) and the template database to copy.
@@ -177,6 +178,20 @@ impl Fixture {
     pub async fn member(&self, org: &Card, user: &Card, role: &str) {
         self.link(org, LinkVerb::HasMember, user, json!({"role": role}))
             .await;
+    }
+
+    /// The error of a link the store refuses.
+    pub async fn link_refused(
+        &self,
+        from: &Card,
+        verb: LinkVerb,
+        to: &Card,
+        data: Value,
+    ) -> StoreError {
+        match self.store.link(&self.admin, from, verb, to, data).await {
+            Ok(link) => panic!("the link was made: {link:?}"),
+            Err(e) => e,
+        }
     }
 
     /// `holder` (a user or org) has access to `image` with `actions`.

@@ -40,11 +40,7 @@ impl SigningAlgorithm {
     }
 }
 
-impl fmt::Display for SigningAlgorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+display_as_str!(SigningAlgorithm);
 
 impl FromStr for SigningAlgorithm {
     type Err = KeyError;

@@ -113,6 +113,23 @@ impl Tenants {
         response.json().await.unwrap()
     }
 
+    /// The OAuth2 password grant of `who` for `scope` by client `client_id`, the fields in the
+    /// order Go's url.Values.Encode writes them.
+    async fn password_grant(&self, client_id: &str, who: &str, scope: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(self.realm())
+            .form(&[
+                ("client_id", client_id),
+                ("grant_type", "password"),
+                ("password", &password(who)),
+                ("scope", scope),
+                ("service", &self.service()),
+                ("username", who),
+            ])
+            .sent()
+            .await
+    }
+
     /// A registry request with `Authorization: Bearer token`.
     async fn registry_get(
         &self,
@@ -317,17 +334,8 @@ async fn the_docker_cli_login_then_refresh_flow_yields_a_token_the_registry_acce
     assert_eq!(tags["tags"], serde_json::json!(["v1"]));
 
     // The same flow for a tenant without rights on acme/web gets a token the registry refuses.
-    let gina = client
-        .post(t.realm())
-        .form(&[
-            ("client_id", "docker"),
-            ("grant_type", "password"),
-            ("password", &password("gina")),
-            ("scope", "repository:acme/web:pull"),
-            ("service", &t.service()),
-            ("username", "gina"),
-        ])
-        .sent()
+    let gina = t
+        .password_grant("docker", "gina", "repository:acme/web:pull")
         .await;
     assert_eq!(gina.status(), 200);
     let gina: Value = gina.json().await.unwrap();
@@ -345,17 +353,8 @@ async fn the_docker_cli_login_then_refresh_flow_yields_a_token_the_registry_acce
 async fn containerd_password_grant_yields_a_token_that_pulls_a_manifest() {
     let t = Tenants::start().await;
     assert!(t.push("alice", "acme/web:v1").await);
-    let answer = reqwest::Client::new()
-        .post(t.realm())
-        .form(&[
-            ("client_id", "containerd"),
-            ("grant_type", "password"),
-            ("password", &password("alice")),
-            ("scope", "repository:acme/web:pull"),
-            ("service", &t.service()),
-            ("username", "alice"),
-        ])
-        .sent()
+    let answer = t
+        .password_grant("containerd", "alice", "repository:acme/web:pull")
         .await;
     assert_eq!(answer.status(), 200, "{}", t.stack.logs());
     let answer: Value = answer.json().await.unwrap();

@@ -16,7 +16,8 @@ use cardgate_store::testing::fresh_database_url;
 use crate::admin_cli::{admin, admin_ok};
 use crate::registry::{RegistrySettings, Stack, write_oci_image};
 use crate::registry::{inspect, push};
-use crate::{assert_succeeded, cardgate, seed, seed_env, workspace};
+use crate::running::free_port;
+use crate::{assert_succeeded, cardgate, seed, seed_env, spawn_quiet, workspace};
 
 async fn compose_config(env_file: &Path) -> Output {
     crate::ensure_packages(&[("/usr/bin/docker-compose", "docker-compose")]).await;
@@ -33,12 +34,17 @@ async fn compose_config(env_file: &Path) -> Output {
         .unwrap()
 }
 
+/// `docker-compose config` on a copy of the seed document's `.env` in `dir`.
+async fn seed_compose_config(dir: &Path) -> Output {
+    let env_file = dir.join(".env");
+    std::fs::copy(workspace().join("config/seed.env"), &env_file).unwrap();
+    compose_config(&env_file).await
+}
+
 #[tokio::test]
 async fn the_compose_file_maps_the_seed_env_onto_the_registry_and_cardgate() {
     let dir = tempfile::tempdir().unwrap();
-    let env_file = dir.path().join(".env");
-    std::fs::copy(workspace().join("config/seed.env"), &env_file).unwrap();
-    let output = compose_config(&env_file).await;
+    let output = seed_compose_config(dir.path()).await;
     let config = String::from_utf8_lossy(&output.stdout);
     assert_succeeded(&output);
     for expected in [
@@ -137,22 +143,15 @@ async fn the_jwks_given_to_the_registry_holds_the_key_the_tokens_are_signed_with
 
     // A token from cardgate started on the same .env verifies with that JWK, found by its kid
     // (what distribution v3 does with a JWKS).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _server = Command::new(cardgate())
-        .arg("serve")
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("CARDGATE_CONFIG_DIR", workspace().join("config"))
-        .env("CARDGATE_PROFILE", "test")
-        .env("CARDGATE__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let port = free_port();
+    let _server = spawn_quiet(
+        Command::new(cardgate())
+            .arg("serve")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("CARDGATE_CONFIG_DIR", workspace().join("config"))
+            .env("CARDGATE_PROFILE", "test")
+            .env("CARDGATE__SERVER__LISTEN", format!("127.0.0.1:{port}")),
+    );
     let client = reqwest::Client::new();
     let url = format!(
         "http://127.0.0.1:{port}/v1/registry?service={}&scope=repository:public/x:pull",
@@ -205,9 +204,7 @@ fn service_environment(config: &str, service: &str) -> HashMap<String, String> {
 #[tokio::test]
 async fn the_compose_wiring_without_containers_pushes_and_pulls_with_skopeo() {
     let dir = tempfile::tempdir().unwrap();
-    let env_file = dir.path().join(".env");
-    std::fs::copy(workspace().join("config/seed.env"), &env_file).unwrap();
-    let output = compose_config(&env_file).await;
+    let output = seed_compose_config(dir.path()).await;
     assert!(output.status.success());
     let config = String::from_utf8_lossy(&output.stdout).into_owned();
     let registry_env = service_environment(&config, "registry");

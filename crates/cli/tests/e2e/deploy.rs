@@ -241,12 +241,7 @@ async fn the_kubernetes_manifests_match_the_real_server() {
     // The migration Job's command applies the migrations on a new database.
     let database = fresh_database_url().await;
     let job_env = runnable(job_container, secret, &database, None);
-    let args: Vec<&str> = job_container["args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
+    let args: Vec<String> = serde_json::from_value(job_container["args"].clone()).unwrap();
     let migrated = command(&job_env).args(&args).output().await.unwrap();
     assert!(
         migrated.status.success(),

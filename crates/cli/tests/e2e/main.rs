@@ -129,6 +129,16 @@ pub fn assert_succeeded(output: &std::process::Output) {
     );
 }
 
+/// Starts `command` with its output thrown away; it is killed when dropped.
+pub fn spawn_quiet(command: &mut tokio::process::Command) -> tokio::process::Child {
+    command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
 /// Whether `text` says (in any case) one of `words`.
 pub fn says_any(text: &str, words: &[&str]) -> bool {
     let text = text.to_lowercase();

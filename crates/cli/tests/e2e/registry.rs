@@ -1,7 +1,6 @@
 //! `docker-registry` configured for token auth against `cardgate serve` started from the seed's
 //! `.env`, driven by `skopeo`.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
@@ -12,20 +11,13 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::process::{Child, Command};
 
+use crate::running::free_port;
 use crate::{cardgate, says_any, seed_env, start_registry, workspace};
 
 const TOOLS: [(&str, &str); 2] = [
     ("/usr/bin/docker-registry", "docker-registry"),
     ("/usr/bin/skopeo", "skopeo"),
 ];
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn sha256_hex(data: &[u8]) -> String {
     Sha256::digest(data)

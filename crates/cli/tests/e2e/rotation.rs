@@ -2,7 +2,6 @@
 //! its `rootcertbundle` holds the current and the next certificate, and cardgate restarts
 //! with the next key signing and the old one in `[[token.previous]]`.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -12,17 +11,10 @@ use tokio::process::{Child, Command};
 use crate::Sent;
 use crate::registry::{ALICE, write_oci_image};
 use crate::registry::{pull, push};
+use crate::running::free_port;
 use crate::{cardgate, start_registry, workspace};
 
 const ISSUER: &str = "cardgate-test";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A key made by `cardgate keygen`: the private key, certificate and kid files.
 struct Key {

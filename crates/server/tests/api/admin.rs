@@ -10,10 +10,10 @@ use cardgate_store::{PoolSettings, Store};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::Sent;
 use crate::cards::seeded;
 use crate::cards::{access, spawn_on, token};
 use crate::description;
+use crate::{Sent, basic_get};
 
 pub(crate) struct Api {
     pub(crate) base: String,
@@ -697,14 +697,11 @@ where
 #[tokio::test]
 async fn refresh_tokens_show_in_the_session_listing_and_are_revoked_there() {
     let api = Api::new().await;
-    let offline = api
-        .client
-        .get(format!(
-            "{}/v1/registry?account=olivia&client_id=docker&offline_token=true&service=registry.test",
-            api.base
-        ))
-        .basic_auth("olivia", Some("olivia-password"))
-        .sent().await;
+    let url = format!(
+        "{}/v1/registry?account=olivia&client_id=docker&offline_token=true&service=registry.test",
+        api.base
+    );
+    let offline = basic_get(&api.client, &url, "olivia", "olivia-password").await;
     assert_eq!(offline.status(), StatusCode::OK);
     let body: Value = offline.json().await.unwrap();
     let refresh = body["refresh_token"].as_str().unwrap().to_owned();
