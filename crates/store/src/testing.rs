@@ -103,6 +103,11 @@ pub struct Fixture {
     pub admin: Card,
 }
 
+/// Whether a look-up found something; a failed look-up fails the test.
+fn found<T>(looked_up: Result<Option<T>, StoreError>) -> bool {
+    looked_up.unwrap_or_else(|e| panic!("{e}")).is_some()
+}
+
 impl Fixture {
     /// A fixture on a fresh database.
     pub async fn new() -> Self {
@@ -178,6 +183,16 @@ impl Fixture {
     pub async fn member(&self, org: &Card, user: &Card, role: &str) {
         self.link(org, LinkVerb::HasMember, user, json!({"role": role}))
             .await;
+    }
+
+    /// Whether a card with `slug` is stored.
+    pub async fn has_card(&self, slug: &str) -> bool {
+        found(self.store.card_by_slug(slug).await)
+    }
+
+    /// Whether an image card of `repository` is stored.
+    pub async fn has_image(&self, repository: &str) -> bool {
+        found(self.store.image_by_repository(repository).await)
     }
 
     /// The error of a link the store refuses.

@@ -130,6 +130,12 @@ impl Tenants {
             .await
     }
 
+    /// Fails unless the registry refuses (401) `path` with `token`.
+    async fn assert_refused(&self, path: &str, token: &str) {
+        let response = self.registry_get(path, token, None).await;
+        assert_eq!(response.status(), 401, "{path}");
+    }
+
     /// A registry request with `Authorization: Bearer token`.
     async fn registry_get(
         &self,
@@ -339,14 +345,11 @@ async fn the_docker_cli_login_then_refresh_flow_yields_a_token_the_registry_acce
         .await;
     assert_eq!(gina.status(), 200);
     let gina: Value = gina.json().await.unwrap();
-    let refused = t
-        .registry_get(
-            "/v2/acme/web/tags/list",
-            gina["access_token"].as_str().unwrap(),
-            None,
-        )
-        .await;
-    assert_eq!(refused.status(), 401);
+    t.assert_refused(
+        "/v2/acme/web/tags/list",
+        gina["access_token"].as_str().unwrap(),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -406,27 +409,13 @@ async fn the_catalog_is_listed_with_a_catalog_token_and_refused_without_one() {
 
     // The admin's token for a repository only, and alice's (not allowed the catalog).
     let repository_only = t.token("admin", &["repository:acme/web:pull"]).await;
-    let refused = t
-        .registry_get(
-            "/v2/_catalog",
-            repository_only["token"].as_str().unwrap(),
-            None,
-        )
+    t.assert_refused("/v2/_catalog", repository_only["token"].as_str().unwrap())
         .await;
-    assert_eq!(refused.status(), 401);
     let alice = t.token("alice", &["registry:catalog:*"]).await;
     assert!(granted(&alice, "registry", "catalog").is_empty());
-    let refused = t
-        .registry_get("/v2/_catalog", alice["token"].as_str().unwrap(), None)
+    t.assert_refused("/v2/_catalog", alice["token"].as_str().unwrap())
         .await;
-    assert_eq!(refused.status(), 401);
-    assert!(
-        t.f.store
-            .image_by_repository("acme/web")
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(t.f.has_image("acme/web").await);
 }
 
 /// Runs podman with its own storage, runtime directory and auth file under `dir`.
@@ -500,37 +489,25 @@ async fn podman_logs_in_pushes_and_pulls() {
     let image = format!("{registry}/acme/pod:v1");
 
     // A wrong password is refused at login.
-    let wrong = podman(
-        &dir,
-        &[
-            "login",
-            "--tls-verify=false",
-            "-u",
-            "alice",
-            "-p",
-            "wrong",
-            &registry,
-        ],
-    )
-    .await;
-    assert!(!wrong.status.success());
-
-    ok(
-        podman(
-            &dir,
-            &[
+    let login = |password: String| {
+        let (dir, registry) = (&dir, &registry);
+        async move {
+            let args = [
                 "login",
                 "--tls-verify=false",
                 "-u",
                 "alice",
                 "-p",
-                &password("alice"),
-                &registry,
-            ],
-        )
-        .await,
-        "login",
-    );
+                password.as_str(),
+                registry.as_str(),
+            ];
+            podman(dir, &args).await
+        }
+    };
+    let wrong = login("wrong".to_owned()).await;
+    assert!(!wrong.status.success());
+
+    ok(login(password("alice")).await, "login");
     // podman names an `oci:` image after its path, which must be lowercase (the temporary
     // directories' names are not).
     let layout = LowercaseDir::new();
@@ -557,13 +534,7 @@ async fn podman_logs_in_pushes_and_pulls() {
         "{}",
         String::from_utf8_lossy(&listed.stdout)
     );
-    assert!(
-        t.f.store
-            .image_by_repository("acme/pod")
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(t.f.has_image("acme/pod").await);
 
     // Another tenant, logged in, cannot pull it.
     ok(podman(&dir, &["rmi", "-a", "-f"]).await, "rmi");

@@ -2,7 +2,7 @@
 //! the seed's `.env`, and the JWKS the compose file hands to the registry.
 
 use std::path::Path;
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use base64::Engine;
@@ -17,7 +17,9 @@ use crate::admin_cli::{admin, admin_ok};
 use crate::registry::{RegistrySettings, Stack, write_oci_image};
 use crate::registry::{inspect, push};
 use crate::running::free_port;
-use crate::{assert_succeeded, cardgate, seed, seed_env, spawn_quiet, workspace};
+use crate::{
+    assert_succeeded, cardgate, output_with_stdin, seed, seed_env, spawn_quiet, workspace,
+};
 
 async fn compose_config(env_file: &Path) -> Output {
     crate::ensure_packages(&[("/usr/bin/docker-compose", "docker-compose")]).await;
@@ -230,21 +232,12 @@ async fn the_compose_wiring_without_containers_pushes_and_pulls_with_skopeo() {
 
     // The first steps of docs/operations.md: the first admin's password, then a tenant through
     // the CLI.
-    let mut set_password = Command::new(cardgate())
+    let mut set_password = Command::new(cardgate());
+    set_password
         .args(["set-password", "admin"])
         .env("CARDGATE_CONFIG_DIR", workspace().join("config"))
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = set_password.stdin.take().unwrap();
-    tokio::io::AsyncWriteExt::write_all(&mut stdin, b"first-admin-password\n")
-        .await
-        .unwrap();
-    drop(stdin);
-    let done = set_password.wait_with_output().await.unwrap();
+        .envs(env.iter().copied());
+    let done = output_with_stdin(&mut set_password, "first-admin-password\n").await;
     assert_succeeded(&done);
     let token_file = stack.path("cli.token");
     let login = admin(

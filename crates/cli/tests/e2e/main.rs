@@ -139,6 +139,25 @@ pub fn spawn_quiet(command: &mut tokio::process::Command) -> tokio::process::Chi
         .unwrap()
 }
 
+/// Runs `command` with `stdin` as its standard input; its output.
+pub async fn output_with_stdin(
+    command: &mut tokio::process::Command,
+    stdin: &str,
+) -> std::process::Output {
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut input, stdin.as_bytes())
+        .await
+        .unwrap();
+    drop(input);
+    child.wait_with_output().await.unwrap()
+}
+
 /// Whether `text` says (in any case) one of `words`.
 pub fn says_any(text: &str, words: &[&str]) -> bool {
     let text = text.to_lowercase();
