@@ -30,7 +30,7 @@ use serde_json::json;
 use crate::error::TokenError;
 use crate::settings::Settings;
 use crate::throttle::{Throttle, address_key};
-use crate::token::MAX_FORM_BYTES;
+use crate::token::{MAX_FORM_BYTES, declares_more_than};
 
 /// The largest request body any route takes (the OAuth2 form, admin JSON bodies).
 pub const MAX_BODY_BYTES: usize = MAX_FORM_BYTES;
@@ -188,12 +188,7 @@ pub async fn bound_requests(
         let error = TokenError::TooManyInProgress(limits.max_requests_per_address);
         return Ok(refuse(req, body, &error));
     };
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+    if declares_more_than(req.headers(), MAX_BODY_BYTES) {
         return Ok(refuse(
             req,
             body,

@@ -249,6 +249,25 @@ struct AuthenticatedRequest<'a> {
     via: &'static str,
 }
 
+impl<'a> AuthenticatedRequest<'a> {
+    /// A request for `scopes` by `identity`, with offline access for `client` when `offline`
+    /// was asked.
+    fn new(
+        identity: Identity,
+        scopes: Vec<Scope>,
+        client: Option<&'a Name>,
+        offline: bool,
+        via: &'static str,
+    ) -> Self {
+        Self {
+            identity,
+            scopes,
+            offline_client: client.filter(|_| offline).map(Name::as_str),
+            via,
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct TokenResponse<'a> {
     token: &'a str,
@@ -382,16 +401,8 @@ pub async fn token(
     let offline = query
         .get("offline_token")
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    respond(
-        &state,
-        AuthenticatedRequest {
-            identity,
-            scopes,
-            offline_client: client_id.as_ref().filter(|_| offline).map(Name::as_str),
-            via,
-        },
-    )
-    .await
+    let request = AuthenticatedRequest::new(identity, scopes, client_id.as_ref(), offline, via);
+    respond(&state, request).await
 }
 
 /// Refuses a body that is not `application/x-www-form-urlencoded` (parameters allowed; a
@@ -430,14 +441,18 @@ fn check_form_content_type(req: &HttpRequest) -> Result<(), TokenError> {
     Ok(())
 }
 
-/// The request body, at most [`MAX_FORM_BYTES`] (with or without `Content-Length`).
-async fn read_body(req: &HttpRequest, payload: web::Payload) -> Result<Bytes, TokenError> {
-    let declared = req
-        .headers()
+/// Whether the request's `Content-Length` announces more than `limit` bytes.
+pub(crate) fn declares_more_than(headers: &header::HeaderMap, limit: usize) -> bool {
+    headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|length| length > MAX_FORM_BYTES as u64) {
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|length| length > limit as u64)
+}
+
+/// The request body, at most [`MAX_FORM_BYTES`] (with or without `Content-Length`).
+async fn read_body(req: &HttpRequest, payload: web::Payload) -> Result<Bytes, TokenError> {
+    if declares_more_than(req.headers(), MAX_FORM_BYTES) {
         return Err(TokenError::PayloadTooLarge(MAX_FORM_BYTES));
     }
     match payload.to_bytes_limited(MAX_FORM_BYTES).await {
@@ -484,16 +499,14 @@ pub async fn oauth_token(
             )
             .await?;
             let offline = form.get("access_type") == Some("offline");
-            respond(
-                &state,
-                AuthenticatedRequest {
-                    identity,
-                    scopes,
-                    offline_client: client_id.as_ref().filter(|_| offline).map(Name::as_str),
-                    via: "password grant",
-                },
-            )
-            .await
+            let request = AuthenticatedRequest::new(
+                identity,
+                scopes,
+                client_id.as_ref(),
+                offline,
+                "password grant",
+            );
+            respond(&state, request).await
         }
         "refresh_token" => {
             let token = SecretString::from(form.required("refresh_token")?);

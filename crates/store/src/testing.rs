@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::embedded::EmbeddedPostgres;
 use crate::{
     ADMIN_SLUG, Card, CardType, IssuedSession, LinkVerb, NewCard, PoolSettings, Slug, Store,
+    StoreError,
 };
 
 /// The server's base URL (without a database name) and the template database to copy.
@@ -102,6 +103,11 @@ pub struct Fixture {
     pub admin: Card,
 }
 
+/// Whether a look-up found something; a failed look-up fails the test.
+fn found<T>(looked_up: Result<Option<T>, StoreError>) -> bool {
+    looked_up.unwrap_or_else(|e| panic!("{e}")).is_some()
+}
+
 impl Fixture {
     /// A fixture on a fresh database.
     pub async fn new() -> Self {
@@ -177,6 +183,30 @@ impl Fixture {
     pub async fn member(&self, org: &Card, user: &Card, role: &str) {
         self.link(org, LinkVerb::HasMember, user, json!({"role": role}))
             .await;
+    }
+
+    /// Whether a card with `slug` is stored.
+    pub async fn has_card(&self, slug: &str) -> bool {
+        found(self.store.card_by_slug(slug).await)
+    }
+
+    /// Whether an image card of `repository` is stored.
+    pub async fn has_image(&self, repository: &str) -> bool {
+        found(self.store.image_by_repository(repository).await)
+    }
+
+    /// The error of a link the store refuses.
+    pub async fn link_refused(
+        &self,
+        from: &Card,
+        verb: LinkVerb,
+        to: &Card,
+        data: Value,
+    ) -> StoreError {
+        match self.store.link(&self.admin, from, verb, to, data).await {
+            Ok(link) => panic!("the link was made: {link:?}"),
+            Err(e) => e,
+        }
     }
 
     /// `holder` (a user or org) has access to `image` with `actions`.

@@ -75,6 +75,20 @@ pub fn generate(
 }
 
 #[cfg(test)]
+impl GeneratedKey {
+    /// The key loaded back as it is configured: key, certificate and `kid`.
+    pub(crate) fn load(&self, algorithm: SigningAlgorithm) -> SigningKey {
+        SigningKey::from_pem(
+            &self.key_pem,
+            Some(algorithm),
+            Some(&self.certificate_pem),
+            Some(self.kid.as_str()),
+        )
+        .unwrap()
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -97,13 +111,7 @@ mod tests {
                 .certificate_pem
                 .starts_with("-----BEGIN CERTIFICATE-----")
         );
-        let key = SigningKey::from_pem(
-            &generated.key_pem,
-            Some(SigningAlgorithm::ES256),
-            Some(&generated.certificate_pem),
-            Some(generated.kid.as_str()),
-        )
-        .unwrap();
+        let key = generated.load(SigningAlgorithm::ES256);
         let jwks: serde_json::Value = serde_json::from_str(&generated.jwks_json).unwrap();
         assert_eq!(jwks["keys"][0]["kid"], key.kid().as_str());
         assert_eq!(generated.kid.as_str().len(), 59);

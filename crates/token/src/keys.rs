@@ -40,11 +40,7 @@ impl SigningAlgorithm {
     }
 }
 
-impl fmt::Display for SigningAlgorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+display_as_str!(SigningAlgorithm);
 
 impl FromStr for SigningAlgorithm {
     type Err = KeyError;
@@ -303,14 +299,14 @@ const EC_LABEL: &str = "-----BEGIN EC PRIVATE KEY-----";
 const RSA_LABEL: &str = "-----BEGIN RSA PRIVATE KEY-----";
 const PKCS8_LABEL: &str = "-----BEGIN PRIVATE KEY-----";
 
+/// A key the crypto libraries refused, with their reason.
+fn key_error(e: impl fmt::Display) -> KeyError {
+    KeyError::Key(e.to_string())
+}
+
 fn parse_ec(secret: p256::SecretKey) -> Result<ParsedKey, KeyError> {
-    let pkcs8 = secret
-        .to_pkcs8_der()
-        .map_err(|e| KeyError::Key(e.to_string()))?;
-    let spki = secret
-        .public_key()
-        .to_public_key_der()
-        .map_err(|e| KeyError::Key(e.to_string()))?;
+    let pkcs8 = secret.to_pkcs8_der().map_err(key_error)?;
+    let spki = secret.public_key().to_public_key_der().map_err(key_error)?;
     Ok(ParsedKey {
         algorithm: SigningAlgorithm::ES256,
         encoding: EncodingKey::from_ec_der(pkcs8.as_bytes()),
@@ -319,14 +315,10 @@ fn parse_ec(secret: p256::SecretKey) -> Result<ParsedKey, KeyError> {
 }
 
 fn parse_rsa(pem: &str) -> Result<ParsedKey, KeyError> {
-    let encoding =
-        EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| KeyError::Key(e.to_string()))?;
+    let encoding = EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(key_error)?;
     let pair = aws_lc_rs::rsa::KeyPair::from_der(encoding.as_bytes())
         .map_err(|e| KeyError::Key(format!("RSA key rejected: {e}")))?;
-    let spki = pair
-        .public_key()
-        .as_der()
-        .map_err(|e| KeyError::Key(e.to_string()))?;
+    let spki = pair.public_key().as_der().map_err(key_error)?;
     Ok(ParsedKey {
         algorithm: SigningAlgorithm::RS256,
         encoding,
@@ -420,8 +412,8 @@ impl SigningKey {
         }
         let kid = KeyId::from_spki_der(&parsed.spki_der);
         check_kid(&kid, configured_kid)?;
-        let mut jwk = Jwk::from_encoding_key(&parsed.encoding, parsed.algorithm.jwt())
-            .map_err(|e| KeyError::Key(e.to_string()))?;
+        let mut jwk =
+            Jwk::from_encoding_key(&parsed.encoding, parsed.algorithm.jwt()).map_err(key_error)?;
         jwk.common.key_id = Some(kid.as_str().to_owned());
         jwk.common.public_key_use = Some(PublicKeyUse::Signature);
         Ok(SigningKey {
@@ -618,13 +610,7 @@ mod tests {
     #[test]
     fn rsa_keys_load_from_pkcs8_and_pkcs1() {
         let generated = generated(SigningAlgorithm::RS256);
-        let pkcs8 = SigningKey::from_pem(
-            &generated.key_pem,
-            Some(SigningAlgorithm::RS256),
-            Some(&generated.certificate_pem),
-            Some(generated.kid.as_str()),
-        )
-        .unwrap();
+        let pkcs8 = generated.load(SigningAlgorithm::RS256);
         // The same key as PKCS#1: jsonwebtoken keeps RSA keys as PKCS#1 DER.
         let encoding = EncodingKey::from_rsa_pem(generated.key_pem.as_bytes()).unwrap();
         let pkcs1_pem = format!(

@@ -5,6 +5,17 @@
 //! key material are passed in, so every function here is deterministic apart from the ECDSA
 //! signature itself.
 
+/// `Display` as the value's `as_str()`.
+macro_rules! display_as_str {
+    ($type:ty) => {
+        impl std::fmt::Display for $type {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
 mod access;
 mod keygen;
 mod keys;

@@ -58,11 +58,21 @@ static NAME_RE: LazyLock<Regex> = LazyLock::new(|| {
         .unwrap_or_else(|e| unreachable!("{e}"))
 });
 
-impl ResourceType {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+/// `as_str` and `Display` for a validated `String` newtype.
+macro_rules! string_newtype {
+    ($type:ty) => {
+        impl $type {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        display_as_str!($type);
+    };
 }
+
+string_newtype!(ResourceType);
+string_newtype!(ResourceName);
 
 impl FromStr for ResourceType {
     type Err = &'static str;
@@ -73,18 +83,6 @@ impl FromStr for ResourceType {
         } else {
             Err("resource type must be lowercase letters and digits, separated by `.`, `_` or `-`")
         }
-    }
-}
-
-impl fmt::Display for ResourceType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl ResourceName {
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 
@@ -101,12 +99,6 @@ impl FromStr for ResourceName {
                 "resource name must be lowercase path components ([a-z0-9] separated by `.`, `_`, `__` or `-`) joined by `/`, with an optional host[:port]/ prefix",
             )
         }
-    }
-}
-
-impl fmt::Display for ResourceName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 

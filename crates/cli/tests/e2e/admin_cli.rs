@@ -2,40 +2,30 @@
 //! grants a robot push on acme/web, the robot pushes, the grant is revoked, the robot's next
 //! push is refused; the events show both changes by the owner, and explain says why.
 
-use std::process::Stdio;
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cardgate_store::PoolSettings;
 use cardgate_store::Store;
 use cardgate_store::testing::{Fixture, fresh_database_url};
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 use crate::Sent;
-use crate::cardgate;
 use crate::registry::{RegistrySettings, Stack, write_oci_image};
+use crate::{assert_succeeded, cardgate, output_with_stdin};
 
 /// Runs `cardgate admin --url <url> <args>` with `stdin`, the token file `cli.token` of the
 /// stack; the output.
 pub async fn admin(stack: &Stack, args: &[&str], stdin: &str) -> std::process::Output {
-    let mut child = Command::new(cardgate())
+    let mut command = Command::new(cardgate());
+    command
         .arg("admin")
         .arg("--url")
         .arg(&stack.cardgate_url)
         .args(args)
         .env("CARDGATE_TOKEN_FILE", stack.path("cli.token"))
-        .env_remove("CARDGATE_TOKEN")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.as_bytes()).await.unwrap();
-    drop(input);
-    child.wait_with_output().await.unwrap()
+        .env_remove("CARDGATE_TOKEN");
+    output_with_stdin(&mut command, stdin).await
 }
 
 /// Runs `cardgate admin` and returns its standard output, failing on a non-zero exit.
@@ -105,11 +95,7 @@ async fn an_owner_grants_and_revokes_robot_push_through_the_cli_and_the_registry
         "alice-e2e-password\n",
     )
     .await;
-    assert!(
-        login.status.success(),
-        "{}",
-        String::from_utf8_lossy(&login.stderr)
-    );
+    assert_succeeded(&login);
     assert!(login.stdout.is_empty());
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(stack.path("cli.token"))
@@ -124,11 +110,7 @@ async fn an_owner_grants_and_revokes_robot_push_through_the_cli_and_the_registry
     );
     admin_ok(stack, &["robots", "create", "acme", "ci"]).await;
     let set = admin(stack, &["users", "password", "ci"], "ci-robot-e2e-secret\n").await;
-    assert!(
-        set.status.success(),
-        "{}",
-        String::from_utf8_lossy(&set.stderr)
-    );
+    assert_succeeded(&set);
     let robots = admin_ok(stack, &["robots", "list", "acme"]).await;
     assert!(robots.contains("user-ci"), "{robots}");
 

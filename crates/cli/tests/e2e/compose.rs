@@ -2,7 +2,7 @@
 //! the seed's `.env`, and the JWKS the compose file hands to the registry.
 
 use std::path::Path;
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use base64::Engine;
@@ -16,7 +16,10 @@ use cardgate_store::testing::fresh_database_url;
 use crate::admin_cli::{admin, admin_ok};
 use crate::registry::{RegistrySettings, Stack, write_oci_image};
 use crate::registry::{inspect, push};
-use crate::{cardgate, seed_env, workspace};
+use crate::running::free_port;
+use crate::{
+    assert_succeeded, cardgate, output_with_stdin, seed, seed_env, spawn_quiet, workspace,
+};
 
 async fn compose_config(env_file: &Path) -> Output {
     crate::ensure_packages(&[("/usr/bin/docker-compose", "docker-compose")]).await;
@@ -33,26 +36,19 @@ async fn compose_config(env_file: &Path) -> Output {
         .unwrap()
 }
 
-fn seed(name: &str) -> String {
-    seed_env()
-        .into_iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
-        .unwrap()
+/// `docker-compose config` on a copy of the seed document's `.env` in `dir`.
+async fn seed_compose_config(dir: &Path) -> Output {
+    let env_file = dir.join(".env");
+    std::fs::copy(workspace().join("config/seed.env"), &env_file).unwrap();
+    compose_config(&env_file).await
 }
 
 #[tokio::test]
 async fn the_compose_file_maps_the_seed_env_onto_the_registry_and_cardgate() {
     let dir = tempfile::tempdir().unwrap();
-    let env_file = dir.path().join(".env");
-    std::fs::copy(workspace().join("config/seed.env"), &env_file).unwrap();
-    let output = compose_config(&env_file).await;
+    let output = seed_compose_config(dir.path()).await;
     let config = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output);
     for expected in [
         format!("REGISTRY2_HOST: {}", seed("REGISTRY_HOST")),
         format!(
@@ -149,22 +145,15 @@ async fn the_jwks_given_to_the_registry_holds_the_key_the_tokens_are_signed_with
 
     // A token from cardgate started on the same .env verifies with that JWK, found by its kid
     // (what distribution v3 does with a JWKS).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _server = Command::new(cardgate())
-        .arg("serve")
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("CARDGATE_CONFIG_DIR", workspace().join("config"))
-        .env("CARDGATE_PROFILE", "test")
-        .env("CARDGATE__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let port = free_port();
+    let _server = spawn_quiet(
+        Command::new(cardgate())
+            .arg("serve")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("CARDGATE_CONFIG_DIR", workspace().join("config"))
+            .env("CARDGATE_PROFILE", "test")
+            .env("CARDGATE__SERVER__LISTEN", format!("127.0.0.1:{port}")),
+    );
     let client = reqwest::Client::new();
     let url = format!(
         "http://127.0.0.1:{port}/v1/registry?service={}&scope=repository:public/x:pull",
@@ -217,9 +206,7 @@ fn service_environment(config: &str, service: &str) -> HashMap<String, String> {
 #[tokio::test]
 async fn the_compose_wiring_without_containers_pushes_and_pulls_with_skopeo() {
     let dir = tempfile::tempdir().unwrap();
-    let env_file = dir.path().join(".env");
-    std::fs::copy(workspace().join("config/seed.env"), &env_file).unwrap();
-    let output = compose_config(&env_file).await;
+    let output = seed_compose_config(dir.path()).await;
     assert!(output.status.success());
     let config = String::from_utf8_lossy(&output.stdout).into_owned();
     let registry_env = service_environment(&config, "registry");
@@ -245,26 +232,13 @@ async fn the_compose_wiring_without_containers_pushes_and_pulls_with_skopeo() {
 
     // The first steps of docs/operations.md: the first admin's password, then a tenant through
     // the CLI.
-    let mut set_password = Command::new(cardgate())
+    let mut set_password = Command::new(cardgate());
+    set_password
         .args(["set-password", "admin"])
         .env("CARDGATE_CONFIG_DIR", workspace().join("config"))
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = set_password.stdin.take().unwrap();
-    tokio::io::AsyncWriteExt::write_all(&mut stdin, b"first-admin-password\n")
-        .await
-        .unwrap();
-    drop(stdin);
-    let done = set_password.wait_with_output().await.unwrap();
-    assert!(
-        done.status.success(),
-        "{}",
-        String::from_utf8_lossy(&done.stderr)
-    );
+        .envs(env.iter().copied());
+    let done = output_with_stdin(&mut set_password, "first-admin-password\n").await;
+    assert_succeeded(&done);
     let token_file = stack.path("cli.token");
     let login = admin(
         &stack,
@@ -272,11 +246,7 @@ async fn the_compose_wiring_without_containers_pushes_and_pulls_with_skopeo() {
         "first-admin-password\n",
     )
     .await;
-    assert!(
-        login.status.success(),
-        "{}",
-        String::from_utf8_lossy(&login.stderr)
-    );
+    assert_succeeded(&login);
     admin_ok(&stack, &["orgs", "create", "acme"]).await;
     admin_ok(&stack, &["users", "create", "alice"]).await;
     let password = admin(
@@ -285,11 +255,7 @@ async fn the_compose_wiring_without_containers_pushes_and_pulls_with_skopeo() {
         "alice-staging-password\n",
     )
     .await;
-    assert!(
-        password.status.success(),
-        "{}",
-        String::from_utf8_lossy(&password.stderr)
-    );
+    assert_succeeded(&password);
     admin_ok(&stack, &["members", "add", "acme", "alice", "owner"]).await;
 
     let image = stack.path("image");

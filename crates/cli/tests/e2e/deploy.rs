@@ -13,7 +13,7 @@ use serde_json::Value;
 use tokio::process::Command;
 
 use crate::running::free_port;
-use crate::{cardgate, seed_env, workspace};
+use crate::{cardgate, seed, workspace};
 
 /// Every manifest, by kind.
 fn manifests() -> BTreeMap<String, Value> {
@@ -72,14 +72,6 @@ fn environment(container: &Value) -> Vec<(String, EnvValue)> {
             (name, value)
         })
         .collect()
-}
-
-fn seed(name: &str) -> String {
-    seed_env()
-        .into_iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
-        .unwrap()
 }
 
 /// The environment to run `container` with here: secrets from `secret` (the database URL
@@ -249,12 +241,7 @@ async fn the_kubernetes_manifests_match_the_real_server() {
     // The migration Job's command applies the migrations on a new database.
     let database = fresh_database_url().await;
     let job_env = runnable(job_container, secret, &database, None);
-    let args: Vec<&str> = job_container["args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
+    let args: Vec<String> = serde_json::from_value(job_container["args"].clone()).unwrap();
     let migrated = command(&job_env).args(&args).output().await.unwrap();
     assert!(
         migrated.status.success(),

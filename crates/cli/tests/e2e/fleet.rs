@@ -20,7 +20,7 @@ use tokio::process::{Child, Command};
 
 use crate::registry::{RegistrySettings, write_oci_image};
 use crate::running::free_port;
-use crate::{cardgate, seed_env, workspace};
+use crate::{cardgate, seed_env, start_registry, workspace};
 
 /// The balancer's health check interval, and how many checks change a server's state.
 const CHECK_MS: u64 = 200;
@@ -356,15 +356,10 @@ async fn three_instances_behind_haproxy_survive_restarts_and_a_kill_under_load()
         ),
     )
     .unwrap();
-    let registry_log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-    let _registry = Command::new("/usr/bin/docker-registry")
-        .arg("serve")
-        .arg(dir.path().join("registry.yml"))
-        .stdout(Stdio::null())
-        .stderr(registry_log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let _registry = start_registry(
+        &dir.path().join("registry.yml"),
+        &dir.path().join("registry.log"),
+    );
     let registry = format!("127.0.0.1:{registry_port}");
     for _ in 0..150 {
         if let Ok(r) = reqwest::get(format!("http://{registry}/v2/")).await

@@ -10,13 +10,12 @@
 //! peaked above 3 GiB.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-use crate::cardgate;
 use crate::running::{Dev, free_port};
+use crate::{cardgate, spawn_quiet};
 
 const CONCURRENT: usize = 256;
 
@@ -123,16 +122,13 @@ acl = []
         ),
     )
     .unwrap();
-    let child = Command::new(cardgate())
-        .arg("serve")
-        .env("CARDGATE_CONFIG_DIR", dir)
-        .env("CARDGATE_PROFILE", "memory")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let child = spawn_quiet(
+        Command::new(cardgate())
+            .arg("serve")
+            .env("CARDGATE_CONFIG_DIR", dir)
+            .env("CARDGATE_PROFILE", "memory")
+            .env_remove("RUST_LOG"),
+    );
     let client = reqwest::Client::new();
     for _ in 0..300 {
         if let Ok(r) = client

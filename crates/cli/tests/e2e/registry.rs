@@ -1,7 +1,6 @@
 //! `docker-registry` configured for token auth against `cardgate serve` started from the seed's
 //! `.env`, driven by `skopeo`.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
@@ -12,20 +11,13 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::process::{Child, Command};
 
-use crate::{cardgate, seed_env, workspace};
+use crate::running::free_port;
+use crate::{cardgate, says_any, seed_env, start_registry, workspace};
 
 const TOOLS: [(&str, &str); 2] = [
     ("/usr/bin/docker-registry", "docker-registry"),
     ("/usr/bin/skopeo", "skopeo"),
 ];
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn sha256_hex(data: &[u8]) -> String {
     Sha256::digest(data)
@@ -213,15 +205,10 @@ impl Stack {
             cert = dir.path().join("token.crt").display(),
         );
         std::fs::write(dir.path().join("config.yml"), config).unwrap();
-        let registry_log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-        let docker_registry = Command::new("/usr/bin/docker-registry")
-            .arg("serve")
-            .arg(dir.path().join("config.yml"))
-            .stdout(Stdio::null())
-            .stderr(registry_log)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let docker_registry = start_registry(
+            &dir.path().join("config.yml"),
+            &dir.path().join("registry.log"),
+        );
 
         std::fs::write(
             dir.path().join("policy.json"),
@@ -245,16 +232,7 @@ impl Stack {
     }
 
     async fn wait_for(&self, url: &str, status: u16) {
-        let client = reqwest::Client::new();
-        for _ in 0..150 {
-            if let Ok(r) = client.get(url).send().await
-                && r.status().as_u16() == status
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("{url} never answered {status}\n{}", self.logs());
+        crate::wait_for(url, status, || self.logs()).await;
     }
 
     pub fn logs(&self) -> String {
@@ -387,9 +365,7 @@ async fn skopeo_pushes_and_pulls_through_a_registry_trusting_the_seed_certificat
     let web_v2 = stack.image("acme/web:v2");
     let refused = stack.fails(&push(BOB, &source, &web_v2)).await;
     assert!(
-        ["denied", "unauthorized", "insufficient_scope"]
-            .iter()
-            .any(|w| refused.to_lowercase().contains(w)),
+        says_any(&refused, &["denied", "unauthorized", "insufficient_scope"]),
         "unexpected refusal: {refused}"
     );
     let missing = stack.fails(&inspect(ALICE, &web_v2)).await;
@@ -405,9 +381,10 @@ async fn skopeo_pushes_and_pulls_through_a_registry_trusting_the_seed_certificat
         .fails(&["inspect", "--raw", "--tls-verify=false", "--no-creds", &web])
         .await;
     assert!(
-        ["denied", "unauthorized", "authentication required"]
-            .iter()
-            .any(|w| anonymous.to_lowercase().contains(w)),
+        says_any(
+            &anonymous,
+            &["denied", "unauthorized", "authentication required"]
+        ),
         "{anonymous}"
     );
 

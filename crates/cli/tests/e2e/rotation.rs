@@ -2,7 +2,6 @@
 //! its `rootcertbundle` holds the current and the next certificate, and cardgate restarts
 //! with the next key signing and the old one in `[[token.previous]]`.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -12,17 +11,10 @@ use tokio::process::{Child, Command};
 use crate::Sent;
 use crate::registry::{ALICE, write_oci_image};
 use crate::registry::{pull, push};
-use crate::{cardgate, workspace};
+use crate::running::free_port;
+use crate::{cardgate, start_registry, workspace};
 
 const ISSUER: &str = "cardgate-test";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A key made by `cardgate keygen`: the private key, certificate and kid files.
 struct Key {
@@ -101,16 +93,7 @@ impl Rotation {
     }
 
     async fn wait_for(&self, url: &str, status: u16) {
-        let client = reqwest::Client::new();
-        for _ in 0..150 {
-            if let Ok(r) = client.get(url).send().await
-                && r.status().as_u16() == status
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("{url} never answered {status}\n{}", self.logs());
+        crate::wait_for(url, status, || self.logs()).await;
     }
 
     fn logs(&self) -> String {
@@ -226,15 +209,10 @@ async fn a_registry_trusting_both_certificates_accepts_the_old_signer_and_after_
         r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
     )
     .unwrap();
-    let registry_log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-    let _registry = Command::new("/usr/bin/docker-registry")
-        .arg("serve")
-        .arg(dir.path().join("config.yml"))
-        .stdout(Stdio::null())
-        .stderr(registry_log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let _registry = start_registry(
+        &dir.path().join("config.yml"),
+        &dir.path().join("registry.log"),
+    );
     let rotation = Rotation {
         dir,
         auth_port,

@@ -107,20 +107,18 @@ async fn a_complete_trace_level_log_holds_no_password_token_or_key() {
     assert_eq!(response.status(), 401);
 
     // The OAuth2 password grant with offline access, then the refresh grant.
+    let grant = |form: &[(&str, &str)]| client.post(&realm).form(form).sent();
     let answer = json(
-        client
-            .post(&realm)
-            .form(&[
-                ("grant_type", "password"),
-                ("username", "bob"),
-                ("password", "bob-dev-password"),
-                ("service", "registry.dev.local"),
-                ("client_id", "secrets-test"),
-                ("access_type", "offline"),
-                ("scope", "repository:acme/web:pull"),
-            ])
-            .sent()
-            .await,
+        grant(&[
+            ("grant_type", "password"),
+            ("username", "bob"),
+            ("password", "bob-dev-password"),
+            ("service", "registry.dev.local"),
+            ("client_id", "secrets-test"),
+            ("access_type", "offline"),
+            ("scope", "repository:acme/web:pull"),
+        ])
+        .await,
         200,
     )
     .await;
@@ -128,17 +126,14 @@ async fn a_complete_trace_level_log_holds_no_password_token_or_key() {
     let refresh = answer["refresh_token"].as_str().unwrap().to_owned();
     secrets.add("bob's refresh token", &refresh);
     let answer = json(
-        client
-            .post(&realm)
-            .form(&[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", refresh.as_str()),
-                ("service", "registry.dev.local"),
-                ("client_id", "secrets-test"),
-                ("scope", "repository:acme/web:pull"),
-            ])
-            .sent()
-            .await,
+        grant(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh.as_str()),
+            ("service", "registry.dev.local"),
+            ("client_id", "secrets-test"),
+            ("scope", "repository:acme/web:pull"),
+        ])
+        .await,
         200,
     )
     .await;
@@ -148,15 +143,12 @@ async fn a_complete_trace_level_log_holds_no_password_token_or_key() {
     );
     // A refresh token that is not one.
     let forged = format!("{}x", refresh);
-    let response = client
-        .post(&realm)
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", forged.as_str()),
-            ("client_id", "secrets-test"),
-        ])
-        .sent()
-        .await;
+    let response = grant(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", forged.as_str()),
+        ("client_id", "secrets-test"),
+    ])
+    .await;
     assert_eq!(response.status(), 400);
 
     // The admin API: a login, a session used as Bearer, a CI token made and used as Basic.

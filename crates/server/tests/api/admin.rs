@@ -10,10 +10,10 @@ use cardgate_store::{PoolSettings, Store};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::Sent;
 use crate::cards::seeded;
 use crate::cards::{access, spawn_on, token};
 use crate::description;
+use crate::{Sent, basic_get};
 
 pub(crate) struct Api {
     pub(crate) base: String,
@@ -93,6 +93,16 @@ impl Api {
         request.sent().await
     }
 
+    /// GETs `path` and returns the status with the JSON body (Null when empty).
+    pub(crate) async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.status(Method::GET, path, token, None).await
+    }
+
+    /// POSTs `body` and returns the status with the JSON body (Null when empty).
+    pub(crate) async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.status(Method::POST, path, token, Some(body)).await
+    }
+
     /// Calls and returns the status with the JSON body (Null when empty).
     pub(crate) async fn status(
         &self,
@@ -158,11 +168,10 @@ async fn an_owner_grants_a_robot_push_in_force_at_the_next_token_request_and_rev
     let api = Api::new().await;
     let olivia = api.login("olivia").await;
     let (status, robot) = api
-        .status(
-            Method::POST,
+        .post(
             "/v1/admin/orgs/acme/robots",
             &olivia,
-            Some(json!({"name": "ci-bot"})),
+            json!({"name": "ci-bot"}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{robot}");
@@ -191,11 +200,10 @@ async fn an_owner_grants_a_robot_push_in_force_at_the_next_token_request_and_rev
     };
     assert_eq!(push(&api).await, json!([]));
     let (status, _) = api
-        .status(
-            Method::POST,
+        .post(
             "/v1/admin/grants",
             &olivia,
-            Some(json!({"holder": "user-ci-bot", "repository": "acme/web", "actions": ["pull", "push"]})),
+            json!({"holder": "user-ci-bot", "repository": "acme/web", "actions": ["pull", "push"]}),
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
@@ -214,12 +222,7 @@ async fn an_owner_grants_a_robot_push_in_force_at_the_next_token_request_and_rev
     // The events show both changes with the owner as actor; globex's owner sees none of them.
     let web = api.f.image_of("acme/web").await;
     let (status, events) = api
-        .status(
-            Method::GET,
-            &format!("/v1/admin/events?target={}", web.id),
-            &olivia,
-            None,
-        )
+        .get(&format!("/v1/admin/events?target={}", web.id), &olivia)
         .await;
     assert_eq!(status, StatusCode::OK);
     let olivia_id = api
@@ -240,12 +243,7 @@ async fn an_owner_grants_a_robot_push_in_force_at_the_next_token_request_and_rev
     assert_eq!(kinds, ["unlink@1.0.0", "link@1.0.0"]);
     let gina = api.login("gina").await;
     let (_, hidden) = api
-        .status(
-            Method::GET,
-            &format!("/v1/admin/events?target={}", web.id),
-            &gina,
-            None,
-        )
+        .get(&format!("/v1/admin/events?target={}", web.id), &gina)
         .await;
     assert_eq!(hidden["events"], json!([]));
 }
@@ -318,30 +316,9 @@ async fn everyone_else_is_refused_with_403_and_nothing_changes() {
         assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {answer}");
         assert_eq!(answer["error"], "forbidden");
     }
-    assert!(
-        api.f
-            .store
-            .card_by_slug("user-evil")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        api.f
-            .store
-            .card_by_slug("org-mine")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        api.f
-            .store
-            .image_by_repository("acme/evil")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(!api.f.has_card("user-evil").await);
+    assert!(!api.f.has_card("org-mine").await);
+    assert!(!api.f.has_image("acme/evil").await);
     // Olivia's password still works.
     api.login("olivia").await;
 }
@@ -420,29 +397,26 @@ async fn robot_tokens_are_shown_once_listed_without_secrets_and_revoked_at_once(
     let api = Api::new().await;
     let olivia = api.login("olivia").await;
     let (status, _) = api
-        .status(
-            Method::POST,
+        .post(
             "/v1/admin/orgs/acme/robots",
             &olivia,
-            Some(json!({"name": "ci-bot"})),
+            json!({"name": "ci-bot"}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
     let (status, _) = api
-        .status(
-            Method::POST,
+        .post(
             "/v1/admin/grants",
             &olivia,
-            Some(json!({"holder": "user-ci-bot", "repository": "acme/web", "actions": ["pull"]})),
+            json!({"holder": "user-ci-bot", "repository": "acme/web", "actions": ["pull"]}),
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, issued) = api
-        .status(
-            Method::POST,
+        .post(
             "/v1/admin/users/ci-bot/tokens",
             &olivia,
-            Some(json!({"expires_in_seconds": 3600})),
+            json!({"expires_in_seconds": 3600}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{issued}");
@@ -459,14 +433,7 @@ async fn robot_tokens_are_shown_once_listed_without_secrets_and_revoked_at_once(
         json!(["pull"])
     );
 
-    let (status, listed) = api
-        .status(
-            Method::GET,
-            "/v1/admin/users/ci-bot/sessions",
-            &olivia,
-            None,
-        )
-        .await;
+    let (status, listed) = api.get("/v1/admin/users/ci-bot/sessions", &olivia).await;
     assert_eq!(status, StatusCode::OK);
     let sessions = listed["sessions"].as_array().unwrap();
     assert_eq!(sessions.len(), 1);
@@ -510,11 +477,9 @@ async fn explain_says_per_action_what_decided_and_what_is_missing() {
     let api = Api::new().await;
     let olivia = api.login("olivia").await;
     let (status, answer) = api
-        .status(
-            Method::GET,
+        .get(
             "/v1/admin/explain?account=mark&scope=repository:acme/web:pull,push,*",
             &olivia,
-            None,
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
@@ -540,11 +505,9 @@ async fn explain_says_per_action_what_decided_and_what_is_missing() {
     assert_eq!(answer["facts"]["membership"], "maintainer");
 
     let (_, answer) = api
-        .status(
-            Method::GET,
+        .get(
             "/v1/admin/explain?account=gina&scope=repository:acme/web:push",
             &olivia,
-            None,
         )
         .await;
     let reasons = answer["actions"][0]["reasons"].as_array().unwrap();
@@ -556,12 +519,7 @@ async fn explain_says_per_action_what_decided_and_what_is_missing() {
 
     // Anonymous requests can be explained too.
     let (_, anonymous) = api
-        .status(
-            Method::GET,
-            "/v1/admin/explain?scope=repository:acme/web:pull",
-            &olivia,
-            None,
-        )
+        .get("/v1/admin/explain?scope=repository:acme/web:pull", &olivia)
         .await;
     assert_eq!(anonymous["actor"], "user-guest");
     assert_eq!(anonymous["actions"][0]["granted"], false);
@@ -574,60 +532,45 @@ async fn explain_says_per_action_what_decided_and_what_is_missing() {
     // Owners explain only their org's repositories; others not at all.
     let gina = api.login("gina").await;
     let (status, _) = api
-        .status(
-            Method::GET,
+        .get(
             "/v1/admin/explain?account=mark&scope=repository:acme/web:pull",
             &gina,
-            None,
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let mark = api.login("mark").await;
     let (status, _) = api
-        .status(
-            Method::GET,
+        .get(
             "/v1/admin/explain?account=mark&scope=repository:acme/web:pull",
             &mark,
-            None,
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _) = api
-        .status(
-            Method::GET,
+        .get(
             "/v1/admin/explain?account=mark&scope=registry:catalog:*",
             &olivia,
-            None,
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let admin = api.login("admin").await;
     let (status, catalog) = api
-        .status(
-            Method::GET,
+        .get(
             "/v1/admin/explain?account=mark&scope=registry:catalog:*",
             &admin,
-            None,
         )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(catalog["actions"][0]["granted"], false);
     let (status, answer) = api
-        .status(
-            Method::GET,
-            "/v1/admin/explain?account=mark&scope=Bad",
-            &admin,
-            None,
-        )
+        .get("/v1/admin/explain?account=mark&scope=Bad", &admin)
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(description(&answer).starts_with("scope:"));
     let (status, _) = api
-        .status(
-            Method::GET,
+        .get(
             "/v1/admin/explain?account=nobody&scope=repository:acme/web:pull",
             &admin,
-            None,
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -697,14 +640,11 @@ where
 #[tokio::test]
 async fn refresh_tokens_show_in_the_session_listing_and_are_revoked_there() {
     let api = Api::new().await;
-    let offline = api
-        .client
-        .get(format!(
-            "{}/v1/registry?account=olivia&client_id=docker&offline_token=true&service=registry.test",
-            api.base
-        ))
-        .basic_auth("olivia", Some("olivia-password"))
-        .sent().await;
+    let url = format!(
+        "{}/v1/registry?account=olivia&client_id=docker&offline_token=true&service=registry.test",
+        api.base
+    );
+    let offline = basic_get(&api.client, &url, "olivia", "olivia-password").await;
     assert_eq!(offline.status(), StatusCode::OK);
     let body: Value = offline.json().await.unwrap();
     let refresh = body["refresh_token"].as_str().unwrap().to_owned();
@@ -723,14 +663,7 @@ async fn refresh_tokens_show_in_the_session_listing_and_are_revoked_there() {
     assert_eq!(refresh_grant().await.unwrap().status(), StatusCode::OK);
 
     let olivia = api.login("olivia").await;
-    let (status, listed) = api
-        .status(
-            Method::GET,
-            "/v1/admin/users/olivia/sessions",
-            &olivia,
-            None,
-        )
-        .await;
+    let (status, listed) = api.get("/v1/admin/users/olivia/sessions", &olivia).await;
     assert_eq!(status, StatusCode::OK);
     let sessions = listed["sessions"].as_array().unwrap();
     let entry = sessions
@@ -908,11 +841,10 @@ async fn listings_show_each_caller_only_what_its_role_lets_it_see() {
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     let (status, _) = api
-        .status(
-            Method::POST,
+        .post(
             "/v1/admin/orgs/acme/robots",
             &olivia,
-            Some(json!({"name": "ci-bot"})),
+            json!({"name": "ci-bot"}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
@@ -927,21 +859,15 @@ async fn listings_show_each_caller_only_what_its_role_lets_it_see() {
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     let (status, _) = api
-        .status(
-            Method::POST,
+        .post(
             "/v1/admin/grants",
             &olivia,
-            Some(json!({"holder": "user-ci-bot", "repository": "acme/web", "actions": ["push", "pull"]})),
+            json!({"holder": "user-ci-bot", "repository": "acme/web", "actions": ["push", "pull"]}),
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, body) = api
-        .status(
-            Method::GET,
-            "/v1/admin/grants?repository=acme/web",
-            &olivia,
-            None,
-        )
+        .get("/v1/admin/grants?repository=acme/web", &olivia)
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
@@ -950,12 +876,7 @@ async fn listings_show_each_caller_only_what_its_role_lets_it_see() {
     );
     for caller in [&mark, &gina] {
         let (status, _) = api
-            .status(
-                Method::GET,
-                "/v1/admin/grants?repository=acme/web",
-                caller,
-                None,
-            )
+            .get("/v1/admin/grants?repository=acme/web", caller)
             .await;
         assert_eq!(status, StatusCode::FORBIDDEN);
     }
@@ -976,11 +897,9 @@ async fn listings_show_each_caller_only_what_its_role_lets_it_see() {
     let first = slugs(&first, "cards", "slug");
     assert_eq!(first, all[..2]);
     let (_, next) = api
-        .status(
-            Method::GET,
+        .get(
             &format!("/v1/admin/users?limit=2&after={}", first[1]),
             &admin,
-            None,
         )
         .await;
     assert_eq!(slugs(&next, "cards", "slug"), all[2..4]);
@@ -1021,11 +940,10 @@ async fn membership_roles_change_inside_the_owners_org_and_count_at_the_next_tok
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "not a member yet: {body}");
     let (status, _) = api
-        .status(
-            Method::POST,
+        .post(
             "/v1/admin/orgs/acme/members",
             &olivia,
-            Some(json!({"user": "plain", "role": "viewer"})),
+            json!({"user": "plain", "role": "viewer"}),
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
@@ -1071,11 +989,9 @@ async fn membership_roles_change_inside_the_owners_org_and_count_at_the_next_tok
     // The change is audited with the previous role.
     let acme = api.f.store.card_by_slug("org-acme").await.unwrap().unwrap();
     let (_, events) = api
-        .status(
-            Method::GET,
+        .get(
             &format!("/v1/admin/events?target={}&limit=1", acme.id),
             &olivia,
-            None,
         )
         .await;
     let latest = &events["events"][0]["data"]["payload"];
@@ -1137,21 +1053,19 @@ async fn platform_roles_and_role_cards_are_platform_admins_alone_and_in_force_at
     }
 
     let (status, body) = api
-        .status(
-            Method::POST,
+        .post(
             "/v1/admin/roles",
             &admin,
-            Some(json!({"name": "broken", "read": {"type": 5}})),
+            json!({"name": "broken", "read": {"type": 5}}),
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(description(&body).contains("data/read"), "{body}");
     let (status, role) = api
-        .status(
-            Method::POST,
+        .post(
             "/v1/admin/roles",
             &admin,
-            Some(json!({"name": "api-only", "read": api_only})),
+            json!({"name": "api-only", "read": api_only}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{role}");
@@ -1225,22 +1139,16 @@ async fn the_audit_trail_of_one_tenant_is_invisible_to_another() {
     let api = Api::new().await;
     let olivia = api.login("olivia").await;
     let (status, _) = api
-        .status(
-            Method::POST,
+        .post(
             "/v1/admin/orgs/acme/members",
             &olivia,
-            Some(json!({"user": "plain", "role": "viewer"})),
+            json!({"user": "plain", "role": "viewer"}),
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let acme = api.f.store.card_by_slug("org-acme").await.unwrap().unwrap();
     let (_, mine) = api
-        .status(
-            Method::GET,
-            &format!("/v1/admin/events?target={}", acme.id),
-            &olivia,
-            None,
-        )
+        .get(&format!("/v1/admin/events?target={}", acme.id), &olivia)
         .await;
     assert!(!mine["events"].as_array().unwrap().is_empty(), "{mine}");
 
@@ -1313,11 +1221,10 @@ async fn only_password_logins_are_admin_credentials_and_a_new_password_ends_them
 
     // A robot that logs in manages nothing, itself included.
     let (status, _) = api
-        .status(
-            Method::POST,
+        .post(
             "/v1/admin/orgs/acme/robots",
             &olivia,
-            Some(json!({"name": "ci-bot"})),
+            json!({"name": "ci-bot"}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
@@ -1516,11 +1423,9 @@ async fn duplicates_are_409_malformed_queries_400_naming_the_parameter_and_event
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
     let (status, events) = api
-        .status(
-            Method::GET,
+        .get(
             &format!("/v1/admin/events?actor={olivia_id}&since={since}&limit=1000"),
             &admin,
-            None,
         )
         .await;
     assert_eq!(status, StatusCode::OK);
@@ -1536,11 +1441,9 @@ async fn duplicates_are_409_malformed_queries_400_naming_the_parameter_and_event
         "{kinds:?}"
     );
     let (_, none) = api
-        .status(
-            Method::GET,
+        .get(
             &format!("/v1/admin/events?actor={olivia_id}&until={since}"),
             &admin,
-            None,
         )
         .await;
     assert!(
@@ -1646,11 +1549,10 @@ async fn built_in_cards_cannot_be_broken_and_names_cannot_shadow_orgs() {
     // A robot named like another org, or an org named like a user or a built-in user: 409.
     let olivia = api.login("olivia").await;
     let (status, answer) = api
-        .status(
-            Method::POST,
+        .post(
             "/v1/admin/orgs/acme/robots",
             &olivia,
-            Some(json!({"name": "globex"})),
+            json!({"name": "globex"}),
         )
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{answer}");
@@ -1661,12 +1563,7 @@ async fn built_in_cards_cannot_be_broken_and_names_cannot_shadow_orgs() {
     );
     for name in ["plain", "guest", "admin"] {
         let (status, answer) = api
-            .status(
-                Method::POST,
-                "/v1/admin/orgs",
-                &admin,
-                Some(json!({"name": name})),
-            )
+            .post("/v1/admin/orgs", &admin, json!({"name": name}))
             .await;
         assert_eq!(status, StatusCode::CONFLICT, "{name}: {answer}");
         assert!(description(&answer).starts_with("name:"), "{answer}");

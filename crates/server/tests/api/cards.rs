@@ -63,6 +63,9 @@ pub(crate) fn access(body: &Value) -> Value {
     claims["access"].clone()
 }
 
+/// alice of the seeded card store, with her password.
+pub(crate) const CARD_ALICE: Option<(&str, &str)> = Some(("alice", "wonderland"));
+
 pub(crate) async fn token(
     base: &str,
     user: Option<(&str, &str)>,
@@ -82,12 +85,7 @@ async fn passwords_sessions_and_the_guest_are_decided_by_the_card_store() {
     let (url, store, f) = seeded(None).await;
     let base = spawn_on(&url, true).await;
 
-    let response = token(
-        &base,
-        Some(("alice", "wonderland")),
-        "repository:acme/web:pull,push,delete",
-    )
-    .await;
+    let response = token(&base, CARD_ALICE, "repository:acme/web:pull,push,delete").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         access(&response.json().await.unwrap()),
@@ -162,22 +160,12 @@ pub(crate) async fn seeded_cluster() -> (EmbeddedPostgres, String) {
 async fn a_database_outage_gives_503_quickly_and_the_server_recovers_by_itself() {
     let (cluster, base) = seeded_cluster().await;
     let client = reqwest::Client::new();
-    let ok = token(
-        &base,
-        Some(("alice", "wonderland")),
-        "repository:acme/web:pull",
-    )
-    .await;
+    let ok = token(&base, CARD_ALICE, "repository:acme/web:pull").await;
     assert_eq!(ok.status(), StatusCode::OK);
 
     cluster.stop().unwrap();
     let started = Instant::now();
-    let down = token(
-        &base,
-        Some(("alice", "wonderland")),
-        "repository:acme/web:pull",
-    )
-    .await;
+    let down = token(&base, CARD_ALICE, "repository:acme/web:pull").await;
     let waited = started.elapsed();
     assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = down.json().await.unwrap();
@@ -221,12 +209,7 @@ async fn a_database_outage_gives_503_quickly_and_the_server_recovers_by_itself()
     .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let response = token(
-            &base,
-            Some(("alice", "wonderland")),
-            "repository:acme/web:pull",
-        )
-        .await;
+        let response = token(&base, CARD_ALICE, "repository:acme/web:pull").await;
         if response.status() == StatusCode::OK {
             break;
         }

@@ -9,7 +9,7 @@ use cardgate_store::testing::fresh_database_url;
 use cardgate_store::{PoolSettings, Store};
 use reqwest::{Client, StatusCode};
 
-use crate::cards::{seed, token};
+use crate::cards::{CARD_ALICE, seed, token};
 use crate::test_settings;
 
 const WEB: &str = "repository:acme/web:pull";
@@ -78,7 +78,7 @@ async fn fleet(account_failures: &str) -> (Store, Vec<String>) {
     for base in &bases {
         hears_failures(base).await;
         for _ in 0..3 {
-            let response = token(base, Some(("alice", "wonderland")), WEB).await;
+            let response = token(base, CARD_ALICE, WEB).await;
             assert_eq!(response.status(), StatusCode::OK);
         }
     }
@@ -139,9 +139,7 @@ async fn a_lock_made_on_one_instance_holds_on_those_that_knew_the_account_withou
     for base in &bases {
         let started = Instant::now();
         loop {
-            let status = token(base, Some(("alice", "wonderland")), WEB)
-                .await
-                .status();
+            let status = token(base, CARD_ALICE, WEB).await.status();
             if status == StatusCode::TOO_MANY_REQUESTS {
                 break;
             }

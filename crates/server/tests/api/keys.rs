@@ -1,7 +1,6 @@
 //! Token lifetimes by action class and identity kind, several published keys, key rotation
 //! and the `x5c` header.
 
-use argon2::{Argon2, PasswordHasher};
 use cardgate_server::settings::PublishedKeySettings;
 use cardgate_server::{Application, Settings};
 use cardgate_store::testing::fresh_database_url;
@@ -14,8 +13,9 @@ use x509_cert::Certificate;
 use x509_cert::der::{Decode, DecodePem, Encode};
 
 use crate::Sent;
-use crate::cards_settings;
+use crate::cards::CARD_ALICE;
 use crate::{ALICE, BOB, ISSUER, User, test_settings};
+use crate::{argon2id, cards_settings};
 
 async fn start(settings: &Settings) -> String {
     let app = Application::build(settings).await.unwrap();
@@ -111,13 +111,18 @@ async fn start_up_error(settings: &Settings) -> String {
     Application::build(settings).await.unwrap_err().to_string()
 }
 
+/// A server whose pull-only tokens live `pull` seconds and writing ones `push` seconds.
+async fn start_with_lifetimes(pull: &str, push: &str) -> String {
+    let (settings, _) = test_settings(&[
+        ("CARDGATE__TOKEN__PULL_LIFETIME_SECONDS", pull),
+        ("CARDGATE__TOKEN__PUSH_LIFETIME_SECONDS", push),
+    ]);
+    start(&settings).await
+}
+
 #[tokio::test]
 async fn pull_only_tokens_and_tokens_that_write_live_their_own_lifetimes() {
-    let (settings, _) = test_settings(&[
-        ("CARDGATE__TOKEN__PULL_LIFETIME_SECONDS", "120"),
-        ("CARDGATE__TOKEN__PUSH_LIFETIME_SECONDS", "3600"),
-    ]);
-    let base = start(&settings).await;
+    let base = start_with_lifetimes("120", "3600").await;
     for (query, user, expected) in [
         ("scope=repository:acme/web:pull", ALICE, 120),
         ("service=registry.test", ALICE, 120),
@@ -140,30 +145,19 @@ async fn pull_only_tokens_and_tokens_that_write_live_their_own_lifetimes() {
 
 #[tokio::test]
 async fn without_per_class_settings_every_token_lives_token_lifetime_seconds() {
-    let (settings, _) = test_settings(&[("CARDGATE__TOKEN__LIFETIME_SECONDS", "600")]);
-    let base = start(&settings).await;
-    assert_eq!(
-        lifetime(&base, "scope=repository:acme/web:pull", ALICE).await,
-        600
-    );
-    assert_eq!(
-        lifetime(&base, "scope=repository:acme/web:push", ALICE).await,
-        600
-    );
-    // One class set: the other keeps the default.
-    let (settings, _) = test_settings(&[
+    // Then with one class set: the other keeps the default.
+    let one_class = [
         ("CARDGATE__TOKEN__LIFETIME_SECONDS", "600"),
         ("CARDGATE__TOKEN__PUSH_LIFETIME_SECONDS", "7200"),
-    ]);
-    let base = start(&settings).await;
-    assert_eq!(
-        lifetime(&base, "scope=repository:acme/web:pull", ALICE).await,
-        600
-    );
-    assert_eq!(
-        lifetime(&base, "scope=repository:acme/web:push", ALICE).await,
-        7200
-    );
+    ];
+    for (env, pull, push) in [(&one_class[..1], 600, 600), (&one_class[..], 600, 7200)] {
+        let (settings, _) = test_settings(env);
+        let base = start(&settings).await;
+        let pulled = lifetime(&base, "scope=repository:acme/web:pull", ALICE).await;
+        assert_eq!(pulled, pull, "{env:?}");
+        let pushed = lifetime(&base, "scope=repository:acme/web:push", ALICE).await;
+        assert_eq!(pushed, push, "{env:?}");
+    }
 }
 
 #[tokio::test]
@@ -191,10 +185,7 @@ async fn robots_of_the_card_store_get_the_robot_lifetime_whatever_their_token_gr
         )
         .await
         .unwrap();
-    let hash = Argon2::default()
-        .hash_password(b"ci-bot-password")
-        .unwrap()
-        .to_string();
+    let hash = argon2id("ci-bot-password");
     store.set_password(&f.admin, &robot, &hash).await.unwrap();
     let web = store
         .image_by_repository("acme/web")
@@ -204,7 +195,7 @@ async fn robots_of_the_card_store_get_the_robot_lifetime_whatever_their_token_gr
     f.grant(&robot, &web, &["pull", "push"]).await;
 
     let robot = Some(("ci-bot", "ci-bot-password"));
-    let alice = Some(("alice", "wonderland"));
+    let alice = CARD_ALICE;
     for (query, user, expected) in [
         ("scope=repository:acme/web:pull", robot, 900),
         ("scope=repository:acme/web:pull,push", robot, 900),
@@ -406,11 +397,7 @@ async fn x5c_without_a_certificate_is_refused_at_start_up_naming_the_setting() {
 
 #[tokio::test]
 async fn readiness_still_signs_with_per_class_lifetimes() {
-    let (settings, _) = test_settings(&[
-        ("CARDGATE__TOKEN__PULL_LIFETIME_SECONDS", "60"),
-        ("CARDGATE__TOKEN__PUSH_LIFETIME_SECONDS", "86400"),
-    ]);
-    let base = start(&settings).await;
+    let base = start_with_lifetimes("60", "86400").await;
     let response = reqwest::get(format!("{base}/readyz")).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 }

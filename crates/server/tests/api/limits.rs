@@ -4,6 +4,7 @@
 use cardgate_server::Application;
 use cardgate_store::testing::fresh_database_url;
 use reqwest::StatusCode;
+use serde_json::json;
 
 use crate::Sent;
 use crate::bad_request_saying;
@@ -15,19 +16,14 @@ use crate::{ALICE, error_body, raw_request, spawn_app, test_settings};
 async fn a_request_head_over_the_configured_limit_is_431_with_a_json_error() {
     let app = spawn_app().await;
     // One large header (32 KiB by default)...
-    let response = app
-        .client
-        .get(format!("{}/v1/registry?service=registry.test", app.base))
-        .header("X-Filler", "a".repeat(40 * 1024))
-        .sent()
-        .await;
+    let url = format!("{}/v1/registry?service=registry.test", app.base);
+    let with_filler = |bytes: usize| app.client.get(&url).header("X-Filler", "a".repeat(bytes));
+    let response = with_filler(40 * 1024).sent().await;
     let body = error_body(response, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE).await;
     assert_eq!(body["error"], "invalid_request");
     assert!(description(&body).contains("32768 bytes"));
     // ...many small ones, or a long query string.
-    let mut request = app
-        .client
-        .get(format!("{}/v1/registry?service=registry.test", app.base));
+    let mut request = app.client.get(&url);
     for i in 0..80 {
         request = request.header(format!("x-filler-{i}"), "b".repeat(500));
     }
@@ -44,12 +40,7 @@ async fn a_request_head_over_the_configured_limit_is_431_with_a_json_error() {
         .await;
     error_body(response, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE).await;
     // A head just under the limit is served.
-    let response = app
-        .client
-        .get(format!("{}/v1/registry?service=registry.test", app.base))
-        .header("X-Filler", "a".repeat(30 * 1024))
-        .sent()
-        .await;
+    let response = with_filler(30 * 1024).sent().await;
     assert_eq!(response.status(), StatusCode::OK);
 }
 
@@ -83,35 +74,26 @@ async fn user_names_and_repository_names_over_their_limits_are_400() {
         )
         .await;
     bad_request_saying(response, "longer than 256 characters").await;
-    let response = app
-        .client
-        .post(format!("{}/v1/registry", app.base))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", long_user.as_str()),
-            ("password", "x"),
-        ])
-        .sent()
-        .await;
+    let form = [
+        ("grant_type", "password"),
+        ("username", long_user.as_str()),
+        ("password", "x"),
+    ];
+    let url = format!("{}/v1/registry", app.base);
+    let response = app.client.post(url).form(&form).sent().await;
     error_body(response, StatusCode::BAD_REQUEST).await;
 
-    let long_name = format!("acme/{}", "w".repeat(251));
-    let response = app
-        .get(
-            &format!("/v1/registry?service=registry.test&scope=repository:{long_name}:pull"),
-            ALICE,
-        )
-        .await;
-    error_body(response, StatusCode::BAD_REQUEST).await;
+    let app = &app;
+    let name_of_length = |length: usize| {
+        let path = format!(
+            "/v1/registry?service=registry.test&scope=repository:acme/{}:pull",
+            "w".repeat(length - "acme/".len())
+        );
+        async move { app.get(&path, ALICE).await }
+    };
+    error_body(name_of_length(256).await, StatusCode::BAD_REQUEST).await;
     // 255 characters is still a name.
-    let name = format!("acme/{}", "w".repeat(250));
-    let response = app
-        .get(
-            &format!("/v1/registry?service=registry.test&scope=repository:{name}:pull"),
-            ALICE,
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(name_of_length(255).await.status(), StatusCode::OK);
 }
 
 #[tokio::test]
@@ -119,16 +101,9 @@ async fn admin_bodies_over_64_kib_are_413_and_extractor_errors_are_json() {
     let url = fresh_database_url().await;
     let base = spawn_on(&url, true).await;
     let client = reqwest::Client::new();
-    let body = format!(
-        r#"{{"username":"admin","password":"{}"}}"#,
-        "p".repeat(100 * 1024)
-    );
-    let response = client
-        .post(format!("{base}/v1/admin/login"))
-        .header("Content-Type", "application/json")
-        .body(body)
-        .sent()
-        .await;
+    let body = json!({"username": "admin", "password": "p".repeat(100 * 1024)});
+    let url = format!("{base}/v1/admin/login");
+    let response = client.post(url).json(&body).sent().await;
     let answer = error_body(response, StatusCode::PAYLOAD_TOO_LARGE).await;
     assert_eq!(answer["error"], "invalid_request");
     // A query actix-web cannot read is a JSON 400 too.

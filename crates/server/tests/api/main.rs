@@ -244,6 +244,20 @@ pub async fn raw_request(base: &str, request: Vec<u8>) -> (u16, String) {
     .unwrap()
 }
 
+/// `GET url` with Basic credentials.
+async fn basic_get(
+    client: &reqwest::Client,
+    url: &str,
+    user: &str,
+    password: &str,
+) -> reqwest::Response {
+    client
+        .get(url)
+        .basic_auth(user, Some(password))
+        .sent()
+        .await
+}
+
 async fn error_body(response: reqwest::Response, status: StatusCode) -> Value {
     assert_eq!(response.status(), status);
     assert!(
@@ -586,11 +600,8 @@ async fn the_realm_path_of_the_seed_variable_is_the_route() {
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::new();
-    let ok = client
-        .get(format!("{base}/auth/token?service=registry.test"))
-        .basic_auth("alice", Some("alice-test-password"))
-        .sent()
-        .await;
+    let url = format!("{base}/auth/token?service=registry.test");
+    let ok = basic_get(&client, &url, "alice", "alice-test-password").await;
     assert_eq!(ok.status(), StatusCode::OK);
     let old = client
         .get(format!("{base}/v1/registry?service=registry.test"))

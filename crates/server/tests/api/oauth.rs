@@ -6,10 +6,10 @@ use cardgate_store::testing::Fixture;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::Sent;
 use crate::cards::seeded;
 use crate::cards::{access, spawn_on};
 use crate::description;
+use crate::{Sent, basic_get};
 use crate::{raw_request, spawn_app};
 
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -314,11 +314,8 @@ async fn a_wrong_password_or_an_unknown_user_is_invalid_grant_on_post_and_401_on
         assert!(response.headers().get("www-authenticate").is_none());
         oauth_error(response, StatusCode::BAD_REQUEST, "invalid_grant").await;
     }
-    let response = reqwest::Client::new()
-        .get(format!("{}/v1/registry?service={SERVICE}", app.base))
-        .basic_auth("alice", Some("not-wonderland"))
-        .sent()
-        .await;
+    let url = format!("{}/v1/registry?service={SERVICE}", app.base);
+    let response = basic_get(&reqwest::Client::new(), &url, "alice", "not-wonderland").await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -508,14 +505,11 @@ async fn anonymous_requests_never_get_a_refresh_token() {
     assert_eq!(body["scope"], "repository:acme/base:pull");
     assert!(body.get("refresh_token").is_none(), "{body}");
     // Offline access without a client_id gives none either.
-    let response = reqwest::Client::new()
-        .get(format!(
-            "{}/v1/registry?offline_token=true&service={SERVICE}",
-            app.base
-        ))
-        .basic_auth("alice", Some("wonderland"))
-        .sent()
-        .await;
+    let url = format!(
+        "{}/v1/registry?offline_token=true&service={SERVICE}",
+        app.base
+    );
+    let response = basic_get(&reqwest::Client::new(), &url, "alice", "wonderland").await;
     let body = ok(response).await;
     assert!(body.get("refresh_token").is_none(), "{body}");
 }

@@ -9,11 +9,11 @@ use cardgate_store::Store;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::Sent;
 use crate::cards::seeded;
 use crate::cards_settings;
 use crate::description;
 use crate::error_body;
+use crate::{Sent, basic_get};
 
 /// Words of PostgreSQL's own messages that must never reach a client.
 const DATABASE_WORDS: [&str; 5] = [
@@ -33,6 +33,12 @@ struct Odd {
 }
 
 impl Odd {
+    /// An admin login whose user name holds a NUL is refused naming `username`.
+    async fn refuses_a_nul_in_the_admin_login(&self) {
+        let login = json!({"username": "bo\u{0}b", "password": "x"});
+        refused(self.admin_login(login).await, "username", "admin login").await;
+    }
+
     async fn new(env: &[(&str, &str)]) -> Odd {
         let (url, store, _f) = seeded(Some("admin-password")).await;
         let settings = cards_settings(&url, env);
@@ -167,27 +173,17 @@ async fn control_characters_in_names_are_400_naming_the_field_at_every_entry_poi
         "form client_id",
     )
     .await;
-    let response = odd
-        .client
-        .get(format!(
-            "{}/v1/registry?service=registry.test&offline_token=true&client_id=a%00b",
-            odd.base
-        ))
-        .basic_auth("alice", Some("wonderland"))
-        .sent()
-        .await;
+    let url = format!(
+        "{}/v1/registry?service=registry.test&offline_token=true&client_id=a%00b",
+        odd.base
+    );
+    let response = basic_get(&odd.client, &url, "alice", "wonderland").await;
     refused(response, "`client_id`", "query client_id").await;
     let alice = odd.store.card_by_slug("user-alice").await.unwrap().unwrap();
     assert!(odd.store.sessions_of(alice.id).await.unwrap().is_empty());
 
     // The admin API: the login, path segments, bodies, queries and cursors.
-    refused(
-        odd.admin_login(json!({"username": "bo\u{0}b", "password": "x"}))
-            .await,
-        "username",
-        "admin login",
-    )
-    .await;
+    odd.refuses_a_nul_in_the_admin_login().await;
     let cases: Vec<(Method, &str, Option<Value>, &str)> = vec![
         (Method::GET, "/v1/admin/users/bob%00", None, "user"),
         (Method::DELETE, "/v1/admin/users/bob%0A", None, "user"),
@@ -287,13 +283,7 @@ async fn malformed_user_names_count_as_failed_logins() {
         "form",
     )
     .await;
-    refused(
-        odd.admin_login(json!({"username": "bo\u{0}b", "password": "x"}))
-            .await,
-        "username",
-        "admin login",
-    )
-    .await;
+    odd.refuses_a_nul_in_the_admin_login().await;
     // Three failures from this address: every login from it is locked now.
     let response = odd.basic("alice", "wonderland").await;
     let body = error_body(response, StatusCode::TOO_MANY_REQUESTS).await;

@@ -62,27 +62,13 @@ async fn costly_scopes_and_read_schemas_are_refused_at_write_naming_the_field() 
         }
     }
     // Nothing was written.
-    let (_, sessions) = api
-        .status(
-            Method::GET,
-            "/v1/admin/users/olivia/sessions",
-            &olivia,
-            None,
-        )
-        .await;
+    let (_, sessions) = api.get("/v1/admin/users/olivia/sessions", &olivia).await;
     assert_eq!(
         sessions["sessions"].as_array().unwrap().len(),
         1,
         "{sessions}"
     );
-    assert!(
-        api.f
-            .store
-            .card_by_slug("role-slow")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(!api.f.has_card("role-slow").await);
 }
 
 #[tokio::test]
@@ -96,11 +82,10 @@ async fn a_costly_scope_already_in_the_store_admits_nothing_and_answers_quickly(
         api.f.image(repository, &["org-acme"], false).await;
     }
     let (status, issued) = api
-        .status(
-            Method::POST,
+        .post(
             "/v1/admin/users/olivia/tokens",
             &olivia,
-            Some(json!({"scope": true})),
+            json!({"scope": true}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{issued}");

@@ -10,9 +10,9 @@ use cardgate_server::Application;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::Sent;
 use crate::cards::seeded;
 use crate::cards_settings;
+use crate::{Sent, basic_get};
 use crate::{error_body, test_settings};
 
 const PULL: &str = "/v1/registry?service=registry.test&scope=repository:acme/web:pull";
@@ -316,11 +316,8 @@ async fn hammering_a_locked_account_does_not_slow_other_users_logins() {
     let client = reqwest::Client::new();
     let login = || async {
         let started = std::time::Instant::now();
-        let response = client
-            .get(format!("{base}{PULL}"))
-            .basic_auth("alice", Some("alice-test-password"))
-            .sent()
-            .await;
+        let url = format!("{base}{PULL}");
+        let response = basic_get(&client, &url, "alice", "alice-test-password").await;
         assert_eq!(response.status(), StatusCode::OK);
         started.elapsed()
     };

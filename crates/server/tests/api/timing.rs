@@ -99,48 +99,33 @@ async fn unknown_accounts_wrong_passwords_and_locked_accounts_take_the_same_time
     let made_up_session = format!("{}.{}", uuid::Uuid::new_v4(), "ab".repeat(32));
     for round in 0..ROUNDS {
         for kind in 0..4 {
-            match (round + kind) % 4 {
-                0 => unknown.push(
-                    timed(
-                        &client,
-                        &base,
-                        &format!("ghost{round}"),
-                        "wonderland",
-                        StatusCode::UNAUTHORIZED,
-                    )
-                    .await,
+            let (samples, user, password, status) = match (round + kind) % 4 {
+                0 => (
+                    &mut unknown,
+                    format!("ghost{round}"),
+                    "wonderland",
+                    StatusCode::UNAUTHORIZED,
                 ),
-                1 => wrong.push(
-                    timed(
-                        &client,
-                        &base,
-                        &format!("user{}", round % USERS),
-                        "not-wonderland",
-                        StatusCode::UNAUTHORIZED,
-                    )
-                    .await,
+                1 => (
+                    &mut wrong,
+                    format!("user{}", round % USERS),
+                    "not-wonderland",
+                    StatusCode::UNAUTHORIZED,
                 ),
-                2 => refused.push(
-                    timed(
-                        &client,
-                        &base,
-                        &locked,
-                        "wonderland",
-                        StatusCode::TOO_MANY_REQUESTS,
-                    )
-                    .await,
+                2 => (
+                    &mut refused,
+                    locked.clone(),
+                    "wonderland",
+                    StatusCode::TOO_MANY_REQUESTS,
                 ),
-                _ => control.push(
-                    timed(
-                        &client,
-                        &base,
-                        &format!("phantom{round}"),
-                        &made_up_session,
-                        StatusCode::UNAUTHORIZED,
-                    )
-                    .await,
+                _ => (
+                    &mut control,
+                    format!("phantom{round}"),
+                    made_up_session.as_str(),
+                    StatusCode::UNAUTHORIZED,
                 ),
-            }
+            };
+            samples.push(timed(&client, &base, &user, password, status).await);
         }
     }
     let medians = [
