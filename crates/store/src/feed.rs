@@ -212,6 +212,9 @@ impl Store {
 
     async fn listen(&self) -> Result<PgListener, sqlx::Error> {
         let mut listener = PgListener::connect_with(&self.pool).await?;
+        // A lost connection is reported at once (the caller stops trusting its caches then),
+        // not after an attempt to reconnect that may wait for the pool's acquire timeout.
+        listener.eager_reconnect(false);
         listener.listen(CHANNEL).await?;
         Ok(listener)
     }

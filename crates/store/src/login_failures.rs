@@ -168,6 +168,9 @@ impl Store {
 
 async fn listen_for_failures(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
+    // A lost connection is reported at once (logins stop trusting what was heard then), not
+    // after an attempt to reconnect that may wait for the pool's acquire timeout.
+    listener.eager_reconnect(false);
     listener.listen(LOGIN_FAILURES_CHANNEL).await?;
     Ok(listener)
 }

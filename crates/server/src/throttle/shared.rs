@@ -20,6 +20,20 @@ use moka::sync::Cache;
 /// How often, at most, one instance prunes the table (only after recording a failure).
 const PRUNE_INTERVAL: Duration = Duration::from_secs(10);
 
+/// How long a login waits for the shared counters while the announcements are not heard (most
+/// often because the database is away): then this instance's own count decides at once, rather
+/// than after the pool's acquire timeout, which the login's own check may still have to wait.
+const UNHEARD_WAIT: Duration = Duration::from_millis(100);
+
+/// Why the shared counters did not answer.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Unanswered {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no answer within {UNHEARD_WAIT:?} while failures are not heard")]
+    Slow,
+}
+
 /// Accounts known to have no failures, valid while the announcements are heard.
 struct Clean {
     accounts: Cache<AccountHash, ()>,
@@ -89,15 +103,29 @@ impl SharedAccounts {
         self.clean.live.load(Ordering::SeqCst)
     }
 
+    /// `query`, bounded by [`UNHEARD_WAIT`] while the announcements are not heard.
+    async fn bounded<T>(
+        &self,
+        query: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, Unanswered> {
+        if self.heard() {
+            return Ok(query.await?);
+        }
+        match tokio::time::timeout(UNHEARD_WAIT, query).await {
+            Ok(answer) => Ok(answer?),
+            Err(_) => Err(Unanswered::Slow),
+        }
+    }
+
     /// The current window of `account`, when it has failures.
-    pub(super) async fn window(&self, account: &str) -> Result<Option<FailureWindow>, StoreError> {
+    pub(super) async fn window(&self, account: &str) -> Result<Option<FailureWindow>, Unanswered> {
         let account = hash(account);
         let live = self.clean.live.load(Ordering::SeqCst);
         if live && self.clean.accounts.contains_key(&account) {
             return Ok(None);
         }
         let heard = self.clean.heard.load(Ordering::SeqCst);
-        let window = self.store.login_failures(&account).await?;
+        let window = self.bounded(self.store.login_failures(&account)).await?;
         if window.is_none() && live {
             self.clean.accounts.insert(account, ());
             // A failure announced meanwhile may predate the insert: forget it again.
@@ -109,12 +137,11 @@ impl SharedAccounts {
     }
 
     /// Counts a failure of `account`; now and then prunes the table.
-    pub(super) async fn failed(&self, account: &str) -> Result<FailureWindow, StoreError> {
+    pub(super) async fn failed(&self, account: &str) -> Result<FailureWindow, Unanswered> {
         let account = hash(account);
         self.clean.accounts.invalidate(&account);
         let window = self
-            .store
-            .record_login_failure(&account, self.window)
+            .bounded(self.store.record_login_failure(&account, self.window))
             .await?;
         if self.prune_due() {
             let store = self.store.clone();
