@@ -179,6 +179,17 @@ struct ActorRow {
     session: Option<Value>,
 }
 
+/// A membership from an org link's row (`org id, org slug, link data`); `None` when the link
+/// names no known role.
+fn membership((org_id, org_slug, data): (Uuid, String, Value)) -> Option<Membership> {
+    let role = data.get("role")?.as_str()?.parse().ok()?;
+    Some(Membership {
+        org_id,
+        org_slug,
+        role,
+    })
+}
+
 /// The card store. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -327,17 +338,7 @@ impl Store {
             .map_err(|e| StoreError::Invalid(format!("session of {slug}: {e}")))?;
         Ok(Some(ActorFacts {
             card: row.card,
-            memberships: memberships
-                .into_iter()
-                .filter_map(|(org_id, org_slug, data)| {
-                    let role = data.get("role")?.as_str()?.parse().ok()?;
-                    Some(Membership {
-                        org_id,
-                        org_slug,
-                        role,
-                    })
-                })
-                .collect(),
+            memberships: memberships.into_iter().filter_map(membership).collect(),
             roles: roles
                 .into_iter()
                 .map(|(id, slug, revision, data)| PolicyCard {
@@ -394,17 +395,7 @@ impl Store {
         .bind(user_id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(org_id, org_slug, data)| {
-                let role = data.get("role")?.as_str()?.parse().ok()?;
-                Some(Membership {
-                    org_id,
-                    org_slug,
-                    role,
-                })
-            })
-            .collect())
+        Ok(rows.into_iter().filter_map(membership).collect())
     }
 
     /// The union of the actions that `holders` (a user and its orgs) are granted on `image_id`.

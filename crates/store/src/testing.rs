@@ -160,23 +160,20 @@ impl Fixture {
             .await
     }
 
+    /// The card `slug`, which must exist.
+    pub async fn card_by_slug(&self, slug: &str) -> Card {
+        must_exist(slug, self.store.card_by_slug(slug).await)
+    }
+
     /// The card with `id` (its text form), which must exist.
     pub async fn card_by_id(&self, id: &str) -> Card {
         let id = id.parse().unwrap_or_else(|e| panic!("{e}"));
-        self.store
-            .card_by_id(id)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .unwrap_or_else(|| panic!("no card {id}"))
+        must_exist(id, self.store.card_by_id(id).await)
     }
 
     /// The image card of `repository`, which must exist.
     pub async fn image_of(&self, repository: &str) -> Card {
-        self.store
-            .image_by_repository(repository)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .unwrap_or_else(|| panic!("no image card for {repository}"))
+        must_exist(repository, self.store.image_by_repository(repository).await)
     }
 
     /// `org` has member `user` with membership `role`.
@@ -272,4 +269,11 @@ impl Fixture {
             .await
             .unwrap_or_else(|e| panic!("{e}"))
     }
+}
+
+/// The card a lookup of `what` found; a failed test when there is none.
+fn must_exist(what: impl std::fmt::Display, found: crate::Result<Option<Card>>) -> Card {
+    found
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no card for {what}"))
 }

@@ -166,12 +166,7 @@ async fn scopes_and_read_schemas_beyond_the_bounds_are_refused_naming_the_field(
             }
         }
     }
-    let olivia_card =
-        w.f.store
-            .card_by_slug("user-olivia")
-            .await
-            .unwrap()
-            .unwrap();
+    let olivia_card = w.f.card_by_slug("user-olivia").await;
     assert!(
         w.f.store
             .sessions_of(olivia_card.id)
@@ -404,7 +399,7 @@ async fn passwords_and_deactivation_follow_who_manages_whom() {
         .unwrap();
 
     // A deactivated user is no caller at all.
-    let plain = w.f.store.card_by_slug("user-mark").await.unwrap().unwrap();
+    let plain = w.f.card_by_slug("user-mark").await;
     w.admin
         .deactivate_user(&w.caller("admin").await, "user-mark")
         .await
@@ -459,7 +454,7 @@ async fn built_in_cards_are_never_deactivated_or_changed_and_user_admins_passwor
     let before: Vec<_> = {
         let mut cards = Vec::new();
         for slug in built_in {
-            cards.push(w.f.store.card_by_slug(slug).await.unwrap().unwrap());
+            cards.push(w.f.card_by_slug(slug).await);
         }
         cards
     };

@@ -394,12 +394,7 @@ async fn a_public_flag_or_marker_change_evicts_only_the_decisions_about_its_imag
 async fn a_role_change_evicts_only_its_holders_decisions() {
     let w = world(&[], false).await;
     w.poison().await;
-    let role =
-        w.f.store
-            .card_by_slug("role-reader")
-            .await
-            .unwrap()
-            .unwrap();
+    let role = w.f.card_by_slug("role-reader").await;
     let patch = serde_json::from_value(json!([
         {"op": "replace", "path": "/data/read", "value": {"const": 0}},
     ]))

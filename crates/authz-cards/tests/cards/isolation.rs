@@ -108,7 +108,7 @@ async fn change(f: &Fixture, cards: &[Card], model: &mut Model, rng: &mut StdRng
         _ => {
             let repository = *REPOSITORIES.choose(rng).unwrap();
             let slug = image_card_slug(repository);
-            let current = f.store.card_by_slug(&slug).await.unwrap().unwrap();
+            let current = f.card_by_slug(&slug).await;
             let image = model
                 .images
                 .iter_mut()

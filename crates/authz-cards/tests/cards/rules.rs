@@ -179,7 +179,7 @@ async fn explicit_grants_give_exactly_their_actions_on_exactly_their_image() {
         actions("")
     );
     // An org-level grant reaches the org's members.
-    let globex = f.store.card_by_slug("org-globex").await.unwrap().unwrap();
+    let globex = f.card_by_slug("org-globex").await;
     f.grant(&globex, &web, &["pull"]).await;
     assert_eq!(
         f.granted("gina", None, "repository:acme/web:pull,push")
@@ -191,7 +191,7 @@ async fn explicit_grants_give_exactly_their_actions_on_exactly_their_image() {
 #[tokio::test]
 async fn markers_and_role_schemas_limit_visibility() {
     let f = two_tenants().await;
-    let acme = f.store.card_by_slug("org-acme").await.unwrap().unwrap();
+    let acme = f.card_by_slug("org-acme").await;
     // Visible only to mark among acme's members.
     f.image("acme/secret", &["org-acme", "user-mark"], false)
         .await;
@@ -229,7 +229,7 @@ async fn markers_and_role_schemas_limit_visibility() {
 #[tokio::test]
 async fn a_session_scope_narrows_what_the_session_reaches() {
     let f = two_tenants().await;
-    let olivia = f.store.card_by_slug("user-olivia").await.unwrap().unwrap();
+    let olivia = f.card_by_slug("user-olivia").await;
     let session = f.session(&olivia, time::Duration::hours(1), Some(json!({"properties": {"data": {"properties": {"repository": {"const": "acme/web"}}}}}))).await;
     let id = session.card.id.to_string();
     assert_eq!(
@@ -283,14 +283,14 @@ async fn deactivated_images_orgs_and_users_grant_nothing() {
         f.granted("vic", None, "repository:acme/web:pull").await,
         actions("")
     );
-    let acme = f.store.card_by_slug("org-acme").await.unwrap().unwrap();
+    let acme = f.card_by_slug("org-acme").await;
     f.store.deactivate(&f.admin, acme.id, None).await.unwrap();
     assert_eq!(
         f.granted("mark", None, "repository:acme/team/api:pull")
             .await,
         actions("")
     );
-    let gina = f.store.card_by_slug("user-gina").await.unwrap().unwrap();
+    let gina = f.card_by_slug("user-gina").await;
     f.store.deactivate(&f.admin, gina.id, None).await.unwrap();
     assert_eq!(
         f.granted("gina", None, "repository:globex/site:pull").await,
@@ -399,7 +399,7 @@ async fn identities_from_other_authenticators_and_gone_sessions_are_not_decided(
             .unwrap(),
         Decision::NoMatch
     );
-    let vic = f.store.card_by_slug("user-vic").await.unwrap().unwrap();
+    let vic = f.card_by_slug("user-vic").await;
     let session = f.session(&vic, time::Duration::hours(1), None).await;
     let id = session.card.id.to_string();
     assert_eq!(

@@ -17,7 +17,7 @@ const WEB_ONLY: &str =
     r#"{"properties": {"data": {"properties": {"repository": {"const": "acme/web"}}}}}"#;
 
 async fn card(f: &Fixture, slug: &str) -> Card {
-    f.store.card_by_slug(slug).await.unwrap().unwrap()
+    f.card_by_slug(slug).await
 }
 
 /// A session of `user` narrowed by `scope`: its id.

@@ -225,14 +225,7 @@ async fn an_owner_grants_a_robot_push_in_force_at_the_next_token_request_and_rev
         .get(&format!("/v1/admin/events?target={}", web.id), &olivia)
         .await;
     assert_eq!(status, StatusCode::OK);
-    let olivia_id = api
-        .f
-        .store
-        .card_by_slug("user-olivia")
-        .await
-        .unwrap()
-        .unwrap()
-        .id;
+    let olivia_id = api.f.card_by_slug("user-olivia").await.id;
     let kinds: Vec<&str> = events["events"]
         .as_array()
         .unwrap()
@@ -987,7 +980,7 @@ async fn membership_roles_change_inside_the_owners_org_and_count_at_the_next_tok
     assert_eq!(actions(&api).await, json!(["pull", "push"]));
 
     // The change is audited with the previous role.
-    let acme = api.f.store.card_by_slug("org-acme").await.unwrap().unwrap();
+    let acme = api.f.card_by_slug("org-acme").await;
     let (_, events) = api
         .get(
             &format!("/v1/admin/events?target={}&limit=1", acme.id),
@@ -1146,7 +1139,7 @@ async fn the_audit_trail_of_one_tenant_is_invisible_to_another() {
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let acme = api.f.store.card_by_slug("org-acme").await.unwrap().unwrap();
+    let acme = api.f.card_by_slug("org-acme").await;
     let (_, mine) = api
         .get(&format!("/v1/admin/events?target={}", acme.id), &olivia)
         .await;
@@ -1411,14 +1404,7 @@ async fn duplicates_are_409_malformed_queries_400_naming_the_parameter_and_event
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let olivia_id = api
-        .f
-        .store
-        .card_by_slug("user-olivia")
-        .await
-        .unwrap()
-        .unwrap()
-        .id;
+    let olivia_id = api.f.card_by_slug("user-olivia").await.id;
     let since = before
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
@@ -1591,4 +1577,56 @@ async fn a_start_reactivates_built_in_users_deactivated_before() {
         .sent()
         .await;
     assert_eq!(login.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_account_gets_429_with_retry_after_beyond_its_hourly_tokens_and_others_are_unaffected() {
+    let api = Api::new().await;
+    let plain = api.login("plain").await;
+    let path = "/v1/admin/users/plain/tokens";
+    // The default allowance: 100 an hour.
+    for i in 0..100 {
+        let (status, body) = api
+            .status(Method::POST, path, &plain, Some(json!({})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "token {i}: {body}");
+    }
+    let response = api
+        .call(Method::POST, path, Some(&plain), Some(json!({})))
+        .await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after > 0);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "too_many_requests");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("100 an hour"),
+        "{body}"
+    );
+    // The refused request wrote nothing: the login session and the 100 tokens.
+    let (_, sessions) = api
+        .status(Method::GET, "/v1/admin/users/plain/sessions", &plain, None)
+        .await;
+    assert_eq!(
+        sessions["sessions"].as_array().map(Vec::len),
+        Some(101),
+        "{sessions}"
+    );
+    let olivia = api.login("olivia").await;
+    let (status, _) = api
+        .status(
+            Method::POST,
+            "/v1/admin/users/olivia/tokens",
+            &olivia,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
 }

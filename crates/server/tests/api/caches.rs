@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
-use crate::Sent;
 use crate::cards::seeded;
 use crate::cards::{access, spawn_on, token};
+use crate::{Sent, metric_reaches};
 
 /// How soon another instance must stop using what a change made stale (the documented
 /// bound; the caches' TTL is 60 s).
@@ -48,27 +48,7 @@ async fn settles(
 
 /// Waits until `base` hears store changes, so that it caches.
 async fn feed_connected(base: &str) {
-    let started = Instant::now();
-    loop {
-        let body = Client::new()
-            .get(format!("{base}/metrics"))
-            .sent()
-            .await
-            .text()
-            .await
-            .unwrap();
-        if body
-            .lines()
-            .any(|l| l == "cardgate_change_feed_connected 1")
-        {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the change feed does not connect"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    metric_reaches(base, "cardgate_change_feed_connected 1").await;
 }
 
 #[tokio::test]

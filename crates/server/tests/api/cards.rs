@@ -163,14 +163,7 @@ async fn a_database_outage_gives_503_quickly_and_the_server_recovers_by_itself()
     let ok = token(&base, CARD_ALICE, "repository:acme/web:pull").await;
     assert_eq!(ok.status(), StatusCode::OK);
 
-    // Stopped off the runtime, as resumed below: the server's listeners share this test's
-    // runtime and hear the outage as they would in production.
-    let cluster = tokio::task::spawn_blocking(move || {
-        cluster.stop().unwrap();
-        cluster
-    })
-    .await
-    .unwrap();
+    let cluster = off_runtime(cluster, EmbeddedPostgres::stop).await;
     let started = Instant::now();
     let down = token(&base, CARD_ALICE, "repository:acme/web:pull").await;
     let waited = started.elapsed();
@@ -208,12 +201,7 @@ async fn a_database_outage_gives_503_quickly_and_the_server_recovers_by_itself()
         StatusCode::OK
     );
 
-    tokio::task::spawn_blocking(move || {
-        cluster.resume().unwrap();
-        cluster
-    })
-    .await
-    .unwrap();
+    off_runtime(cluster, EmbeddedPostgres::resume).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let response = token(&base, CARD_ALICE, "repository:acme/web:pull").await;
@@ -231,6 +219,20 @@ async fn a_database_outage_gives_503_quickly_and_the_server_recovers_by_itself()
         client.get(format!("{base}/readyz")).sent().await.status(),
         StatusCode::OK
     );
+}
+
+/// Stops (`stop`) or resumes `cluster` off the runtime: the server's listeners share the test's
+/// runtime, and hear the outage as they would in production.
+pub(crate) async fn off_runtime(
+    cluster: EmbeddedPostgres,
+    change: fn(&EmbeddedPostgres) -> Result<(), cardgate_store::embedded::EmbeddedError>,
+) -> EmbeddedPostgres {
+    tokio::task::spawn_blocking(move || {
+        change(&cluster).unwrap();
+        cluster
+    })
+    .await
+    .unwrap()
 }
 
 /// A folder of its own for this test's cluster (removed with it when the process exits).

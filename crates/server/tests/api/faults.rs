@@ -11,8 +11,10 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor, PgConnection};
 
+use cardgate_store::embedded::EmbeddedPostgres;
+
 use crate::Sent;
-use crate::cards::{access, seeded, seeded_cluster};
+use crate::cards::{access, off_runtime, seeded, seeded_cluster};
 use crate::cards_settings;
 
 /// The longest a request may take to be refused while the database is away or slow.
@@ -151,12 +153,7 @@ async fn under_load_a_stopped_database_gives_quick_503s_and_service_resumes_by_i
     load.first_token_after(Instant::now(), Duration::from_secs(10))
         .await;
 
-    let cluster = tokio::task::spawn_blocking(move || {
-        cluster.stop().unwrap();
-        cluster
-    })
-    .await
-    .unwrap();
+    let cluster = off_runtime(cluster, EmbeddedPostgres::stop).await;
     let stopped = Instant::now();
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
@@ -167,12 +164,7 @@ async fn under_load_a_stopped_database_gives_quick_503s_and_service_resumes_by_i
     let outage = load.samples.lock().unwrap().len();
 
     let resumed = Instant::now();
-    let _cluster = tokio::task::spawn_blocking(move || {
-        cluster.resume().unwrap();
-        cluster
-    })
-    .await
-    .unwrap();
+    let _cluster = off_runtime(cluster, EmbeddedPostgres::resume).await;
     let recovery = load
         .first_token_after(resumed, Duration::from_secs(15))
         .await;

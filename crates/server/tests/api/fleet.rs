@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use cardgate_server::Application;
 use cardgate_store::testing::fresh_database_url;
 use cardgate_store::{PoolSettings, Store};
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 
 use crate::cards::{CARD_ALICE, seed, token};
-use crate::test_settings;
+use crate::{metric_reaches, test_settings};
 
 const WEB: &str = "repository:acme/web:pull";
 
@@ -34,28 +34,7 @@ async fn instance(url: &str, migrate: bool, account_failures: &str) -> String {
 /// Waits until `base` hears the failures other instances record, so that it caches accounts
 /// without failures (the case a stale cache would get wrong).
 async fn hears_failures(base: &str) {
-    let started = Instant::now();
-    loop {
-        let body = Client::new()
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if body
-            .lines()
-            .any(|l| l == "cardgate_login_failures_feed_connected 1")
-        {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "{base}: the login failures feed does not connect"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    metric_reaches(base, "cardgate_login_failures_feed_connected 1").await;
 }
 
 async fn rows(store: &Store) -> Vec<(Vec<u8>, i32)> {

@@ -19,7 +19,6 @@ mod schemas;
 mod slow;
 mod throttle;
 mod timing;
-mod writes;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -211,6 +210,27 @@ trait Sent {
 impl Sent for reqwest::RequestBuilder {
     async fn sent(self) -> reqwest::Response {
         self.send().await.unwrap()
+    }
+}
+
+/// Waits until `base`'s `/metrics` has the line `line` (a feed connected, say).
+async fn metric_reaches(base: &str, line: &str) {
+    let started = std::time::Instant::now();
+    loop {
+        let body = reqwest::get(format!("{base}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if body.lines().any(|l| l == line) {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{base}: no `{line}` in its metrics"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 

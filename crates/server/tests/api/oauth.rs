@@ -388,7 +388,7 @@ async fn revoking_the_refresh_session_deactivating_the_user_or_a_new_password_en
 {
     let app = cards_app().await;
     let f = &app.f;
-    let alice = f.store.card_by_slug("user-alice").await.unwrap().unwrap();
+    let alice = f.card_by_slug("user-alice").await;
     let works = |token: String| {
         let base = app.base.clone();
         async move {
@@ -464,13 +464,7 @@ async fn a_refresh_token_is_not_a_basic_password_and_a_session_is_not_a_refresh_
 
     // An ordinary session works as a Basic password, never as a refresh token, and a session's
     // holder gets no refresh token (it would outlive and widen the session).
-    let alice = app
-        .f
-        .store
-        .card_by_slug("user-alice")
-        .await
-        .unwrap()
-        .unwrap();
+    let alice = app.f.card_by_slug("user-alice").await;
     let _now = time::OffsetDateTime::now_utc();
     let session = app.f.session(&alice, time::Duration::hours(1), None).await;
     let session = secrecy::ExposeSecret::expose_secret(&session.token).to_owned();
