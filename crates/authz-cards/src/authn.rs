@@ -209,7 +209,7 @@ impl Authenticator for CardAuthenticator {
         if let (Some(generation), Authentication::Authenticated(identity)) =
             (generation, &authentication)
         {
-            // A session's entry must not outlive it; a password's lives the cache's TTL.
+            // A session's entry must not outlive it; a password's stays until a change evicts it.
             match expiration.map(instant_of) {
                 None => self
                     .verified

@@ -1,8 +1,14 @@
-//! Bounded, time-limited caches of computed answers. Every entry ends with its TTL, and a full
-//! cache drops its expired entries (or, when none are, all of them) before taking a new one.
-//! A cache whose answers depend on data that changes is also invalidated by a [`Changes`]
-//! clock: an entry is kept with the epoch it was computed at and the tags of the facts it
-//! depends on, and is dropped as soon as one of those facts is announced changed.
+//! Bounded caches of computed answers. A full cache drops its expired and stale entries (or,
+//! when none are, all of them) before taking a new one.
+//!
+//! A cache of answers that cannot change while the process runs ([`Invalidation::Never`]) ends
+//! each entry with its TTL. A cache whose answers depend on data that changes is invalidated by
+//! a [`Changes`] clock instead: an entry is kept with the epoch it was computed at and the tags
+//! of the facts it depends on, and is dropped as soon as one of those facts is announced
+//! changed. It needs no age limit (an answer that no change touched is still right), so it
+//! ends only with what it rests on (a session's expiry); the clock bounds how long answers
+//! are used while changes might go unheard (the store's feed gives up a connection whose
+//! heartbeats go unheard for the TTL).
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -15,6 +21,7 @@ use std::time::{Duration, Instant};
 pub struct CacheSettings {
     /// Entries per cache; 0 turns caching off.
     pub capacity: usize,
+    /// How long an entry of a cache without invalidation lives; 0 turns caching off.
     pub ttl: Duration,
 }
 
@@ -63,13 +70,13 @@ pub trait Changes: Send + Sync {
     fn changed_since(&self, epoch: u64, tags: &[u64]) -> bool;
 }
 
-/// What makes a cache's entries stale besides their TTL.
+/// What makes a cache's entries stale.
 #[derive(Clone)]
 pub enum Invalidation {
     /// Nothing: the answers cannot change while the process runs (static users), so entries
-    /// end only with their TTL or when the cache is full.
+    /// end with their TTL or when the cache is full.
     Never,
-    /// Announced changes to the facts each entry depends on.
+    /// Announced changes to the facts each entry depends on (and no TTL).
     Changes(Arc<dyn Changes>),
 }
 
@@ -98,10 +105,11 @@ impl Invalidation {
     }
 }
 
-/// A kept answer: until when, the epoch it was computed at and the facts it depends on.
+/// A kept answer: until when (if it ends by itself), the epoch it was computed at and the
+/// facts it depends on.
 struct Entry<V> {
     value: V,
-    expires: Instant,
+    expires: Option<Instant>,
     epoch: u64,
     depends_on: Box<[u64]>,
 }
@@ -158,7 +166,7 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
             Some(_) => {
                 let mut entries = self.lock();
                 let fresh = entries.get(key).map(|entry| {
-                    entry.expires > Instant::now()
+                    entry.expires.is_none_or(|expires| expires > Instant::now())
                         && !self
                             .invalidation
                             .changed_since(entry.epoch, &entry.depends_on)
@@ -183,7 +191,8 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
     }
 
     /// Keeps `value`, computed at `generation` from the facts named by `depends_on`, until
-    /// `expires` (at most the cache's TTL from now); not kept when one of them changed since.
+    /// `expires` (without invalidation, at most the cache's TTL from now); not kept when one of
+    /// them changed since.
     pub fn insert(
         &self,
         generation: u64,
@@ -196,12 +205,13 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
             return;
         }
         let now = Instant::now();
-        // A TTL beyond what the clock can count is no limit of its own.
-        let expires = match (expires, now.checked_add(self.settings.ttl)) {
-            (Some(e), Some(limit)) => e.min(limit),
-            (Some(e), None) => e,
-            (None, Some(limit)) => limit,
-            (None, None) => return,
+        let expires = match self.invalidation {
+            Invalidation::Changes(_) => expires,
+            // A TTL beyond what the clock can count is no limit of its own.
+            Invalidation::Never => match (expires, now.checked_add(self.settings.ttl)) {
+                (Some(e), Some(limit)) => Some(e.min(limit)),
+                (e, limit) => e.or(limit),
+            },
         };
         let mut entries = self.lock();
         // Checked under the lock: a change announced before this answer is kept is seen here;
@@ -212,7 +222,8 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         if entries.len() >= self.settings.capacity && !entries.contains_key(&key) {
             let invalidation = &self.invalidation;
             entries.retain(|_, e| {
-                e.expires > now && !invalidation.changed_since(e.epoch, &e.depends_on)
+                e.expires.is_none_or(|expires| expires > now)
+                    && !invalidation.changed_since(e.epoch, &e.depends_on)
             });
             if entries.len() >= self.settings.capacity {
                 entries.clear();
@@ -330,5 +341,27 @@ mod tests {
         assert_eq!(cache.get(&"a"), Some(1));
         clock.deaf.store(true, Ordering::SeqCst);
         assert_eq!(cache.get(&"b"), None);
+    }
+
+    #[test]
+    fn answers_invalidated_by_changes_outlive_the_ttl_and_end_only_with_their_own_expiry() {
+        let clock = Arc::new(Clock::default());
+        let cache = Cache::new(
+            Invalidation::Changes(clock.clone()),
+            settings(10, Duration::from_millis(1)),
+            &TEST,
+        );
+        let generation = cache.generation().unwrap();
+        cache.insert(generation, "password", 1, None, vec![1]);
+        let session_ends = Instant::now() + Duration::from_millis(30);
+        cache.insert(generation, "session", 2, Some(session_ends), vec![2]);
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(cache.get(&"password"), Some(1));
+        assert_eq!(cache.get(&"session"), Some(2));
+        std::thread::sleep(session_ends.saturating_duration_since(Instant::now()));
+        assert_eq!(cache.get(&"session"), None);
+        assert_eq!(cache.get(&"password"), Some(1));
+        clock.announce(1);
+        assert_eq!(cache.get(&"password"), None);
     }
 }

@@ -67,7 +67,8 @@ impl<V: Clone> VerifiedCredentials<V> {
 
     /// Keeps what the credentials of `key`, verified at `generation` from the facts named by
     /// `depends_on` (the user, its password, the session), proved: until `expires` (a
-    /// session's end, say), at most the cache's TTL, or until one of those facts changes.
+    /// session's end, say) or until one of those facts changes (a cache without invalidation:
+    /// at most its TTL).
     pub fn insert(
         &self,
         generation: u64,

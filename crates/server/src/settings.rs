@@ -58,7 +58,9 @@ pub struct Settings {
 pub struct CacheSettings {
     /// Entries per cache; 0 turns caching off. 0 to 1,000,000.
     pub capacity: usize,
-    /// How long an entry lives at most, in seconds; 0 turns caching off. 0 to 86,400 (a day).
+    /// The card plugins: how long cached answers are used at most while the change feed is
+    /// silent; the static users: how long an entry lives. In seconds; 0 turns caching off.
+    /// 0 to 86,400 (a day).
     pub ttl_seconds: u64,
 }
 

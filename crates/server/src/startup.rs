@@ -76,7 +76,7 @@ impl Application {
         }
         if let Some(store) = &store {
             // Caches are used only while changes from every instance are heard.
-            store.watch_changes();
+            store.watch_changes(settings.cache().ttl);
         }
         let (authn, authz) = crate::plugins::chains(settings, store.as_ref())?;
         let refresh = crate::plugins::refresh_tokens(settings, store.as_ref());

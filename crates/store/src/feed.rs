@@ -25,13 +25,25 @@
 //! is no current epoch, and caches are bypassed; when it connects (again), everything cached
 //! before is dropped: a missed notification can never leave a stale answer in use.
 //!
+//! A connection can also die silently (a network partition, a stopped server process): the
+//! listener would hear nothing, and nothing would tell it. So the process sends itself a
+//! heartbeat on the same channel every few seconds (`ping:<process>:<n>`, through another
+//! connection) and keeps the time it sent the last one it heard: PostgreSQL delivers
+//! notifications in commit order, so every change committed before then has been heard. When
+//! none was heard for the `silence` bound given to [`Store::watch_changes`], the connection is
+//! given up as lost (caches bypassed, then everything dropped when a new one is heard). Cached
+//! answers therefore need no age limit of their own: they stay until a change evicts them.
+//!
 //! Tags are hashed into a fixed table of slots (the last epoch each slot was announced at):
 //! memory stays bounded whatever the store holds, and two tags sharing a slot only evict a
 //! little more than needed, never less.
 
+use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use sqlx::postgres::PgListener;
 use uuid::Uuid;
@@ -43,6 +55,13 @@ pub const CHANNEL: &str = "cardgate_changes";
 
 /// How long the listener waits before connecting again after losing its connection.
 const RECONNECT_DELAY: Duration = Duration::from_millis(500);
+
+/// The heartbeats sent and not yet heard that are remembered (older ones are forgotten: hearing
+/// a later one confirms more).
+const HEARTBEATS_KEPT: usize = 16;
+
+/// What a heartbeat's payload starts with (a tag never does).
+const HEARTBEAT: &str = "ping:";
 
 /// Slots of the table of last announcements (8 bytes each).
 const SLOTS: usize = 1 << 16;
@@ -178,6 +197,75 @@ impl Generation {
     }
 }
 
+/// Sleeps until `deadline`, or forever when there is none.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// This process's heartbeats: its own mark, and when each of the last ones was sent.
+struct Heartbeats {
+    process: u64,
+    next: u64,
+    sent: VecDeque<(u64, Instant)>,
+}
+
+/// What a notification was.
+#[derive(Debug, PartialEq)]
+enum Heard<'a> {
+    /// One of this process's heartbeats, sent at that time.
+    Ours(Instant),
+    /// Another process's heartbeat, or one of ours already forgotten.
+    Others,
+    /// A change, announcing these tags.
+    Change(&'a str),
+}
+
+impl Heartbeats {
+    fn new() -> Self {
+        use std::hash::BuildHasher;
+        Heartbeats {
+            // Random per process (the standard library seeds its hashers from the system's
+            // randomness): tells this process's heartbeats from the others'.
+            process: std::hash::RandomState::new().hash_one(std::process::id()),
+            next: 0,
+            sent: VecDeque::with_capacity(HEARTBEATS_KEPT),
+        }
+    }
+
+    /// The payload of the next heartbeat, remembered as sent now (a little before it is: the
+    /// confirmation it brings is never later than the truth).
+    fn send(&mut self) -> String {
+        self.next += 1;
+        if self.sent.len() == HEARTBEATS_KEPT {
+            self.sent.pop_front();
+        }
+        self.sent.push_back((self.next, Instant::now()));
+        format!("{HEARTBEAT}{:016x}:{}", self.process, self.next)
+    }
+
+    fn heard<'a>(&mut self, payload: &'a str) -> Heard<'a> {
+        let Some(heartbeat) = payload.strip_prefix(HEARTBEAT) else {
+            return Heard::Change(payload);
+        };
+        let ours = heartbeat
+            .split_once(':')
+            .filter(|(process, _)| *process == format!("{:016x}", self.process))
+            .and_then(|(_, n)| n.parse::<u64>().ok());
+        let Some(n) = ours else {
+            return Heard::Others;
+        };
+        let Some(&(_, sent)) = self.sent.iter().find(|(sent, _)| *sent == n) else {
+            return Heard::Others;
+        };
+        // Earlier ones can only confirm less.
+        self.sent.retain(|(sent, _)| *sent > n);
+        Heard::Ours(sent)
+    }
+}
+
 impl Store {
     /// The change clock of the store's contents, for caches.
     pub fn generation(&self) -> &Generation {
@@ -185,21 +273,26 @@ impl Store {
     }
 
     /// Listens for changes from every instance sharing the database, for as long as the
-    /// runtime runs; reconnects when the connection is lost, dropping every cached answer
-    /// (what was announced meanwhile is unknown). Call once per store (process).
-    pub fn watch_changes(&self) -> tokio::task::JoinHandle<()> {
+    /// runtime runs; reconnects when the connection is lost, or silent for longer than
+    /// `silence` (its heartbeats unheard), dropping every cached answer (what was announced
+    /// meanwhile is unknown). Caches are used only from the first heartbeat heard on a
+    /// connection. Call once per store (process).
+    pub fn watch_changes(&self, silence: Duration) -> tokio::task::JoinHandle<()> {
         let store = self.clone();
+        // Below a second a busy database would lose the connection for nothing.
+        let silence = silence.max(Duration::from_secs(1));
+        // Well within the bound, so that one late heartbeat does not lose the connection.
+        let every = (silence / 4).clamp(Duration::from_millis(100), Duration::from_secs(10));
+        let mut heartbeats = Heartbeats::new();
         tokio::spawn(async move {
             loop {
                 match store.listen().await {
-                    Ok(mut listener) => {
-                        store.generation.set_live(true);
-                        // `Ok(None)`: the connection was lost; an error: likewise.
-                        while let Ok(Some(notification)) = listener.try_recv().await {
-                            store.generation.announced(notification.payload());
-                        }
+                    Ok(listener) => {
+                        let lost = store
+                            .follow(listener, &mut heartbeats, silence, every)
+                            .await;
                         store.generation.set_live(false);
-                        tracing::warn!("change feed: connection lost, caches bypassed");
+                        tracing::warn!("change feed: {lost}, caches bypassed");
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "change feed: cannot listen, caches bypassed");
@@ -208,6 +301,55 @@ impl Store {
                 tokio::time::sleep(RECONNECT_DELAY).await;
             }
         })
+    }
+
+    /// Records what `listener` hears until its connection is lost or silent; says which.
+    async fn follow(
+        &self,
+        mut listener: PgListener,
+        heartbeats: &mut Heartbeats,
+        silence: Duration,
+        every: Duration,
+    ) -> &'static str {
+        let mut confirmed = Instant::now();
+        let mut ticks = tokio::time::interval(every);
+        loop {
+            let deadline = confirmed.checked_add(silence);
+            tokio::select! {
+                received = listener.try_recv() => {
+                    // `Ok(None)`: the connection was lost; an error: likewise.
+                    let Ok(Some(notification)) = received else {
+                        return "connection lost";
+                    };
+                    match heartbeats.heard(notification.payload()) {
+                        Heard::Ours(sent) => {
+                            confirmed = confirmed.max(sent);
+                            if self.generation.current().is_none() {
+                                self.generation.set_live(true);
+                            }
+                        }
+                        Heard::Others => {}
+                        Heard::Change(tags) => self.generation.announced(tags),
+                    }
+                }
+                _ = ticks.tick() => {
+                    let payload = heartbeats.send();
+                    let pool = self.pool.clone();
+                    // Not awaited here: a busy pool must not delay what the listener hears.
+                    tokio::spawn(async move {
+                        if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
+                            .bind(CHANNEL)
+                            .bind(payload)
+                            .execute(&pool)
+                            .await
+                        {
+                            tracing::debug!(error = %e, "change feed: cannot send a heartbeat");
+                        }
+                    });
+                }
+                () = sleep_until(deadline) => return "no heartbeat heard",
+            }
+        }
     }
 
     async fn listen(&self) -> Result<PgListener, sqlx::Error> {
@@ -268,6 +410,26 @@ mod tests {
             generation.announced(everything);
             assert!(generation.changed_since(at, &[]), "{everything:?}");
         }
+    }
+
+    #[test]
+    fn heartbeats_are_told_from_changes_and_from_other_processes() {
+        let mut ours = Heartbeats::new();
+        let mut theirs = Heartbeats::new();
+        let first = ours.send();
+        let second = ours.send();
+        let other = theirs.send();
+        assert!(first.starts_with(HEARTBEAT) && first != second);
+        assert_eq!(ours.heard("s:user-alice"), Heard::Change("s:user-alice"));
+        assert_eq!(ours.heard(&other), Heard::Others);
+        assert!(matches!(ours.heard(&second), Heard::Ours(_)));
+        // Hearing a later heartbeat confirms more than an earlier one could.
+        assert_eq!(ours.heard(&first), Heard::Others);
+        assert_eq!(ours.heard("ping:garbage"), Heard::Others);
+        for _ in 0..HEARTBEATS_KEPT + 1 {
+            ours.send();
+        }
+        assert!(ours.sent.len() <= HEARTBEATS_KEPT);
     }
 
     #[test]

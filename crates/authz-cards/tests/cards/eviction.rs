@@ -112,7 +112,7 @@ struct World {
 
 /// Waits until `store` hears changes, so that its caches work.
 async fn feed_live(store: &Store) {
-    store.watch_changes();
+    store.watch_changes(Duration::from_secs(60));
     let started = Instant::now();
     while store.generation().current().is_none() {
         assert!(

@@ -142,7 +142,7 @@ async fn cached_decisions_never_grant_what_the_policy_did_not_allow_during_the_r
 async fn decisions_follow_the_policy(cached: bool) {
     let f = Fixture::new().await;
     if cached {
-        f.store.watch_changes();
+        f.store.watch_changes(std::time::Duration::from_secs(60));
         let started = std::time::Instant::now();
         while f.store.generation().current().is_none() {
             assert!(started.elapsed().as_secs() < 10, "no change feed");

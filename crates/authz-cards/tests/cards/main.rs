@@ -208,7 +208,7 @@ async fn a_cache_lifetime_beyond_what_the_clock_counts_never_overflows() {
     f.image("acme/web", &["org-acme"], false).await;
     f.password(&alice, "wonderland").await;
     // Answers are cached only while the change feed is heard.
-    f.store.watch_changes();
+    f.store.watch_changes(std::time::Duration::from_secs(60));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while f.store.generation().current().is_none() {
         assert!(

@@ -669,3 +669,60 @@ async fn login_failures_count_in_a_window_and_stay_within_max_rows_locked_accoun
     assert_eq!(deleted, 42 + 1 - 10);
     assert_eq!(failures_of(store, &alice).await, 5);
 }
+
+/// Waits until `store`'s change feed gives an epoch, or fails after `within`.
+async fn feed_heard(store: &Store, within: std::time::Duration) -> u64 {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(epoch) = store.generation().current() {
+            return epoch;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the change feed was not heard"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Sends `signal` to the server process of the connection listening for changes.
+async fn signal_listener(store: &Store, signal: &str) {
+    let (pid,): (i32,) = sqlx::query_as(
+        "SELECT pid FROM pg_stat_activity WHERE query ILIKE 'LISTEN%cardgate_changes%'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+#[tokio::test]
+async fn a_change_feed_gone_silent_is_given_up_within_its_bound_and_what_was_cached_is_dropped() {
+    let store = cardgate_store::testing::fresh_store().await;
+    let silence = std::time::Duration::from_secs(2);
+    store.watch_changes(silence);
+    let before = feed_heard(&store, std::time::Duration::from_secs(10)).await;
+    // The listener's server process stops, its connection stays open: nothing tells the
+    // listener, and only its unheard heartbeats show that changes may go unheard.
+    signal_listener(&store, "-STOP").await;
+    let stopped = std::time::Instant::now();
+    while store.generation().current().is_some() {
+        assert!(
+            stopped.elapsed() < silence * 3,
+            "a silent feed still vouches for cached answers after {:?}",
+            stopped.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(stopped.elapsed() >= silence / 2, "given up too early");
+    signal_listener(&store, "-CONT").await;
+    // A new connection, heard again: everything computed before is stale.
+    let after = feed_heard(&store, std::time::Duration::from_secs(10)).await;
+    assert!(after > before);
+    assert!(store.generation().changed_since(before, &[]));
+    assert!(!store.generation().changed_since(after, &[]));
+}
