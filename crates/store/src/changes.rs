@@ -671,8 +671,11 @@ impl Store {
     /// `client_id`, `service` and the user's active password card (`data.password`, null when
     /// the user has none), so that a password change ends it. The user is the acting card.
     /// The user keeps at most `keep` active refresh tokens for `client_id` (at least one, the
-    /// new one): the oldest beyond are revoked, in the same transaction. The user's card is
-    /// locked meanwhile, so that concurrent logins cannot exceed the bound.
+    /// new one): the oldest beyond are revoked, in the same transaction, by the one login of
+    /// that user and client that holds a lock on them. Concurrent logins (a fleet of CI jobs
+    /// logging in as one robot) never wait for each other: those that find the lock taken
+    /// leave the trimming to it and to the next login, so the bound may be exceeded by the
+    /// logins in flight until then.
     pub async fn create_refresh_session(
         &self,
         user: &Card,
@@ -682,22 +685,27 @@ impl Store {
         keep: u64,
     ) -> Result<IssuedSession> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT 1 FROM cards WHERE id = $1 FOR UPDATE")
-            .bind(user.id)
-            .execute(&mut *tx)
+        // Held until the transaction ends; the key names the user and the client.
+        let (trims,): (bool,) =
+            sqlx::query_as("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind(format!("refresh-tokens {} {client_id}", user.id))
+                .fetch_one(&mut *tx)
+                .await?;
+        if trims {
+            let oldest: Vec<(Uuid,)> = sqlx::query_as(
+                "SELECT id FROM cards WHERE (data ->> 'actor') = $1 \
+                 AND (data ->> 'kind') = 'refresh' AND (data ->> 'client_id') = $2 \
+                 AND split_part(type, '@', 1) = 'session' AND active \
+                 ORDER BY created_at DESC, id OFFSET $3",
+            )
+            .bind(user.id.to_string())
+            .bind(client_id)
+            .bind(i64::try_from(keep.saturating_sub(1)).unwrap_or(i64::MAX))
+            .fetch_all(&mut *tx)
             .await?;
-        let oldest: Vec<(Uuid,)> = sqlx::query_as(
-            "SELECT id FROM cards WHERE (data ->> 'actor') = $1 AND (data ->> 'kind') = 'refresh' \
-             AND (data ->> 'client_id') = $2 AND split_part(type, '@', 1) = 'session' AND active \
-             ORDER BY created_at DESC, id OFFSET $3",
-        )
-        .bind(user.id.to_string())
-        .bind(client_id)
-        .bind(i64::try_from(keep.saturating_sub(1)).unwrap_or(i64::MAX))
-        .fetch_all(&mut *tx)
-        .await?;
-        for (id,) in oldest {
-            deactivate_in(&mut tx, user.id, id, None).await?;
+            for (id,) in oldest {
+                deactivate_in(&mut tx, user.id, id, None).await?;
+            }
         }
         let password = active_password_id(&mut *tx, user.id).await?;
         let data = json!({

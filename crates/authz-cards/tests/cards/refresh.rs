@@ -70,6 +70,36 @@ async fn a_user_keeps_a_bounded_number_of_refresh_tokens_per_client_and_the_olde
     assert_eq!(active, 4);
 }
 
+#[tokio::test]
+async fn concurrent_logins_of_one_user_all_succeed_and_the_next_one_trims_to_the_bound() {
+    let (f, alice, refresh) = alice().await;
+    let refresh = refresh.with_max_per_client(3);
+    let identity = Identity::new("alice", "cards");
+    let logins: Vec<_> = (0..12)
+        .map(|_| {
+            let (refresh, identity) = (refresh.clone(), identity.clone());
+            tokio::spawn(async move { issue(&refresh, &identity).await })
+        })
+        .collect();
+    for login in logins {
+        assert!(login.await.unwrap().is_some());
+    }
+    let refresh_sessions = || async {
+        f.store
+            .sessions_of(alice.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.data["kind"] == "refresh")
+            .count()
+    };
+    // Logins that found another one trimming may have left more than the bound; the next
+    // login trims to it.
+    let last = issue(&refresh, &identity).await.unwrap();
+    assert_eq!(refresh_sessions().await, 3);
+    assert!(redeems(&refresh, &last, "docker", SERVICE).await);
+}
+
 async fn redeem_each(refresh: &CardRefreshTokens, tokens: &[SecretString]) -> Vec<bool> {
     let mut working = Vec::new();
     for token in tokens {
