@@ -8,7 +8,7 @@
 #![allow(unused_qualifications)]
 
 use cardgate_authz_cards::{Explanation, Subject};
-use cardgate_store::{Card, MembershipRole};
+use cardgate_store::{Card, CardType, MembershipRole};
 use cardgate_token::Scope;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -164,9 +164,26 @@ macro_rules! list {
     };
 }
 
-list! {
-    /// A listing of cards; page on with `?after=<last slug>`.
-    CardList { cards: [CardView] } from Card, CardView::from
+/// A page of a listing of cards, by slug.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CardList {
+    pub cards: Vec<CardView>,
+    /// The cursor of the next page, for `?after=`: the last slug of this page when it is full,
+    /// so that there may be more (the next page may be empty); `null` at the end. The `Link`
+    /// header (`rel="next"`) carries the next page's URL too.
+    #[serde(default)]
+    pub next: Option<String>,
+}
+
+impl CardList {
+    /// The `cards` answering `page`, with the cursor of the page after.
+    pub fn page(cards: Vec<Card>, page: &Page) -> Self {
+        let next = page.next(&cards);
+        CardList {
+            cards: cards.into_iter().map(CardView::from).collect(),
+            next,
+        }
+    }
 }
 
 list! {
@@ -193,14 +210,15 @@ list! {
 }
 
 /// A page of a listing.
-#[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
-    /// Start after this slug (the last one of the previous page).
-    #[param(value_type = Option<String>)]
+    /// Start after this slug: the previous page's `next` (its last slug).
+    #[param(value_type = Option<String>, max_length = 256)]
     pub after: Option<Name>,
-    /// At most this many cards (default 100, at most 1000).
+    /// At most this many cards (default 100); outside 1 to 1000 the request is refused (400).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
@@ -266,21 +284,29 @@ impl From<&Caller> for WhoAmI {
 #[serde(deny_unknown_fields)]
 pub struct NewOrg {
     /// Lowercase letters, digits and inner `-`; the org's slug is `org-<name>`.
+    #[schema(min_length = 1, max_length = 64)]
     pub name: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
+    /// Lowercase letters, digits and inner `-`; the user's slug is `user-<name>`.
+    #[schema(min_length = 1, max_length = 64)]
     pub name: String,
-    /// Platform roles, e.g. `user-default`, `platform-admin`.
+    /// Platform roles: `platform-admin`, or the names of active role cards (`user-default`
+    /// for `role-user-default`); anything else is refused (400). Absent: `["user-default"]`.
     #[serde(default)]
-    pub roles: Vec<String>,
+    #[schema(max_items = 16)]
+    pub roles: Option<Vec<String>>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Roles {
+    /// Platform roles: `platform-admin`, or the names of active role cards (`user-default`
+    /// for `role-user-default`); anything else is refused (400).
+    #[schema(max_items = 16)]
     pub roles: Vec<String>,
 }
 
@@ -288,14 +314,16 @@ pub struct Roles {
 #[serde(deny_unknown_fields)]
 pub struct NewPassword {
     /// At least 8 characters.
+    #[schema(min_length = 8)]
     pub password: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
-    /// Lifetime in seconds (default one year).
+    /// Lifetime in seconds (default one year): at least a minute, at most ten years.
     #[serde(default)]
+    #[schema(minimum = 60, maximum = 315360000)]
     pub expires_in_seconds: Option<u64>,
     /// A JSON Schema the cards the token reaches must satisfy.
     #[serde(default)]
@@ -373,6 +401,7 @@ pub struct RoleChange {
 #[serde(deny_unknown_fields)]
 pub struct NewRobot {
     /// Lowercase letters, digits and inner `-`; the robot's slug is `user-<name>`.
+    #[schema(min_length = 1, max_length = 64)]
     pub name: String,
 }
 
@@ -383,6 +412,33 @@ pub struct NewImage {
     pub repository: String,
     #[serde(default)]
     pub public: bool,
+}
+
+/// A page of an org's images, by slug, optionally only those whose name starts with `q`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ImageQuery {
+    /// Start after this slug: the previous page's `next` (its last slug).
+    #[param(value_type = Option<String>, max_length = 256)]
+    pub after: Option<Name>,
+    /// At most this many images (default 100); outside 1 to 1000 the request is refused (400).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+    /// Only images whose repository name, after `<org>/`, starts with this (`web` finds
+    /// `acme/web` and `acme/web-api`); empty: all.
+    #[param(value_type = Option<String>, max_length = 256)]
+    pub q: Option<Name>,
+}
+
+impl ImageQuery {
+    /// The page asked for.
+    pub fn page(&self) -> Page {
+        Page {
+            after: self.after.as_ref().map(|after| after.as_str().to_owned()),
+            limit: self.limit,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize, IntoParams)]
@@ -440,6 +496,8 @@ pub struct RoleBody {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRole {
+    /// Lowercase letters, digits and inner `-`; the role's slug is `role-<name>`.
+    #[schema(min_length = 1, max_length = 64)]
     pub name: String,
     #[schema(value_type = Value)]
     pub read: Document,
@@ -447,14 +505,74 @@ pub struct NewRole {
     pub catalog: bool,
 }
 
+/// A card named by its id or by its slug (`user-alice`, `org-acme`, as events show them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum CardRef {
+    Id(Uuid),
+    Slug(String),
+}
+
+/// Why a [`CardRef`] is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is neither a card's id nor its slug (`<type>-<name>`, such as `user-alice`)")]
+pub struct NotACardRef(String);
+
+impl CardRef {
+    /// A UUID, or a slug: `<type>-<name>` of a card type, in lowercase letters, digits and
+    /// `-`, at most 255 characters (what the store holds).
+    pub fn parse(value: &str) -> Result<CardRef, NotACardRef> {
+        if let Ok(id) = Uuid::parse_str(value) {
+            return Ok(CardRef::Id(id));
+        }
+        let charset = value.len() <= 255
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        let typed = CardType::ALL.iter().any(|t| {
+            value
+                .strip_prefix(t.name())
+                .and_then(|rest| rest.strip_prefix('-'))
+                .is_some_and(|name| !name.is_empty())
+        });
+        if charset && typed {
+            Ok(CardRef::Slug(value.to_owned()))
+        } else {
+            // Shown in the refusal: at most a name's length of it.
+            Err(NotACardRef(value.chars().take(MAX_NAME_LEN).collect()))
+        }
+    }
+}
+
+impl TryFrom<String> for CardRef {
+    type Error = NotACardRef;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        CardRef::parse(&value)
+    }
+}
+
+impl From<CardRef> for String {
+    fn from(card: CardRef) -> String {
+        match card {
+            CardRef::Id(id) => id.to_string(),
+            CardRef::Slug(slug) => slug,
+        }
+    }
+}
+
 #[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct EventQuery {
-    /// Only events about this card.
-    pub target: Option<Uuid>,
-    /// Only events by this user card.
-    pub actor: Option<Uuid>,
+    /// Only events about this card: its slug as events show it (`org-acme`), or its id. No
+    /// card with that slug: no events.
+    #[param(value_type = Option<String>, max_length = 255)]
+    pub target: Option<CardRef>,
+    /// Only events by this user: its slug as events show it (`user-alice`), or its id. No card
+    /// with that slug: no events.
+    #[param(value_type = Option<String>, max_length = 255)]
+    pub actor: Option<CardRef>,
     /// RFC 3339; only events at or after.
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[param(value_type = Option<String>)]
@@ -463,8 +581,9 @@ pub struct EventQuery {
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[param(value_type = Option<String>)]
     pub until: Option<OffsetDateTime>,
-    /// At most this many (default 100, at most 1000).
+    /// At most this many (default 100); outside 1 to 1000 the request is refused (400).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 

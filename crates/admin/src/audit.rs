@@ -6,7 +6,7 @@ use cardgate_store::{Card, EventFilter, MembershipRole, Slug};
 use cardgate_token::Scope;
 use uuid::Uuid;
 
-use crate::api::EventQuery;
+use crate::api::{CardRef, EventQuery};
 use crate::{Admin, AdminError, Caller, Page, Result};
 
 /// An event card, with the slugs of its actor and its target (when they still exist).
@@ -20,19 +20,30 @@ pub struct Event {
 impl Admin {
     /// The audit trail, newest first, at most a page of it: platform admins see every event,
     /// everyone else only the events of cards it can see (whose markers it matches).
+    ///
+    /// `actor` and `target` name a card by its id or its slug (as events show them). A slug no
+    /// card has matches no event: the answer is empty, as for a card whose events the caller
+    /// cannot see, so that it tells nothing of cards the caller cannot see.
     pub async fn events(&self, caller: &Caller, query: &EventQuery) -> Result<Vec<Event>> {
         let page = Page {
             after: None,
             limit: query.limit,
         };
+        let limit = page.limit()?;
+        let (Some(target), Some(actor)) = (
+            self.card_named(query.target.as_ref()).await?,
+            self.card_named(query.actor.as_ref()).await?,
+        ) else {
+            return Ok(Vec::new());
+        };
         let visible = self
             .store
             .events(&EventFilter {
-                target: query.target,
-                actor: query.actor,
+                target,
+                actor,
                 since: query.since,
                 until: query.until,
-                limit: page.limit(),
+                limit,
                 visible_to: (!caller.platform_admin).then(|| caller.markers()),
             })
             .await?;
@@ -54,6 +65,16 @@ impl Admin {
                 card,
             })
             .collect())
+    }
+
+    /// The id of the card `named` (`Some(None)`: no card named, no filter); `None` when no
+    /// card has that slug.
+    async fn card_named(&self, named: Option<&CardRef>) -> Result<Option<Option<Uuid>>> {
+        match named {
+            None => Ok(Some(None)),
+            Some(CardRef::Id(id)) => Ok(Some(Some(*id))),
+            Some(CardRef::Slug(slug)) => Ok(self.store.card_id_by_slug(slug).await?.map(Some)),
+        }
     }
 
     /// Per requested action of `scope`, whether `account` (empty: an anonymous request) is

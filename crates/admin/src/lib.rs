@@ -54,6 +54,14 @@ use uuid::Uuid;
 /// The role that makes a user a platform admin.
 pub const PLATFORM_ROLE: &str = "platform-admin";
 
+/// The platform roles of a new user when none are named (and of every robot): `user-default`
+/// reads the cards its markers reach (its own, its orgs'), which is what an org's member needs
+/// to reach the org's images.
+pub const DEFAULT_ROLES: [&str; 1] = ["user-default"];
+
+/// The most platform roles a user may hold.
+pub const MAX_ROLES: usize = 16;
+
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     /// The caller may not make this change. The message says what is missing.
@@ -188,10 +196,13 @@ impl Caller {
     }
 }
 
+/// The longest name of a new org, user, robot or role, in characters.
+pub const MAX_ACCOUNT_NAME_LEN: usize = 64;
+
 /// A name usable as an org name or a user name: lowercase letters, digits and `-`.
 fn check_name(field: &str, name: &str) -> Result<()> {
     let valid = !name.is_empty()
-        && name.len() <= 64
+        && name.len() <= MAX_ACCOUNT_NAME_LEN
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
@@ -203,7 +214,7 @@ fn check_name(field: &str, name: &str) -> Result<()> {
         Ok(())
     } else {
         Err(AdminError::Invalid(format!(
-            "{field}: `{name}` must be 1 to 64 lowercase letters, digits and inner `-`, not starting with user- or org-"
+            "{field}: `{name}` must be 1 to {MAX_ACCOUNT_NAME_LEN} lowercase letters, digits and inner `-`, not starting with user- or org-"
         )))
     }
 }
@@ -273,13 +284,23 @@ pub const MIN_PASSWORD_CHARS: usize = 8;
 /// A token's lifetime when none is asked for: one year.
 pub const DEFAULT_TOKEN_SECONDS: u64 = 365 * 24 * 3600;
 
+/// Shortest token lifetime: a minute.
+pub const MIN_TOKEN_SECONDS: u64 = 60;
+
 /// Longest token lifetime: ten years.
 pub const MAX_TOKEN_SECONDS: u64 = 10 * 365 * 24 * 3600;
 
-/// The most cards a listing returns at once; page on with the last slug.
+/// The fewest rows a listing (or a page of events) may be asked for.
+pub const MIN_PAGE: i64 = 1;
+
+/// The most rows a listing (or a page of events) returns at once; page on with the last slug.
 pub const MAX_PAGE: i64 = 1000;
 
-/// A page of a listing: up to `limit` (at most [`MAX_PAGE`]) cards after the slug `after`.
+/// The rows of a listing when no `limit` is asked for.
+pub const DEFAULT_PAGE: i64 = 100;
+
+/// A page of a listing: up to `limit` ([`MIN_PAGE`] to [`MAX_PAGE`], default
+/// [`DEFAULT_PAGE`]) cards after the slug `after`.
 #[derive(Debug, Clone, Default)]
 pub struct Page {
     pub after: Option<String>,
@@ -287,8 +308,25 @@ pub struct Page {
 }
 
 impl Page {
-    fn limit(&self) -> i64 {
-        self.limit.unwrap_or(100).clamp(1, MAX_PAGE)
+    /// The page's size; a `limit` out of range is refused naming `limit`.
+    pub fn limit(&self) -> Result<i64> {
+        match self.limit {
+            None => Ok(DEFAULT_PAGE),
+            Some(limit) if (MIN_PAGE..=MAX_PAGE).contains(&limit) => Ok(limit),
+            Some(limit) => Err(AdminError::Invalid(format!(
+                "limit: {limit} is not between {MIN_PAGE} and {MAX_PAGE}"
+            ))),
+        }
+    }
+
+    /// The cursor of the page after `cards`, this page's answer: its last slug when the page
+    /// is full, so that there may be more; none when the listing is done.
+    pub fn next(&self, cards: &[Card]) -> Option<String> {
+        let full = self
+            .limit()
+            .is_ok_and(|limit| usize::try_from(limit).is_ok_and(|limit| cards.len() >= limit));
+        full.then(|| cards.last().map(|card| card.slug.clone()))
+            .flatten()
     }
 }
 
@@ -385,7 +423,13 @@ impl Admin {
     ) -> Result<Vec<Card>> {
         Ok(self
             .store
-            .cards_of_type(card_type, marker, data, page.after.as_deref(), page.limit())
+            .cards_of_type(
+                card_type,
+                marker,
+                data,
+                page.after.as_deref(),
+                page.limit()?,
+            )
             .await?)
     }
 
@@ -409,11 +453,21 @@ impl Admin {
             .await?)
     }
 
-    /// Creates the user `user-<name>` with `roles`. Platform admins only (roles are platform
-    /// policy).
-    pub async fn create_user(&self, caller: &Caller, name: &str, roles: &[String]) -> Result<Card> {
+    /// Creates the user `user-<name>` with `roles` ([`DEFAULT_ROLES`] when `None`), each a
+    /// platform role ([`Admin::check_roles`]). Platform admins only (roles are platform policy).
+    pub async fn create_user(
+        &self,
+        caller: &Caller,
+        name: &str,
+        roles: Option<&[String]>,
+    ) -> Result<Card> {
         caller.require_platform_admin("create users")?;
         check_new_account_name("name", name)?;
+        let roles = match roles {
+            Some(roles) => roles.to_vec(),
+            None => DEFAULT_ROLES.map(str::to_owned).to_vec(),
+        };
+        self.check_roles(&roles).await?;
         Ok(self
             .store
             .create(
@@ -436,7 +490,7 @@ impl Admin {
                 NewCard::new(
                     CardType::User,
                     Slug::user(name),
-                    json!({"roles": ["user-default"], "robot": true}),
+                    json!({"roles": DEFAULT_ROLES, "robot": true}),
                 )
                 .with_markers(vec![org_slug.to_owned()]),
             )
@@ -621,7 +675,7 @@ impl Admin {
         let mut orgs = Vec::new();
         for slug in slugs
             .into_iter()
-            .take(usize::try_from(page.limit()).unwrap_or(0))
+            .take(usize::try_from(page.limit()?).unwrap_or(0))
         {
             orgs.extend(self.store.card_by_slug(slug).await?);
         }
@@ -657,12 +711,26 @@ impl Admin {
         .await
     }
 
-    /// The images of `org_slug`. Members of the org.
-    pub async fn images(&self, caller: &Caller, org_slug: &str, page: &Page) -> Result<Vec<Card>> {
+    /// The images of `org_slug`; with `name`, only those whose repository name starts with
+    /// `<org>/<name>`. Members of the org.
+    pub async fn images(
+        &self,
+        caller: &Caller,
+        org_slug: &str,
+        page: &Page,
+        name: Option<&str>,
+    ) -> Result<Vec<Card>> {
         caller.require_member(org_slug)?;
+        let limit = page.limit()?;
         self.active(CardType::Org, org_slug).await?;
-        self.page_of(CardType::Image, Some(org_slug), None, page)
-            .await
+        let org = org_slug.strip_prefix("org-").unwrap_or(org_slug);
+        let prefix = name
+            .filter(|name| !name.is_empty())
+            .map(|name| format!("{org}/{name}"));
+        Ok(self
+            .store
+            .images_of(org_slug, prefix.as_deref(), page.after.as_deref(), limit)
+            .await?)
     }
 
     /// The explicit grants on `repository`. Owners of its org.
@@ -718,8 +786,42 @@ impl Admin {
         caller.require_platform_admin("change users' roles")?;
         let user = self.active(CardType::User, user_slug).await?;
         refuse_built_in_change(&user, "given other roles")?;
+        self.check_roles(roles).await?;
         self.patch(caller, &user, revision, "/data/roles", json!(roles))
             .await
+    }
+
+    /// Refuses, naming `roles`, more than [`MAX_ROLES`] roles, or a role that is neither
+    /// [`PLATFORM_ROLE`] nor the name of an active role card (`x` for `role-x`): a misspelt
+    /// role would otherwise leave its user reaching nothing, silently.
+    pub async fn check_roles(&self, roles: &[String]) -> Result<()> {
+        if roles.len() > MAX_ROLES {
+            return Err(AdminError::Invalid(format!(
+                "roles: at most {MAX_ROLES} roles"
+            )));
+        }
+        for role in roles {
+            if role == PLATFORM_ROLE {
+                continue;
+            }
+            // Only a name a slug can hold is looked up.
+            let slug_like = !role.is_empty()
+                && role.len() <= MAX_ACCOUNT_NAME_LEN
+                && role
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            let card = if slug_like {
+                self.store.card_by_slug(&Slug::role(role)).await?
+            } else {
+                None
+            };
+            if !card.is_some_and(|card| card.is(CardType::Role)) {
+                return Err(AdminError::Invalid(format!(
+                    "roles: `{role}` is neither {PLATFORM_ROLE} nor an active role (role-<name>)"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// All role cards. Platform admins only.
@@ -872,7 +974,7 @@ impl Admin {
     }
 
     /// Opens a token for `user_slug` (see [`Admin::create_token`]) lasting `seconds` (default
-    /// [`DEFAULT_TOKEN_SECONDS`], 60 to [`MAX_TOKEN_SECONDS`]).
+    /// [`DEFAULT_TOKEN_SECONDS`], [`MIN_TOKEN_SECONDS`] to [`MAX_TOKEN_SECONDS`]).
     pub async fn open_token(
         &self,
         caller: &Caller,
@@ -881,9 +983,9 @@ impl Admin {
         scope: Option<Value>,
     ) -> Result<IssuedSession> {
         let seconds = seconds.unwrap_or(DEFAULT_TOKEN_SECONDS);
-        if !(60..=MAX_TOKEN_SECONDS).contains(&seconds) {
+        if !(MIN_TOKEN_SECONDS..=MAX_TOKEN_SECONDS).contains(&seconds) {
             return Err(AdminError::Invalid(format!(
-                "expires_in_seconds: between 60 and {MAX_TOKEN_SECONDS}"
+                "expires_in_seconds: between {MIN_TOKEN_SECONDS} and {MAX_TOKEN_SECONDS}"
             )));
         }
         let expiration = time::OffsetDateTime::now_utc()

@@ -7,11 +7,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use cardgate_admin::api::{
-    CardList, CardView, Document, ErrorBody, EventList, EventQuery, ExplainAnswer, ExplainQuery,
-    GrantBody, GrantList, GrantQuery, ImageChange, Login, LoginAnswer, MemberList, Name, NewImage,
-    NewMember, NewOrg, NewPassword, NewRobot, NewRole, NewToken, NewUser, PageQuery,
-    RepositoryQuery, RoleBody, RoleChange, Roles, SessionList, SessionToken, WhoAmI,
+    CardList, CardRef, CardView, Document, ErrorBody, EventList, EventQuery, ExplainAnswer,
+    ExplainQuery, GrantBody, GrantList, GrantQuery, ImageChange, ImageQuery, Login, LoginAnswer,
+    MemberList, Name, NewImage, NewMember, NewOrg, NewPassword, NewRobot, NewRole, NewToken,
+    NewUser, PageQuery, RepositoryQuery, RoleBody, RoleChange, Roles, SessionList, SessionToken,
+    WhoAmI,
 };
+use cardgate_admin::{MAX_PAGE, MIN_PAGE};
 use cardgate_store::{MembershipRole, Slug};
 use clap::{Args, Subcommand};
 use comfy_table::{Table, presets};
@@ -74,19 +76,20 @@ enum AdminCommand {
     Roles(RolesCommand),
     /// The audit trail, newest first.
     Events {
-        /// Only events about this card (id).
-        #[arg(long)]
-        target: Option<Uuid>,
-        /// Only events by this user card (id).
-        #[arg(long)]
-        actor: Option<Uuid>,
+        /// Only events about this card: its slug as events show it (`org-acme`) or its id.
+        #[arg(long, value_parser = card_ref)]
+        target: Option<CardRef>,
+        /// Only events by this user: its slug as events show it (`user-alice`) or its id.
+        #[arg(long, value_parser = card_ref)]
+        actor: Option<CardRef>,
         /// RFC 3339 time: only events at or after.
         #[arg(long, value_parser = rfc3339)]
         since: Option<OffsetDateTime>,
         /// RFC 3339 time: only events before.
         #[arg(long, value_parser = rfc3339)]
         until: Option<OffsetDateTime>,
-        #[arg(long, default_value_t = 100)]
+        /// At most this many events (1 to 1000).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(MIN_PAGE..=MAX_PAGE))]
         limit: i64,
     },
     /// Why an account is granted or denied each action of a scope.
@@ -120,21 +123,25 @@ impl RevisionArg {
     }
 }
 
-/// Paging of listings.
+/// Paging of listings: a page is printed with the cursor of the next, if there may be more.
 #[derive(Debug, Args)]
 struct PageArgs {
-    /// Start after this slug.
+    /// Start after this slug: the cursor of the next page that a listing printed.
     #[arg(long, value_parser = name)]
     after: Option<Name>,
-    #[arg(long, default_value_t = 100)]
-    limit: i64,
+    /// At most this many rows a page (1 to 1000; the server's default is 100).
+    #[arg(long, value_parser = clap::value_parser!(i64).range(MIN_PAGE..=MAX_PAGE))]
+    limit: Option<i64>,
+    /// Every page, following the cursor to the end.
+    #[arg(long)]
+    all: bool,
 }
 
 impl PageArgs {
-    fn query(&self) -> PageQuery {
+    fn query(&self, after: Option<Name>) -> PageQuery {
         PageQuery {
-            after: self.after.clone(),
-            limit: Some(self.limit),
+            after,
+            limit: self.limit,
         }
     }
 }
@@ -142,6 +149,11 @@ impl PageArgs {
 /// A name as the API takes it.
 fn name(value: &str) -> anyhow::Result<Name> {
     Ok(Name::parse(value)?)
+}
+
+/// A card's slug or id, as the API takes it.
+fn card_ref(value: &str) -> anyhow::Result<CardRef> {
+    Ok(CardRef::parse(value)?)
 }
 
 /// An RFC 3339 time.
@@ -193,8 +205,9 @@ enum UsersCommand {
     /// Create a user (platform admins).
     Create {
         name: String,
-        /// A platform role (repeatable), e.g. `user-default`, `platform-admin`.
-        #[arg(long = "role", default_values_t = ["user-default".to_owned()])]
+        /// A platform role (repeatable): `platform-admin` or an active role's name, such as
+        /// `user-default`; without any, the server gives its default roles.
+        #[arg(long = "role")]
         roles: Vec<String>,
     },
     /// Replace a user's platform roles (platform admins).
@@ -246,6 +259,9 @@ enum ImagesCommand {
     /// An org's images.
     List {
         org: String,
+        /// Only images whose name, after `<org>/`, starts with this.
+        #[arg(long, short, value_parser = name)]
+        query: Option<Name>,
         #[command(flatten)]
         page: PageArgs,
     },
@@ -409,40 +425,59 @@ impl Client {
         Ok(self.send(method, path, NONE, body, None).await?.1)
     }
 
-    /// The revision (as an `If-Match` value) of the first card in the paged `listing` that
-    /// `wanted` picks.
-    async fn revision_in(
+    /// The cards of the listing `path` asked with the queries `query` makes of each page's
+    /// cursor, from `after` on: one page, or every page when `all`; with the cursor of the
+    /// page after the last one read.
+    async fn pages<Q: Serialize>(
         &self,
-        listing: &str,
+        path: &str,
+        mut after: Option<Name>,
+        all: bool,
+        query: impl Fn(Option<Name>) -> Q,
+    ) -> anyhow::Result<CardList> {
+        let mut cards = Vec::new();
+        loop {
+            let page: CardList = self.get(path, Some(&query(after.clone()))).await?;
+            cards.extend(page.cards);
+            match page.next {
+                // A cursor that does not move would never end.
+                Some(next) if all && after.as_ref().is_none_or(|a| a.as_str() != next) => {
+                    after = Some(Name::parse(next)?);
+                }
+                next => return Ok(CardList { cards, next }),
+            }
+        }
+    }
+
+    /// The revision (as an `If-Match` value) of the first card in the listing `path` (asked
+    /// with `query` for each page) that `wanted` picks.
+    async fn revision_in<Q: Serialize>(
+        &self,
+        path: &str,
+        query: impl Fn(Option<Name>) -> Q,
         wanted: impl Fn(&CardView) -> bool,
         what: &str,
     ) -> anyhow::Result<String> {
-        let mut page = PageQuery {
-            after: None,
-            limit: Some(cardgate_admin::MAX_PAGE),
-        };
-        loop {
-            let cards = self.get::<CardList>(listing, Some(&page)).await?.cards;
-            if let Some(card) = cards.iter().find(|c| wanted(c)) {
-                return Ok(format!("\"{}\"", card.revision));
-            }
-            match cards.last() {
-                Some(last) if cards.len() as i64 == cardgate_admin::MAX_PAGE => {
-                    page.after = Some(Name::parse(last.slug.as_str())?);
-                }
-                _ => bail!("no active {what}"),
-            }
+        let cards = self.pages(path, None, true, query).await?.cards;
+        match cards.iter().find(|c| wanted(c)) {
+            Some(card) => Ok(format!("\"{}\"", card.revision)),
+            None => bail!("no active {what}"),
         }
     }
 
     /// The revision of the image of `repository`, from its org's listing.
     async fn image_revision(&self, repository: &str) -> anyhow::Result<String> {
-        let org = repository
+        let (org, name) = repository
             .split_once('/')
-            .map(|(org, _)| org)
             .with_context(|| format!("`{repository}` is not <org>/<name>"))?;
+        let q = Name::parse(name)?;
         self.revision_in(
             &format!("/orgs/{}/images", encode(org)),
+            |after| ImageQuery {
+                after,
+                limit: Some(MAX_PAGE),
+                q: Some(q.clone()),
+            },
             |c| c.data["repository"] == repository,
             &format!("image for {repository}"),
         )
@@ -452,7 +487,12 @@ impl Client {
     /// The revision of the role `role-<name>`, from the role listing.
     async fn role_revision(&self, name: &str) -> anyhow::Result<String> {
         let slug: String = Slug::role(name).into();
-        self.revision_in("/roles", |c| c.slug == slug, &slug).await
+        let query = |after| PageQuery {
+            after,
+            limit: Some(MAX_PAGE),
+        };
+        self.revision_in("/roles", query, |c| c.slug == slug, &slug)
+            .await
     }
 }
 
@@ -643,8 +683,8 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
             limit,
         } => {
             let query = EventQuery {
-                target: *target,
-                actor: *actor,
+                target: target.clone(),
+                actor: actor.clone(),
                 since: *since,
                 until: *until,
                 limit: Some(*limit),
@@ -684,7 +724,12 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
         }
     } else {
         match show {
-            Show::Table(list, columns) => table(&body, list, columns),
+            Show::Table(list, columns) => {
+                if let Some(next) = body["next"].as_str() {
+                    eprintln!("more may follow: --after {next}");
+                }
+                table(&body, list, columns)
+            }
             Show::Card => format!(
                 "{} (revision {})",
                 text(&body["slug"]),
@@ -711,14 +756,20 @@ async fn table_of<R: DeserializeOwned + Serialize>(
     Ok((json(&answer)?, Show::Table(list, columns)))
 }
 
-/// A page of the card listing at `path`, shown as a table of `columns`.
+/// A page of the card listing at `path` (or every page, with `--all`), shown as a table of
+/// `columns`.
 async fn listing(
     client: &Client,
     path: &str,
     page: &PageArgs,
     columns: &'static [(&'static str, &'static str)],
 ) -> anyhow::Result<(Value, Show)> {
-    table_of::<CardList>(client, path, Some(&page.query()), "cards", columns).await
+    let list = client
+        .pages(path, page.after.clone(), page.all, |after| {
+            page.query(after)
+        })
+        .await?;
+    Ok((json(&list)?, Show::Table("cards", columns)))
 }
 
 /// Posts `new` to `path`: the card made.
@@ -807,13 +858,17 @@ async fn users(client: &Client, command: &UsersCommand) -> anyhow::Result<(Value
             let card: CardView = client
                 .get(&format!("/users/{}", encode(user)), NONE)
                 .await?;
-            let list = CardList { cards: vec![card] };
+            let list = CardList {
+                cards: vec![card],
+                next: None,
+            };
             Ok((json(&list)?, Show::Table("cards", &USER_COLUMNS)))
         }
         UsersCommand::Create { name, roles } => {
             let new = NewUser {
                 name: name.clone(),
-                roles: roles.clone(),
+                // None named: the server's default roles.
+                roles: (!roles.is_empty()).then(|| roles.clone()),
             };
             created(client, "/users", &new).await
         }
@@ -904,14 +959,21 @@ async fn tokens(client: &Client, command: &TokensCommand) -> anyhow::Result<(Val
 
 async fn images(client: &Client, command: &ImagesCommand) -> anyhow::Result<(Value, Show)> {
     match command {
-        ImagesCommand::List { org, page } => {
+        ImagesCommand::List { org, query, page } => {
             let path = format!("/orgs/{}/images", encode(org));
+            let list = client
+                .pages(&path, page.after.clone(), page.all, |after| ImageQuery {
+                    after,
+                    limit: page.limit,
+                    q: query.clone(),
+                })
+                .await?;
             let columns = &[
                 ("REPOSITORY", "/data/repository"),
                 ("PUBLIC", "/data/public"),
                 ("REVISION", "/revision"),
             ];
-            listing(client, &path, page, columns).await
+            Ok((json(&list)?, Show::Table("cards", columns)))
         }
         ImagesCommand::Create { repository, public } => {
             let new = NewImage {

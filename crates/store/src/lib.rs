@@ -291,6 +291,18 @@ impl Store {
         Ok(rows.into_iter().collect())
     }
 
+    /// The id of the card with `slug`, active or not (the active one first, else the newest):
+    /// the card an event names by its slug.
+    pub async fn card_id_by_slug(&self, slug: &str) -> Result<Option<Uuid>> {
+        let row: Option<(Uuid,)> = sqlx::query_as(
+            "SELECT id FROM cards WHERE slug = $1 ORDER BY active DESC, created_at DESC LIMIT 1",
+        )
+        .bind(slug)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(id,)| id))
+    }
+
     /// What deciding for the actor `slug` needs, in one round trip: its active card, its
     /// memberships of active orgs, the active role cards it names (`role-<slug>` and
     /// `role-<name>` for each string in `data.roles`), and the card of `session` (active or
@@ -488,6 +500,38 @@ impl Store {
             .bind(after)
             .bind(limit)
             .bind(data)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Up to `limit` active images marked with `org_slug`, by slug after `after`; only those
+    /// whose repository name starts with `prefix` when given (a `LIKE` prefix, its wildcards
+    /// escaped: what an index on the name can serve, unlike a substring).
+    pub async fn images_of(
+        &self,
+        org_slug: &str,
+        prefix: Option<&str>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Card>> {
+        let pattern = prefix.map(|prefix| {
+            let escaped = prefix
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("{escaped}%")
+        });
+        let query = format!(
+            "SELECT {CARD_COLUMNS} FROM cards WHERE split_part(type, '@', 1) = 'image' AND active \
+             AND markers @> ARRAY[$1::text] \
+             AND ($2::text IS NULL OR (data ->> 'repository') LIKE $2 ESCAPE '\\') \
+             AND ($3::text IS NULL OR slug > $3) ORDER BY slug LIMIT $4"
+        );
+        Ok(sqlx::query_as::<_, Card>(sqlx::AssertSqlSafe(query))
+            .bind(org_slug)
+            .bind(pattern)
+            .bind(after)
+            .bind(limit)
             .fetch_all(&self.pool)
             .await?)
     }

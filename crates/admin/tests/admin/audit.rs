@@ -47,13 +47,19 @@ async fn platform_admins_read_every_event_and_others_only_those_of_cards_they_se
         targets(&plain).iter().all(|t| t == "user-plain"),
         "{plain:?}"
     );
-    // A page is at least one event and at most a thousand.
-    for limit in [0, 1] {
-        let page = EventQuery {
-            limit: Some(limit),
-            ..EventQuery::default()
-        };
-        assert_eq!(w.admin.events(&admin, &page).await.unwrap().len(), 1);
+    // A page is at least one event and at most a thousand; any other size is refused.
+    let page = |limit| EventQuery {
+        limit: Some(limit),
+        ..EventQuery::default()
+    };
+    assert_eq!(w.admin.events(&admin, &page(1)).await.unwrap().len(), 1);
+    for limit in [0, -1, 1001] {
+        match w.admin.events(&admin, &page(limit)).await {
+            Err(AdminError::Invalid(message)) => {
+                assert!(message.starts_with("limit:"), "{message}")
+            }
+            other => panic!("limit {limit}: {other:?}"),
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod audit;
+mod listings;
 mod sessions;
 
 use std::time::Duration;
@@ -76,7 +77,7 @@ async fn platform_admins_by_slug_or_role_create_orgs_and_users_and_nobody_else_d
             .create_user(
                 &caller,
                 &format!("member-by-{admin}"),
-                &["user-default".into()],
+                Some(&["user-default".into()]),
             )
             .await
             .unwrap();
@@ -87,7 +88,7 @@ async fn platform_admins_by_slug_or_role_create_orgs_and_users_and_nobody_else_d
         forbidden(w.admin.create_org(&caller, "mine").await);
         forbidden(
             w.admin
-                .create_user(&caller, "new-admin", &["platform-admin".into()])
+                .create_user(&caller, "new-admin", Some(&["platform-admin".into()]))
                 .await,
         );
     }
@@ -538,7 +539,10 @@ async fn user_robot_and_org_names_never_collide_nor_take_reserved_names() {
             "{message}"
         );
     }
-    let message = refusal(w.admin.create_user(&admin, "globex", &[]).await, "Conflict");
+    let message = refusal(
+        w.admin.create_user(&admin, "globex", Some(&[])).await,
+        "Conflict",
+    );
     assert!(message.starts_with("name:"), "{message}");
     // Nor an org named like a user, deactivated ones included.
     let message = refusal(w.admin.create_org(&admin, "olivia").await, "Conflict");
@@ -559,7 +563,10 @@ async fn user_robot_and_org_names_never_collide_nor_take_reserved_names() {
             w.admin.create_robot(&olivia, "org-acme", name).await,
             "Conflict",
         );
-        refusal(w.admin.create_user(&admin, name, &[]).await, "Conflict");
+        refusal(
+            w.admin.create_user(&admin, name, Some(&[])).await,
+            "Conflict",
+        );
     }
     for slug in [
         "user-globex",

@@ -213,3 +213,198 @@ async fn an_owner_grants_and_revokes_robot_push_through_the_cli_and_the_registry
     assert!(!anonymous.status.success());
     assert!(String::from_utf8_lossy(&anonymous.stderr).contains("token"));
 }
+
+/// The subcommands a `--help` text lists under `Commands:` (`help` left out).
+fn subcommands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|line| line.trim() != "Commands:")
+        .skip(1)
+        .take_while(|line| !line.trim().is_empty())
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn every_admin_subcommand_shows_the_global_options_in_its_help() {
+    let mut pending = vec![vec!["admin".to_owned()]];
+    let mut checked = Vec::new();
+    while let Some(command) = pending.pop() {
+        let output = Command::new(cardgate())
+            .args(&command)
+            .arg("--help")
+            .env_remove("CARDGATE_TOKEN")
+            .env_remove("CARDGATE_TOKEN_FILE")
+            .env_remove("CARDGATE_URL")
+            .output()
+            .await
+            .unwrap();
+        assert_succeeded(&output);
+        let help = String::from_utf8(output.stdout).unwrap();
+        for option in ["--url", "--token-file", "--json"] {
+            assert!(
+                help.contains(option),
+                "`cardgate {} --help` does not show {option}:\n{help}",
+                command.join(" ")
+            );
+        }
+        for sub in subcommands(&help) {
+            let mut deeper = command.clone();
+            deeper.push(sub);
+            pending.push(deeper);
+        }
+        checked.push(command.join(" "));
+    }
+    // The walk reached the leaves, not only the top.
+    for command in [
+        "admin users create",
+        "admin images list",
+        "admin events",
+        "admin tokens revoke",
+        "admin roles deactivate",
+    ] {
+        assert!(checked.iter().any(|c| c == command), "{checked:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_cli_leaves_default_roles_to_the_server_pages_listings_and_asks_events_by_slug() {
+    let url = fresh_database_url().await;
+    let f = Fixture::on(Store::connect_lazy(&url, &PoolSettings::default()).unwrap()).await;
+    let hash = cardgate_authz_static::hash_password(&"admin-e2e-password".into()).unwrap();
+    f.store
+        .set_password(&f.admin, &f.admin, &hash)
+        .await
+        .unwrap();
+    let acme = f.org("acme").await;
+    for repository in ["acme/web", "acme/web-api", "acme/api"] {
+        f.image(repository, &[acme.slug.as_str()], false).await;
+    }
+    let stack = &Stack::start(&[("CARDGATE__DATABASE__URL", url.as_str())]).await;
+    let token_file = stack.path("cli.token");
+    let login = admin(
+        stack,
+        &["login", "admin", "--save", token_file.to_str().unwrap()],
+        "admin-e2e-password\n",
+    )
+    .await;
+    assert_succeeded(&login);
+
+    // No role named: the server's default roles; a role that is not one is refused.
+    admin_ok(stack, &["users", "create", "bob"]).await;
+    let bob: Value =
+        serde_json::from_str(&admin_ok(stack, &["--json", "users", "show", "bob"]).await).unwrap();
+    assert_eq!(
+        bob["cards"][0]["data"]["roles"],
+        serde_json::json!(["user-default"])
+    );
+    let refused = admin(
+        stack,
+        &["users", "create", "eve", "--role", "user-defualt"],
+        "",
+    )
+    .await;
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("400") && stderr.contains("roles"),
+        "{stderr}"
+    );
+    for user in ["carol", "dave", "erin"] {
+        admin_ok(stack, &["users", "create", user]).await;
+    }
+
+    // A page, with the cursor of the next one; every page with --all.
+    let everyone: Value =
+        serde_json::from_str(&admin_ok(stack, &["--json", "users", "list"]).await).unwrap();
+    let slugs = |list: &Value| -> Vec<String> {
+        list["cards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["slug"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let everyone = slugs(&everyone);
+    assert!(everyone.len() > 4, "{everyone:?}");
+    let first = admin(stack, &["users", "list", "--limit", "2"], "").await;
+    assert_succeeded(&first);
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(
+        stderr.contains(&format!("--after {}", everyone[1])),
+        "{stderr}"
+    );
+    let second: Value = serde_json::from_str(
+        &admin_ok(
+            stack,
+            &[
+                "--json",
+                "users",
+                "list",
+                "--limit",
+                "2",
+                "--after",
+                &everyone[1],
+            ],
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(slugs(&second), everyone[2..4]);
+    assert_eq!(second["next"], everyone[3].as_str());
+    let all: Value = serde_json::from_str(
+        &admin_ok(stack, &["--json", "users", "list", "--all", "--limit", "2"]).await,
+    )
+    .unwrap();
+    assert_eq!(slugs(&all), everyone);
+    assert!(all["next"].is_null());
+    let zero = admin(stack, &["users", "list", "--limit", "0"], "").await;
+    assert!(!zero.status.success());
+
+    // Images by the start of their name.
+    let web = admin_ok(
+        stack,
+        &["--json", "images", "list", "acme", "--query", "web"],
+    )
+    .await;
+    let web: Value = serde_json::from_str(&web).unwrap();
+    let mut names: Vec<&str> = web["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["data"]["repository"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["acme/web", "acme/web-api"]);
+
+    // Events by the slugs they show.
+    let events: Value = serde_json::from_str(
+        &admin_ok(
+            stack,
+            &[
+                "--json",
+                "events",
+                "--actor",
+                "user-admin",
+                "--target",
+                "user-bob",
+            ],
+        )
+        .await,
+    )
+    .unwrap();
+    let events = events["events"].as_array().unwrap();
+    assert!(!events.is_empty());
+    assert!(
+        events
+            .iter()
+            .all(|e| e["actor"] == "user-admin" && e["target"] == "user-bob"),
+        "{events:?}"
+    );
+    let none = admin_ok(stack, &["--json", "events", "--actor", "user-nobody"]).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&none).unwrap(),
+        serde_json::json!({"events": []})
+    );
+}

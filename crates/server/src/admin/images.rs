@@ -1,14 +1,28 @@
 //! Images: the repositories of an org, public or not.
 
-use actix_web::{delete, get, patch, post};
-use cardgate_admin::api::{CardList, CardView, ImageChange, NewImage, PageQuery, RepositoryQuery};
+use actix_web::web::Path;
+use actix_web::{HttpRequest, delete, get, patch, post};
+use cardgate_admin::api::{
+    CardList, CardView, ImageChange, ImageQuery, Name, NewImage, RepositoryQuery,
+};
 
-use super::extractors::{Caller, Json, Query, Revision};
-use super::{State, created, handler, updated};
+use super::extractors::{Caller, Json, Query, Revision, org_segment};
+use super::{State, created, handler, listing, updated};
 
 handler! {
-    /// The images of an org. Members of the org.
-    get "/orgs/{org}/images", "images", pages => 403 | 404; list_images: org: images
+    /// The images of an org, a page at a time (by slug, `next` the cursor of the next page),
+    /// only those whose name starts with `q` when given. Members of the org.
+    get "/orgs/{org}/images", "images", params(ImageQuery) => 200: CardList | 400 | 403 | 404;
+    async fn list_images(request: HttpRequest, path: Path<String>, Query(query): Query<ImageQuery>, state: State, caller: Caller) {
+        let org = org_segment(path.into_inner())?;
+        let page = query.page();
+        let name = query.q.as_ref().map(Name::as_str);
+        let cards = state.admin.images(&caller, &org, &page, name).await?;
+        listing(&request, CardList::page(cards, &page), |after| ImageQuery {
+            after: Some(after),
+            ..query
+        })
+    }
 }
 
 handler! {

@@ -28,9 +28,9 @@ use std::sync::{Arc, LazyLock};
 
 use actix_web::http::StatusCode;
 use actix_web::http::header;
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpRequest, HttpResponse, get, web};
 use cardgate_admin::Admin;
-use cardgate_admin::api::{CardView, ErrorBody};
+use cardgate_admin::api::{CardList, CardView, ErrorBody, Name};
 use cardgate_store::Card;
 use serde::Serialize;
 use utoipa::OpenApi;
@@ -47,7 +47,9 @@ use crate::throttle::Throttle;
 /// [`ErrorBody`]) and its route, around a body that calls the service and maps the result.
 ///
 /// A listing of cards, a page at a time, is shorter: `get PATH, TAG, pages => ERRORS; NAME:
-/// LIST` calls `Admin::LIST`, after the org named in the path when `PATH` has one (`org:`).
+/// LIST` calls `Admin::LIST`, after the org named in the path when `PATH` has one (`org:`),
+/// and answers with the cursor of the next page ([`listing`]); a page size out of range is
+/// `400`.
 macro_rules! handler {
     (
         $(#[doc = $doc:tt])*
@@ -55,13 +57,19 @@ macro_rules! handler {
     ) => {
         handler! {
             $(#[doc = $doc])*
-            get $path, $tag, params(PageQuery) => 200: CardList $(| $status)*;
+            get $path, $tag, params(PageQuery) => 200: CardList | 400 $(| $status)*;
             async fn $name(
-                super::extractors::Query(page): super::extractors::Query<PageQuery>,
+                request: actix_web::HttpRequest,
+                super::extractors::Query(query): super::extractors::Query<PageQuery>,
                 state: super::State,
                 caller: super::extractors::Caller,
             ) {
-                super::ok(CardList::from(state.admin.$list(&caller, &page.into()).await?))
+                let page = cardgate_admin::Page::from(query.clone());
+                let cards = state.admin.$list(&caller, &page).await?;
+                super::listing(&request, CardList::page(cards, &page), |after| PageQuery {
+                    after: Some(after),
+                    ..query
+                })
             }
         }
     };
@@ -71,15 +79,21 @@ macro_rules! handler {
     ) => {
         handler! {
             $(#[doc = $doc])*
-            get $path, $tag, params(PageQuery) => 200: CardList $(| $status)*;
+            get $path, $tag, params(PageQuery) => 200: CardList | 400 $(| $status)*;
             async fn $name(
+                request: actix_web::HttpRequest,
                 path: actix_web::web::Path<String>,
-                super::extractors::Query(page): super::extractors::Query<PageQuery>,
+                super::extractors::Query(query): super::extractors::Query<PageQuery>,
                 state: super::State,
                 caller: super::extractors::Caller,
             ) {
                 let org = super::extractors::org_segment(path.into_inner())?;
-                super::ok(CardList::from(state.admin.$list(&caller, &org, &page.into()).await?))
+                let page = cardgate_admin::Page::from(query.clone());
+                let cards = state.admin.$list(&caller, &org, &page).await?;
+                super::listing(&request, CardList::page(cards, &page), |after| PageQuery {
+                    after: Some(after),
+                    ..query
+                })
             }
         }
     };
@@ -120,6 +134,25 @@ pub struct AdminState {
 /// A `200` with a JSON body.
 fn ok(body: impl Serialize) -> ApiResult {
     Ok(HttpResponse::Ok().json(body))
+}
+
+/// A page of a listing: `200` with its cards and its `next` cursor, and when there is one a
+/// `Link` header to the next page (`rel="next"`): this path with the query `next_query` makes
+/// of the cursor.
+fn listing<Q: Serialize>(
+    request: &HttpRequest,
+    list: CardList,
+    next_query: impl FnOnce(Name) -> Q,
+) -> ApiResult {
+    let mut response = HttpResponse::Ok();
+    if let Some(next) = &list.next
+        && let Ok(after) = Name::parse(next.as_str())
+        && let Ok(query) = serde_urlencoded::to_string(next_query(after))
+    {
+        let link = format!("<{}?{query}>; rel=\"next\"", request.path());
+        response.insert_header((header::LINK, link));
+    }
+    Ok(response.json(list))
 }
 
 /// A `204`: done, nothing to show.

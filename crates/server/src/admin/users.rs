@@ -14,10 +14,11 @@ handler! {
 }
 
 handler! {
-    /// Creates a user. Platform admins only.
+    /// Creates a user, with the roles `["user-default"]` unless others are named. Platform
+    /// admins only.
     post "/users", "users", body NewUser => 201: CardView | 400 | 403 | 409;
     async fn create_user(state: State, caller: Caller, Json(new): Json<NewUser>) {
-        created(state.admin.create_user(&caller, &new.name, &new.roles).await?)
+        created(state.admin.create_user(&caller, &new.name, new.roles.as_deref()).await?)
     }
 }
 

@@ -11,6 +11,7 @@ mod faults;
 mod fleet;
 mod keys;
 mod limits;
+mod listings;
 mod logs;
 mod oauth;
 mod odd_bytes;
