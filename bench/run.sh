@@ -193,9 +193,12 @@ done <"$DIR/churn.users" >"$DIR/churn.requests"
 echo "churn: $(wc -l <"$DIR/churn.requests") users"
 # Each user once before measuring: the first check of each password is an argon2id check
 # (1,000 of them take longer than a scenario); the scenarios measure the caches under churn.
-echo "churn: warming the caches, each user once..."
-BASE=$BASE xargs -P 4 -d '\n' -n 1 sh -c \
-    'curl -s -o /dev/null -H "authorization: ${1%%	*}" "$BASE${1#*	}"' _ <"$DIR/churn.requests"
+warm() {
+    echo "churn: warming the caches of $1, each user once..."
+    BASE=$1 xargs -P 4 -d '\n' -n 1 sh -c \
+        'curl -s -o /dev/null -H "authorization: ${1%%	*}" "$BASE${1#*	}"' _ <"$DIR/churn.requests"
+}
+warm "$BASE"
 
 # The background's admin: user-admin; its changes touch churn users (u00150's grant, u01150's
 # role in o0150).
@@ -304,6 +307,8 @@ if [ "$INSTANCES" -gt 1 ]; then
             sleep 0.5
         done
     }
+    # Growing the store was a bulk load, which empties every cache: warm each instance again.
+    for backend in "${BACKENDS[@]}"; do warm "http://$backend"; done
     balancer 1 $((PORT + 100))
     balancer "$INSTANCES" $((PORT + 101))
     BASE=http://127.0.0.1:$((PORT + 100)) churn f1 "7 through haproxy, one instance" yes
