@@ -8,6 +8,7 @@ use cardgate_store::testing::{Fixture, fresh_database_url};
 use cardgate_store::{Card, PoolSettings, Store};
 use serde_json::{Value, json};
 
+use crate::admin_cli::{admin as cli, admin_ok as cli_ok};
 use crate::registry::{Stack, inspect, push, sha256_hex, write_oci_image};
 
 const SECRET: &str = "e2e-registry-events-secret";
@@ -57,23 +58,6 @@ impl AdminApi {
             .client
             .get(format!("{}{path}", self.base))
             .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "{path}: {}",
-            response.status()
-        );
-        response.json().await.unwrap()
-    }
-
-    async fn put(&self, path: &str, body: Value) -> Value {
-        let response = self
-            .client
-            .put(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(&body)
             .send()
             .await
             .unwrap();
@@ -215,11 +199,33 @@ async fn the_registry_reports_pushes_pulls_and_deletes_and_a_quota_refuses_the_n
     let mallory = admin.get("/registry/activity?actor=mallory").await;
     assert_eq!(mallory["activity"], json!([]));
 
+    // The same through `cardgate admin`.
+    let token_file = stack.path("cli.token");
+    let login = cli(
+        stack,
+        &["login", "admin", "--save", token_file.to_str().unwrap()],
+        "admin-e2e-password\n",
+    )
+    .await;
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    let pulls = cli_ok(stack, &["registry", "activity", "--actor", "bob"]).await;
+    assert!(
+        pulls.contains("pull") && pulls.contains("acme/web"),
+        "{pulls}"
+    );
+    let tags = cli_ok(stack, &["registry", "tags", "acme/web"]).await;
+    assert!(
+        tags.contains(&v1_digest) && tags.contains("alice"),
+        "{tags}"
+    );
+
     // Over quota: the next push is refused, pulls still work.
-    let storage = admin
-        .put("/orgs/acme/quota", json!({"quota_bytes": 1}))
-        .await;
-    assert_eq!(storage["over_quota"], true, "{storage}");
+    let set = cli_ok(stack, &["quota", "set", "acme", "1"]).await;
+    assert!(set.contains("over quota"), "{set}");
     let three = source("v3", "third\n");
     let refused = stack
         .fails(&push(&creds("alice"), &three, &stack.image("acme/web:v3")))
@@ -232,9 +238,8 @@ async fn the_registry_reports_pushes_pulls_and_deletes_and_a_quota_refuses_the_n
     stack
         .succeeds(&inspect(&creds("bob"), &stack.image("acme/web:v1")))
         .await;
-    admin
-        .put("/orgs/acme/quota", json!({"quota_bytes": null}))
-        .await;
+    let unset = cli_ok(stack, &["quota", "set", "acme", "none"]).await;
+    assert!(unset.contains("no quota"), "{unset}");
     stack
         .succeeds(&push(&creds("alice"), &three, &stack.image("acme/web:v3")))
         .await;
