@@ -172,6 +172,9 @@ pub struct OrgStorage {
     pub over_quota: bool,
 }
 
+/// The most rows one pruning statement removes.
+pub const PRUNE_BATCH: i64 = 10_000;
+
 /// The usage of the orgs `$1`: distinct blobs plus manifests present.
 const USAGE: &str = "SELECT o AS org, \
     coalesce((SELECT sum(size) FROM registry_blobs b WHERE b.org = o), 0)::bigint \
@@ -489,23 +492,33 @@ impl Store {
         .await?)
     }
 
-    /// Forgets audit lines and applied event ids older than `retention`. Returns the audit
-    /// lines removed.
+    /// Forgets audit lines and applied event ids older than `retention`, in batches of
+    /// [`PRUNE_BATCH`] rows (each statement short, whatever a day of pulls left). Returns the
+    /// audit lines removed.
     pub async fn prune_registry_activity(&self, retention: time::Duration) -> Result<u64> {
         let seconds = retention.as_seconds_f64();
-        let removed = sqlx::query(
-            "DELETE FROM registry_activity WHERE at < now() - make_interval(secs => $1)",
-        )
-        .bind(seconds)
-        .execute(self.pool())
-        .await?
-        .rows_affected();
-        sqlx::query(
-            "DELETE FROM registry_events_seen WHERE received_at < now() - make_interval(secs => $1)",
-        )
-        .bind(seconds)
-        .execute(self.pool())
-        .await?;
+        let mut removed = 0;
+        for query in [
+            "DELETE FROM registry_activity WHERE id IN (SELECT id FROM registry_activity \
+             WHERE at < now() - make_interval(secs => $1) LIMIT $2)",
+            "DELETE FROM registry_events_seen WHERE id IN (SELECT id FROM registry_events_seen \
+             WHERE received_at < now() - make_interval(secs => $1) LIMIT $2)",
+        ] {
+            loop {
+                let batch = sqlx::query(query)
+                    .bind(seconds)
+                    .bind(PRUNE_BATCH)
+                    .execute(self.pool())
+                    .await?
+                    .rows_affected();
+                if query.contains("registry_activity") {
+                    removed += batch;
+                }
+                if batch < PRUNE_BATCH.unsigned_abs() {
+                    break;
+                }
+            }
+        }
         Ok(removed)
     }
 

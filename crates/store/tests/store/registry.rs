@@ -325,3 +325,27 @@ async fn an_image_made_for_a_push_is_reserved_until_a_push_and_released_after_th
         .unwrap();
     assert!(none.is_empty());
 }
+
+#[tokio::test]
+async fn audit_lines_past_the_retention_are_pruned_and_newer_ones_kept() {
+    let f = Fixture::new().await;
+    f.image("acme/web", &["org-acme"], false).await;
+    let mut recent = manifest("new", RegistryAction::Pull, "acme/web", "v1", 'a');
+    recent.at = OffsetDateTime::now_utc();
+    f.store
+        .record_registry_events(&[
+            manifest("old", RegistryAction::Pull, "acme/web", "v1", 'a'),
+            recent,
+        ])
+        .await
+        .unwrap();
+    let removed = f
+        .store
+        .prune_registry_activity(time::Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!(removed, 1);
+    let left = f.store.registry_activity(&all_activity()).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert!(left[0].at > OffsetDateTime::now_utc() - time::Duration::hours(1));
+}
