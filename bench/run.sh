@@ -10,7 +10,8 @@
 # BENCH_OPENSSL_SECONDS (10), BENCH_LOG_FILTER (cardgate's log filter, info), BENCH_INSTANCES
 # (1; with N > 1, scenario 7 is also run through haproxy in front of one instance, then in front
 # of N instances on the same database: `cardgate serve` processes next to the dev one, on the
-# ports after BENCH_PORT; needs haproxy).
+# ports after BENCH_PORT; needs haproxy), BENCH_ONLY (`events`: only scenarios 8 and 9, the
+# registry's notifications, after the seeding).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +27,7 @@ SERVICE=registry.dev.local
 TOKEN_PATH="/v1/registry?service=$SERVICE"
 ORGS=1000 USERS=10000 ROBOTS=1000 IMAGES=100000 LARGE_CARDS=1000000
 INSTANCES=${BENCH_INSTANCES:-1}
+EVENTS_SECRET=bench-registry-events-secret
 
 tools=(wrk psql openssl curl jq)
 [ "$INSTANCES" -gt 1 ] && tools+=(haproxy)
@@ -42,6 +44,7 @@ fi
 rm -rf "$DIR"
 mkdir -p "$DIR"
 CARDGATE__SERVER__LISTEN=127.0.0.1:$PORT CARDGATE__LOG__FILTER=${BENCH_LOG_FILTER:-info} \
+    CARDGATE__REGISTRY__EVENTS_SECRET=$EVENTS_SECRET \
     target/release/cardgate dev --data-dir "$DIR" >"$DIR/cardgate.out" 2>"$DIR/cardgate.log" &
 PID=$!
 PIDS=("$PID")
@@ -121,6 +124,36 @@ scenario() {
     ROWS+=("$row")
     echo "$row" | awk -F'|' '{printf "   %s tokens/s (%s x openssl), p50 %s ms, p99 %s ms, p99.9 %s ms, %s errors, peak RSS %s MiB\n", $2, $3, $4, $5, $6, $7, $8}'
 }
+
+# Registry notifications (scenarios 8 and 9): scenario 1 without them, then in the same run
+# while the registry reports 1,000 manifest pulls a second (10 connections, each posting an
+# envelope of 25 events every 250 ms, bench/background.lua); then the audit trail must hold
+# every event answered 200 (a refused envelope, which the registry would send again, none).
+events_scenario() {
+    local before after sent errors log="$DIR/background-events.out"
+    before=$(psql -At -X -c "SELECT count(*) FROM registry_activity")
+    scenario e0 "8 = 1 without registry notifications (same run as 9)" \
+        "$TOKEN_PATH&scope=repository:$PRIVATE:pull" "$SESSION_AUTH"
+    env BENCH_KIND=events BENCH_RUN="$(date +%s%N)" BENCH_DELAY_MS=250 \
+        BENCH_EVENTS_PER_ENVELOPE=25 BENCH_EVENTS_SECRET="$EVENTS_SECRET" BENCH_EVENTS_REPOSITORY="$PRIVATE" \
+        wrk -t1 -c10 -d"$((DURATION + 1))s" -s bench/background.lua "$BASE" >"$log" &
+    local events_pid=$!
+    sleep 0.5
+    scenario e1 "9 = 1 while the registry reports 1,000 pulls/s" \
+        "$TOKEN_PATH&scope=repository:$PRIVATE:pull" "$SESSION_AUTH"
+    wait "$events_pid"
+    sent=$(($(grep -o 'requests=[0-9]*' "$log" | cut -d= -f2) * 25))
+    errors=$(($(grep -o 'errors=[0-9]*' "$log" | cut -d= -f2) * 25))
+    after=$(psql -At -X -c "SELECT count(*) FROM registry_activity")
+    EVENTS_RESULT=$(awk -v a="${RATE[e1]}" -v b="${RATE[e0]}" -v s="$sent" -v e="$errors" \
+        -v r="$((after - before))" -v d="$((DURATION + 1))" 'BEGIN {
+        printf "with notifications %.2f x without (target >= 0.9); events sent %d (%.0f/s), %d of them in refused envelopes, %d recorded (target: sent - refused)", a / b, s, s / d, e, r }')
+    echo "   $EVENTS_RESULT"
+}
+if [ "${BENCH_ONLY:-}" = events ]; then
+    events_scenario
+    exit 0
+fi
 
 scenario s1 "1 session token, pull on a private image" \
     "$TOKEN_PATH&scope=repository:$PRIVATE:pull" "$SESSION_AUTH"
@@ -252,6 +285,7 @@ declare -A P99 ERRORS
 BACKGROUND_RESULTS=()
 churn c0 "6 churn: 2,000 users, no background" no
 churn c1 "7 churn: 2,000 users, background of pushes, logins and admin changes" yes
+events_scenario
 
 current=$(cards)
 grow=$(((LARGE_CARDS - current + 1) / 2))
@@ -337,6 +371,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
         "$(printf '%s; ' "${BACKGROUND_RESULTS[@]}")"
     echo
     echo "Scenario 3: $S3_CACHE."
+    echo
+    echo "Registry notifications (scenarios 8, 9): $EVENTS_RESULT."
     if [ "$INSTANCES" -gt 1 ]; then
         echo
         echo "Through haproxy, churn with its background: $INSTANCES instances give" \

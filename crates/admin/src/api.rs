@@ -587,6 +587,37 @@ pub struct EventQuery {
     pub limit: Option<i64>,
 }
 
+/// Which lines of the registry's audit trail to list.
+#[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ActivityQuery {
+    /// Only this repository (`<org>/<name>`).
+    pub repository: Option<String>,
+    /// Only pulls, pushes and deletes by this account (as the registry names it).
+    pub actor: Option<String>,
+    /// RFC 3339; only lines at or after.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>)]
+    pub since: Option<OffsetDateTime>,
+    /// RFC 3339; only lines before (not at).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>)]
+    pub until: Option<OffsetDateTime>,
+    /// Only lines older than the line with this id (the next page: the last id seen).
+    pub before: Option<i64>,
+    /// At most this many (default 100, at most 1000).
+    #[serde(default)]
+    pub limit: Option<i64>,
+}
+
+/// An org's storage quota: `null` removes it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaBody {
+    pub quota_bytes: Option<i64>,
+}
+
 /// An event: its card, with the slugs of its actor and its target.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct EventView {

@@ -24,6 +24,9 @@
 //!   can see ([`Admin::events`]).
 //! - Platform admins may have any decision explained; an org's owners only those on their
 //!   org's repositories ([`Admin::explain`]).
+//! - What the registry reported: an image's tags for its org's members, the pull and push
+//!   audit trail for owners (their orgs' repositories) and platform admins, storage quotas
+//!   set by platform admins ([`Admin::registry_activity`], [`Admin::set_quota`]).
 //!
 //! Every change goes through the store's audited writers, so each is recorded with its event.
 //! [`api`] holds the admin API's wire types, shared by the server and the command line.
@@ -32,6 +35,7 @@
 
 pub mod api;
 mod audit;
+mod registry;
 mod session;
 
 pub use audit::Event;

@@ -31,6 +31,10 @@
 //! schemas); one the store holds that breaks those bounds admits nothing (and is logged). The
 //! actor's card, memberships, roles and session come from the store in one query.
 //!
+//! Once the owning org is over its storage quota (see `docs/registry-events.md`), push is
+//! refused on its repositories, to everyone but `user-admin`, explicit grantees included
+//! (`*` becomes `pull` and `delete`), and no first push creates an image.
+//!
 //! Decisions are cached with the tags of the facts they rest on (see the `cache` module).
 
 use std::collections::HashMap;
@@ -349,6 +353,7 @@ impl CardAuthorizer {
             readable_by_role: false,
             membership,
             granted: Vec::new(),
+            over_quota: false,
             allowed: ActionSet::EMPTY,
         };
         let image = match self
@@ -371,6 +376,11 @@ impl CardAuthorizer {
                     && assessment.unmatched_markers.is_empty()
                     && assessment.readable_by_role;
                 if !may_create {
+                    return Ok(assessment);
+                }
+                // An org over its quota gets no new image either.
+                if self.over_quota(org, depends_on).await? {
+                    assessment.over_quota = true;
                     return Ok(assessment);
                 }
                 // A deactivated image's name stays retired: recreating it would expose its
@@ -424,7 +434,33 @@ impl CardAuthorizer {
                 .filter_map(|a| a.parse::<Action>().ok())
                 .fold(assessment.allowed, ActionSet::with);
         }
+        // Over quota, push goes (`*` becomes pull and delete); only decisions that would allow
+        // a push depend on the quota.
+        if (assessment.allowed.contains(Action::Push) || assessment.allowed.contains(Action::All))
+            && self.over_quota(org, depends_on).await?
+        {
+            assessment.over_quota = true;
+            let allowed = if assessment.allowed.contains(Action::All) {
+                ActionSet::EXPLICIT
+            } else {
+                assessment.allowed
+            };
+            assessment.allowed =
+                allowed.intersection(ActionSet::of(&[Action::Pull, Action::Delete]));
+            tracing::info!(
+                repository,
+                org,
+                actor = %actor.card.slug,
+                "push refused: the org is over its storage quota"
+            );
+        }
         Ok(assessment)
+    }
+
+    /// Whether `org` is over its storage quota; the decision then depends on that fact.
+    async fn over_quota(&self, org: &str, depends_on: &mut Vec<Tag>) -> Result<bool, PluginError> {
+        depends_on.push(Tag::quota(org));
+        self.store.over_quota(org).await.map_err(plugin_error)
     }
 
     /// Whether the session's scope admits the image card of `repository`, or the card a first

@@ -11,12 +11,14 @@
 //! | credentials: password         | user card (`slug`), its password (`password`)  | the user card; a password set or replaced      |
 //! | credentials: session token    | user card (`slug`), the session (`card`)       | the user card; the session (deactivated...)    |
 //! | decision: the actor           | user card (`slug`), its links (`links`: memberships, grants), each of its orgs (`card`), each role card it names, present or not (`slug`), its session (`card`) | the user; a membership added, removed or re-roled; an org of the user deactivated; a role card it holds; its session |
-//! | decision: `repository:a/b`    | the image of `a/b` (`repository`), its links (`links`: grants) | the image card of `a/b` (created, markers, public flag, deactivated); a grant on it |
+//! | decision: `repository:a/b`    | the image of `a/b` (`repository`), its links (`links`: grants); when push would be allowed, whether `org-a` is over its storage quota (`quota`) | the image card of `a/b` (created, markers, public flag, deactivated); a grant on it; `org-a` crossing its quota |
 //! | decision: `registry:catalog`  | the actor's facts only                          | as for the actor                                |
 //!
 //! So a new session, refresh token or CI token (nothing depends on a card that did not exist)
 //! and event cards (never announced) evict nothing; a first push of `acme/x` evicts only the
-//! decisions about `acme/x`; a password change or a deactivated user only that user's entries.
+//! decisions about `acme/x`; pushes and pulls reported by the registry evict nothing, and an
+//! org crossing its quota only the decisions on its repositories that allowed (or would allow)
+//! a push; a password change or a deactivated user only that user's entries.
 
 use std::sync::Arc;
 

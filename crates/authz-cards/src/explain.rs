@@ -30,6 +30,8 @@ pub struct Assessment {
     pub membership: Option<MembershipRole>,
     /// Actions explicit grants to the actor or its orgs add.
     pub granted: Vec<String>,
+    /// The owning org is over its storage quota: push is refused (pull and delete are not).
+    pub over_quota: bool,
     pub allowed: ActionSet,
 }
 
@@ -131,6 +133,12 @@ impl Assessment {
                 reasons.push("this push created the image".to_owned());
             }
             return reasons;
+        }
+        if self.over_quota && matches!(action, Action::Push | Action::All) {
+            reasons.push(format!(
+                "{} is over its storage quota: push is refused until its usage is back under it",
+                self.org
+            ));
         }
         if self.retired {
             reasons.push(format!(

@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use cardgate_admin::api::{
-    CardList, CardRef, CardView, Document, ErrorBody, EventList, EventQuery, ExplainAnswer,
-    ExplainQuery, GrantBody, GrantList, GrantQuery, ImageChange, ImageQuery, Login, LoginAnswer,
-    MemberList, Name, NewImage, NewMember, NewOrg, NewPassword, NewRobot, NewRole, NewToken,
-    NewUser, PageQuery, RepositoryQuery, RoleBody, RoleChange, Roles, SessionList, SessionToken,
+    ActivityQuery, CardList, CardRef, CardView, Document, ErrorBody, EventList, EventQuery,
+    ExplainAnswer, ExplainQuery, GrantBody, GrantList, GrantQuery, ImageChange, ImageQuery, Login,
+    LoginAnswer, MemberList, Name, NewImage, NewMember, NewOrg, NewPassword, NewRobot, NewRole,
+    NewToken, NewUser, PageQuery, QuotaBody, RepositoryQuery, RoleBody, RoleChange, Roles,
+    SessionList, SessionToken,
     WhoAmI,
 };
 use cardgate_admin::{MAX_PAGE, MIN_PAGE};
@@ -92,6 +93,12 @@ enum AdminCommand {
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(MIN_PAGE..=MAX_PAGE))]
         limit: i64,
     },
+    /// What the registry reported: pulls, pushes and deletes.
+    #[command(subcommand)]
+    Registry(RegistryCommand),
+    /// Org storage quotas and usage.
+    #[command(subcommand)]
+    Quota(QuotaCommand),
     /// Why an account is granted or denied each action of a scope.
     Explain {
         /// The account; `""` for an anonymous request.
@@ -285,6 +292,40 @@ enum ImagesCommand {
         #[command(flatten)]
         revision: RevisionArg,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum RegistryCommand {
+    /// Pulls, pushes and deletes, newest first (owners: their orgs' repositories).
+    Activity {
+        /// Only this repository.
+        #[arg(long)]
+        repository: Option<String>,
+        /// Only this account.
+        #[arg(long)]
+        actor: Option<String>,
+        /// RFC 3339 time: only lines at or after.
+        #[arg(long, value_parser = rfc3339)]
+        since: Option<OffsetDateTime>,
+        /// RFC 3339 time: only lines before.
+        #[arg(long, value_parser = rfc3339)]
+        until: Option<OffsetDateTime>,
+        /// Only lines older than this id (the next page).
+        #[arg(long)]
+        before: Option<i64>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// An image's tags as the registry reported them, and whether it is only reserved.
+    Tags { repository: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum QuotaCommand {
+    /// An org's quota, usage and whether it is over.
+    Show { org: String },
+    /// Set an org's quota in bytes, or `none` to remove it (platform admins).
+    Set { org: String, bytes: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -698,6 +739,8 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<()> {
             ];
             table_of::<EventList>(&client, "/events", Some(&query), "events", columns).await?
         }
+        AdminCommand::Registry(command) => registry(&client, command).await?,
+        AdminCommand::Quota(command) => quota(&client, command).await?,
         AdminCommand::Explain { account, scope } => {
             let query = ExplainQuery {
                 account: Name::parse(account.as_str())?,
@@ -803,6 +846,100 @@ async fn done(
 ) -> anyhow::Result<(Value, Show)> {
     request.await?;
     Ok((Value::Null, Show::Done(said)))
+}
+
+async fn registry(client: &Client, command: &RegistryCommand) -> anyhow::Result<(Value, Show)> {
+    match command {
+        RegistryCommand::Activity {
+            repository,
+            actor,
+            since,
+            until,
+            before,
+            limit,
+        } => {
+            let query = ActivityQuery {
+                repository: repository.clone(),
+                actor: actor.clone(),
+                since: *since,
+                until: *until,
+                before: *before,
+                limit: Some(*limit),
+            };
+            let columns = &[
+                ("ID", "/id"),
+                ("TIME", "/at"),
+                ("ACTION", "/action"),
+                ("REPOSITORY", "/repository"),
+                ("REFERENCE", "/reference"),
+                ("ACTOR", "/actor"),
+                ("ADDRESS", "/address"),
+            ];
+            table_of::<Value>(
+                client,
+                "/registry/activity",
+                Some(&query),
+                "activity",
+                columns,
+            )
+            .await
+        }
+        RegistryCommand::Tags { repository } => {
+            let query = RepositoryQuery {
+                repository: repository.clone(),
+            };
+            let body: Value = client.get("/images/contents", Some(&query)).await?;
+            let columns = &[
+                ("TAG", "/tag"),
+                ("DIGEST", "/digest"),
+                ("SIZE", "/size"),
+                ("MEDIA TYPE", "/media_type"),
+                ("PUSHED BY", "/pushed_by"),
+                ("PUSHED AT", "/pushed_at"),
+            ];
+            let mut shown = table(&body, "tags", columns);
+            if body["reserved"] == Value::Bool(true) {
+                shown.push_str("\n(reserved: made for a push token, no push reported yet)");
+            }
+            Ok((body, Show::Done(shown)))
+        }
+    }
+}
+
+async fn quota(client: &Client, command: &QuotaCommand) -> anyhow::Result<(Value, Show)> {
+    let (org, body): (&String, Value) = match command {
+        QuotaCommand::Show { org } => {
+            let path = format!("/orgs/{}/storage", encode(org));
+            (org, client.get(&path, NONE).await?)
+        }
+        QuotaCommand::Set { org, bytes } => {
+            let quota_bytes = match bytes.as_str() {
+                "none" => None,
+                bytes => Some(
+                    bytes
+                        .parse::<i64>()
+                        .with_context(|| format!("`{bytes}`: a number of bytes, or `none`"))?,
+                ),
+            };
+            let path = format!("/orgs/{}/quota", encode(org));
+            let body = QuotaBody { quota_bytes };
+            (org, client.call(Method::PUT, &path, Some(&body)).await?)
+        }
+    };
+    let shown = format!(
+        "{org}: {} bytes used of {}{}",
+        text(&body["usage_bytes"]),
+        match &body["quota_bytes"] {
+            Value::Null => "no quota".to_owned(),
+            quota => format!("a quota of {} bytes", text(quota)),
+        },
+        if body["over_quota"] == Value::Bool(true) {
+            " (over quota: push is refused)"
+        } else {
+            ""
+        }
+    );
+    Ok((body, Show::Done(shown)))
 }
 
 async fn members(client: &Client, command: &MembersCommand) -> anyhow::Result<(Value, Show)> {

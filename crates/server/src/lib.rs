@@ -8,6 +8,7 @@ pub mod input;
 mod limits;
 mod metrics;
 pub mod plugins;
+pub mod registry_events;
 pub mod settings;
 mod startup;
 pub mod throttle;

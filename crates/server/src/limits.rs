@@ -47,6 +47,9 @@ pub struct Limits {
     in_progress: Arc<InProgress>,
     /// Tells the client address (behind trusted proxies too).
     throttle: Arc<Throttle>,
+    /// The largest body of the registry's notifications (the one route taking more than
+    /// [`MAX_BODY_BYTES`]).
+    max_events_bytes: usize,
 }
 
 impl Limits {
@@ -58,6 +61,7 @@ impl Limits {
             max_header_bytes: server.max_header_bytes,
             body_timeout: Duration::from_secs(server.body_timeout_seconds),
             max_requests_per_address: server.max_requests_per_address,
+            max_events_bytes: settings.registry.max_events_bytes.max(MAX_BODY_BYTES),
             in_progress: Arc::default(),
             throttle,
         }
@@ -152,14 +156,18 @@ fn refuse<B>(
 }
 
 /// Reads the whole body, at most [`MAX_BODY_BYTES`], within `deadline`.
-async fn read_body(body: &mut dev::Payload, deadline: Duration) -> Result<Bytes, TokenError> {
-    let read = body::to_bytes_limited(BodyStream::new(body), MAX_BODY_BYTES);
+async fn read_body(
+    body: &mut dev::Payload,
+    deadline: Duration,
+    limit: usize,
+) -> Result<Bytes, TokenError> {
+    let read = body::to_bytes_limited(BodyStream::new(body), limit);
     match actix_web::rt::time::timeout(deadline, read).await {
         Ok(Ok(Ok(bytes))) => Ok(bytes),
         Ok(Ok(Err(e))) => Err(TokenError::BadRequest(format!(
             "cannot read the request body: {e}"
         ))),
-        Ok(Err(_)) => Err(TokenError::PayloadTooLarge(MAX_BODY_BYTES)),
+        Ok(Err(_)) => Err(TokenError::PayloadTooLarge(limit)),
         Err(_) => Err(TokenError::BodyTimeout(deadline.as_secs())),
     }
 }
@@ -167,7 +175,8 @@ async fn read_body(body: &mut dev::Payload, deadline: Duration) -> Result<Bytes,
 /// Counts the request against its client address (429 beyond
 /// [`Limits::max_requests_per_address`]), then reads its whole body within
 /// [`Limits::body_timeout`] (408 when it is late, 413 when it is larger than
-/// [`MAX_BODY_BYTES`]) before any handler runs; the handlers read the body so buffered.
+/// [`MAX_BODY_BYTES`], or than `registry.max_events_bytes` for the registry's notifications)
+/// before any handler runs; the handlers read the body so buffered.
 pub async fn bound_requests(
     mut req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -188,14 +197,15 @@ pub async fn bound_requests(
         let error = TokenError::TooManyInProgress(limits.max_requests_per_address);
         return Ok(refuse(req, body, &error));
     };
-    if declares_more_than(req.headers(), MAX_BODY_BYTES) {
-        return Ok(refuse(
-            req,
-            body,
-            &TokenError::PayloadTooLarge(MAX_BODY_BYTES),
-        ));
+    let limit = if req.path() == crate::registry_events::EVENTS_PATH {
+        limits.max_events_bytes
+    } else {
+        MAX_BODY_BYTES
+    };
+    if declares_more_than(req.headers(), limit) {
+        return Ok(refuse(req, body, &TokenError::PayloadTooLarge(limit)));
     }
-    match read_body(&mut body, limits.body_timeout).await {
+    match read_body(&mut body, limits.body_timeout, limit).await {
         Ok(bytes) => {
             req.set_payload(dev::Payload::from(bytes));
             next.call(req)

@@ -49,6 +49,28 @@ pub struct Settings {
     pub cache: CacheSettings,
     pub log: LogSettings,
     pub throttle: ThrottleSettings,
+    pub registry: RegistrySettings,
+}
+
+/// The shortest secret `registry.events_secret` may be.
+pub const MIN_EVENTS_SECRET_CHARS: usize = 16;
+
+/// `[registry]`: the registry's notifications (`POST /v1/registry/events`), the audit trail
+/// they feed, and reserved images.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrySettings {
+    /// The secret the registry sends as `Authorization: Bearer <secret>`; unset: the endpoint
+    /// answers 404. At least 16 characters.
+    #[serde(default)]
+    pub events_secret: Option<SecretString>,
+    /// The largest notification body, in bytes. 1,024 to 16,777,216.
+    pub max_events_bytes: usize,
+    /// How long audit lines (and applied event ids) are kept, in days. 1 to 3,650.
+    pub audit_retention_days: u64,
+    /// How long an image made for a push token waits for a push before it goes, in seconds.
+    /// 600 to 2,592,000 (30 days).
+    pub reservation_seconds: u64,
 }
 
 /// The caches of verified credentials (card store and static users) and of the card
@@ -372,6 +394,9 @@ mod ranges {
     pub const THROTTLE_WINDOW_SECONDS: RangeInclusive<u64> = 1..=24 * 3600;
     pub const THROTTLE_FAILURES: RangeInclusive<u64> = 1..=1_000_000;
     pub const THROTTLE_MAX_ENTRIES: RangeInclusive<u64> = 1..=10_000_000;
+    pub const MAX_EVENTS_BYTES: RangeInclusive<u64> = 1024..=16 * 1024 * 1024;
+    pub const AUDIT_RETENTION_DAYS: RangeInclusive<u64> = 1..=3650;
+    pub const RESERVATION_SECONDS: RangeInclusive<u64> = 600..=30 * 24 * 3600;
 }
 
 /// A `usize` setting as a `u64` (saturating, on a platform where it would not fit).
@@ -381,7 +406,7 @@ fn wide(value: usize) -> u64 {
 
 impl Settings {
     /// Every numeric setting, its value (`None` when unset) and the range it must be in.
-    fn numeric_settings(&self) -> [(&'static str, Option<u64>, RangeInclusive<u64>); 23] {
+    fn numeric_settings(&self) -> [(&'static str, Option<u64>, RangeInclusive<u64>); 26] {
         let (server, token, database, throttle) =
             (&self.server, &self.token, &self.database, &self.throttle);
         [
@@ -500,6 +525,21 @@ impl Settings {
                 Some(throttle.max_entries),
                 ranges::THROTTLE_MAX_ENTRIES,
             ),
+            (
+                "registry.max_events_bytes",
+                Some(wide(self.registry.max_events_bytes)),
+                ranges::MAX_EVENTS_BYTES,
+            ),
+            (
+                "registry.audit_retention_days",
+                Some(self.registry.audit_retention_days),
+                ranges::AUDIT_RETENTION_DAYS,
+            ),
+            (
+                "registry.reservation_seconds",
+                Some(self.registry.reservation_seconds),
+                ranges::RESERVATION_SECONDS,
+            ),
         ]
     }
 
@@ -518,6 +558,14 @@ impl Settings {
             return Err(SettingsError::new(format!(
                 "{} is {value}: {limit}",
                 setting(name)
+            )));
+        }
+        if let Some(secret) = &self.registry.events_secret
+            && secret.expose_secret().trim().chars().count() < MIN_EVENTS_SECRET_CHARS
+        {
+            return Err(SettingsError::new(format!(
+                "{} is shorter than {MIN_EVENTS_SECRET_CHARS} characters",
+                setting("registry.events_secret")
             )));
         }
         Ok(())

@@ -16,6 +16,7 @@ use tracing_actix_web::TracingLogger;
 use crate::admin::{self, AdminState};
 use crate::limits::{self, Limits};
 use crate::metrics;
+use crate::registry_events::{self, RegistryEvents};
 use crate::settings::{Settings, SettingsError};
 use crate::throttle::Throttle;
 use crate::token::{self, AppState};
@@ -103,6 +104,22 @@ impl Application {
             })),
             None => None,
         };
+        // The registry's notifications, when a secret is configured for them.
+        let events = match (&store, &settings.registry.events_secret) {
+            (Some(store), Some(secret)) => Some(web::Data::new(RegistryEvents::new(
+                store.clone(),
+                secret,
+                settings.registry.max_events_bytes,
+            ))),
+            _ => None,
+        };
+        if let Some(store) = &store {
+            registry_events::spawn_upkeep(
+                store.clone(),
+                Duration::from_secs(settings.registry.reservation_seconds),
+                Duration::from_secs(settings.registry.audit_retention_days * 24 * 3600),
+            );
+        }
         let drain = Duration::from_secs(settings.server.shutdown_drain_seconds);
         let draining = Arc::new(AtomicBool::new(false));
         let state = web::Data::new(AppState {
@@ -134,6 +151,7 @@ impl Application {
         let limits = web::Data::new(Limits::from_settings(settings, throttle.clone()));
         let mut server = HttpServer::new(move || {
             let admin = admin.clone();
+            let events = events.clone();
             App::new()
                 .app_data(limits.clone())
                 .app_data(web::PayloadConfig::new(token::MAX_FORM_BYTES))
@@ -146,6 +164,12 @@ impl Application {
                     if let Some(admin) = admin {
                         config.app_data(admin);
                         admin::configure(config);
+                    }
+                    if let Some(events) = events {
+                        config.app_data(events).route(
+                            registry_events::EVENTS_PATH,
+                            web::post().to(registry_events::receive),
+                        );
                     }
                 })
                 .app_data(state.clone())

@@ -243,7 +243,7 @@ async fn create_in(conn: &mut PgConnection, actor: Uuid, new: &NewCard) -> Resul
     Ok(card)
 }
 
-async fn deactivate_in(
+pub(crate) async fn deactivate_in(
     conn: &mut PgConnection,
     actor: Uuid,
     id: Uuid,
@@ -583,7 +583,10 @@ impl Store {
             return Ok(card);
         }
         match self.create(actor, image.clone()).await {
-            Ok(card) => Ok(card),
+            Ok(card) => {
+                self.reserve_image(&card).await?;
+                Ok(card)
+            }
             // Another request created it first.
             Err(StoreError::Conflict(_)) => self
                 .image_by_repository(repository)

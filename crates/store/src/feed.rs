@@ -12,6 +12,7 @@
 //! | [`Tag::repository`]`(r)` | the image card of repository `r`                            |
 //! | [`Tag::password`]`(u)`   | a password card of the user `u`                             |
 //! | [`Tag::links`]`(id)`     | a link from or to the card `id` (membership, grant)         |
+//! | [`Tag::quota`]`(org)`    | the org `org` going over its storage quota, or back under   |
 //!
 //! Events and the links attaching them to their targets announce nothing: no answer depends
 //! on them. A cached answer is kept with the tags of every fact it was computed from and the
@@ -101,6 +102,12 @@ impl Tag {
     /// A change to a link from or to the card `id`.
     pub fn links(id: Uuid) -> Tag {
         Tag::of(&format!("l:{id}"))
+    }
+
+    /// The org with slug `org` going over its storage quota, or back under it (announced by
+    /// `org_quotas`, see `migrations/0008_registry_events.sql`).
+    pub fn quota(org: &str) -> Tag {
+        Tag::of(&format!("q:{org}"))
     }
 
     /// The tag as a number, for caches that know nothing of the store.

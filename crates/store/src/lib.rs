@@ -10,6 +10,7 @@ mod feed;
 mod login_failures;
 mod model;
 mod policy;
+mod registry;
 mod schema;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -36,6 +37,10 @@ pub use model::{
 pub use policy::{
     MAX_POLICY_SCHEMA_BYTES, MAX_POLICY_SCHEMA_DEPTH, MAX_POLICY_SCHEMA_PATTERNS, PolicySchema,
     REGEX_DFA_SIZE_LIMIT, REGEX_SIZE_LIMIT,
+};
+pub use registry::{
+    ActivityFilter, ImageContents, OrgStorage, Recorded, RegistryAction, RegistryActivity,
+    RegistryEvent, RegistryTag, RegistryTarget,
 };
 pub use schema::{check_card, check_link};
 
@@ -374,11 +379,13 @@ impl Store {
     }
 
     /// Whether an image card for `repository` ever existed, deactivated ones included: a
-    /// deactivated image's name is not recreated by a first push.
+    /// deactivated image's name is not recreated by a first push. A reservation that expired
+    /// without a push does not count: its name is free again.
     pub async fn image_ever_existed(&self, repository: &str) -> Result<bool> {
         let (exists,): (bool,) = sqlx::query_as(
-            "SELECT EXISTS (SELECT 1 FROM cards WHERE (data ->> 'repository') = $1 \
-             AND split_part(type, '@', 1) = 'image')",
+            "SELECT EXISTS (SELECT 1 FROM cards c WHERE (c.data ->> 'repository') = $1 \
+             AND split_part(c.type, '@', 1) = 'image' AND NOT EXISTS (SELECT 1 \
+             FROM image_reservations r WHERE r.card_id = c.id AND r.released_at IS NOT NULL))",
         )
         .bind(repository)
         .fetch_one(&self.pool)

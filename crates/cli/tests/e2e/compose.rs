@@ -80,6 +80,11 @@ async fn the_compose_file_maps_the_seed_env_onto_the_registry_and_cardgate() {
         ),
         "condition: service_completed_successfully".to_owned(),
         "condition: service_healthy".to_owned(),
+        // The registry notifies cardgate, both holding the (default) events secret.
+        "CARDGATE__REGISTRY__EVENTS_SECRET: cardgate-staging-registry-events".to_owned(),
+        "url: \"http://cardgate:8080/v1/registry/events\"".to_owned(),
+        "Bearer cardgate-staging-registry-events".to_owned(),
+        "REGISTRY_STORAGE_DELETE_ENABLED: \"true\"".to_owned(),
     ] {
         assert!(
             config.contains(&expected),

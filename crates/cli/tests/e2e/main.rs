@@ -13,6 +13,7 @@ mod fleet;
 mod keygen;
 mod memory;
 mod registry;
+mod registry_events;
 mod rotation;
 mod running;
 mod secrets;

@@ -19,7 +19,7 @@ const TOOLS: [(&str, &str); 2] = [
     ("/usr/bin/skopeo", "skopeo"),
 ];
 
-fn sha256_hex(data: &[u8]) -> String {
+pub fn sha256_hex(data: &[u8]) -> String {
     Sha256::digest(data)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -204,6 +204,17 @@ impl Stack {
             issuer = registry.issuer,
             cert = dir.path().join("token.crt").display(),
         );
+        // With a secret for them, the registry notifies cardgate of pushes, pulls and deletes.
+        let events_secret = env
+            .iter()
+            .find(|(name, _)| *name == "CARDGATE__REGISTRY__EVENTS_SECRET")
+            .map(|(_, secret)| *secret);
+        let config = match events_secret {
+            Some(secret) => format!(
+                "{config}notifications:\n  endpoints:\n    - {{name: cardgate, url: \"http://127.0.0.1:{auth_port}/v1/registry/events\", headers: {{Authorization: [\"Bearer {secret}\"]}}, timeout: 2s, threshold: 5, backoff: 200ms}}\n"
+            ),
+            None => config,
+        };
         std::fs::write(dir.path().join("config.yml"), config).unwrap();
         let docker_registry = start_registry(
             &dir.path().join("config.yml"),

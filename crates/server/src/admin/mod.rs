@@ -19,6 +19,7 @@ mod grants;
 mod images;
 mod members;
 mod orgs;
+mod registry;
 mod robots;
 mod roles;
 mod sessions;
@@ -239,6 +240,10 @@ fn scope() -> utoipa_actix_web::scope::Scope<
         .service(roles::deactivate_role)
         .service(events::list_events)
         .service(explain::explain_access)
+        .service(registry::image_contents)
+        .service(registry::registry_activity)
+        .service(registry::org_storage)
+        .service(registry::set_quota)
         .service(openapi_json)
 }
 

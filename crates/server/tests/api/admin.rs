@@ -686,7 +686,7 @@ async fn refresh_tokens_show_in_the_session_listing_and_are_revoked_there() {
 }
 
 /// Every route of the admin API, as `METHOD /path`.
-const ROUTES: [&str; 34] = [
+const ROUTES: [&str; 38] = [
     "POST /v1/admin/login",
     "POST /v1/admin/logout",
     "GET /v1/admin/whoami",
@@ -721,6 +721,10 @@ const ROUTES: [&str; 34] = [
     "GET /v1/admin/events",
     "GET /v1/admin/explain",
     "GET /v1/admin/openapi.json",
+    "GET /v1/admin/images/contents",
+    "GET /v1/admin/registry/activity",
+    "GET /v1/admin/orgs/{org}/storage",
+    "PUT /v1/admin/orgs/{org}/quota",
 ];
 
 #[tokio::test]

@@ -16,6 +16,7 @@ mod logs;
 mod oauth;
 mod odd_bytes;
 mod ranges;
+mod registry_events;
 mod schemas;
 mod slow;
 mod throttle;

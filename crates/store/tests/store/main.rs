@@ -3,6 +3,8 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod registry;
+
 use cardgate_store::testing::Fixture;
 use cardgate_store::{
     CardType, EventFilter, LinkVerb, MembershipRole, NewCard, Store, StoreError,
