@@ -11,8 +11,7 @@ use cardgate_admin::api::{
     ExplainAnswer, ExplainQuery, GrantBody, GrantList, GrantQuery, ImageChange, ImageQuery, Login,
     LoginAnswer, MemberList, Name, NewImage, NewMember, NewOrg, NewPassword, NewRobot, NewRole,
     NewToken, NewUser, PageQuery, QuotaBody, RepositoryQuery, RoleBody, RoleChange, Roles,
-    SessionList, SessionToken,
-    WhoAmI,
+    SessionList, SessionToken, WhoAmI,
 };
 use cardgate_admin::{MAX_PAGE, MIN_PAGE};
 use cardgate_store::{MembershipRole, Slug};
