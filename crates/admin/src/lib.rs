@@ -32,9 +32,11 @@
 
 pub mod api;
 mod audit;
+mod finding;
 mod session;
 
 pub use audit::Event;
+pub use finding::NamedEventQuery;
 pub use session::LoginSession;
 
 use std::time::Duration;

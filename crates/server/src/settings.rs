@@ -49,6 +49,16 @@ pub struct Settings {
     pub cache: CacheSettings,
     pub log: LogSettings,
     pub throttle: ThrottleSettings,
+    pub console: ConsoleSettings,
+}
+
+/// The web console at `/console/`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSettings {
+    /// Browsers reach the server over HTTPS (a TLS proxy in front of it): the console's
+    /// session cookie is then `Secure` and named with the `__Host-` prefix.
+    pub behind_tls: bool,
 }
 
 /// The caches of verified credentials (card store and static users) and of the card

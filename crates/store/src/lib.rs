@@ -11,6 +11,7 @@ mod login_failures;
 mod model;
 mod policy;
 mod schema;
+mod search;
 #[cfg(feature = "testing")]
 pub mod testing;
 
