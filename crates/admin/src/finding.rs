@@ -1,11 +1,10 @@
-//! Reads a front end needs beside the listings: images found by part of their name, and the
-//! audit trail filtered by the names of its actors and targets. The same rules as the
-//! listings and [`Admin::events`] apply.
+//! Reads a front end needs beside the listings: images found by part of their name, an image
+//! by its repository, and an org's audit trail filtered by the names of its actors and
+//! targets. Only the org's members read them.
 
-use cardgate_store::{Card, CardType};
+use cardgate_store::{Card, CardType, EventFilter};
 use time::OffsetDateTime;
 
-use crate::api::EventQuery;
 use crate::{Admin, Caller, Event, Page, Result, owning_org};
 
 /// Which events to read: by the slugs of their actor and target, and a time range.
@@ -47,13 +46,31 @@ impl Admin {
         self.image(repository).await
     }
 
-    /// The audit trail as [`Admin::events`] shows it to `caller`, filtered by the slugs of
-    /// the actor and the target: a slug no card has matches no event.
-    pub async fn events_named(
+    /// The audit trail of `org_slug`, newest first, at most a page of it, filtered by the
+    /// slugs of the actor and the target (a slug no card has matches no event) and by time:
+    /// the events of the cards marked with the org, and for its owners also those of its
+    /// robots' cards (their passwords and tokens), which owners manage. Members of the org.
+    pub async fn org_events(
         &self,
         caller: &Caller,
+        org_slug: &str,
         query: &NamedEventQuery,
     ) -> Result<Vec<Event>> {
+        caller.require_member(org_slug)?;
+        self.active(CardType::Org, org_slug).await?;
+        let mut visible = vec![org_slug.to_owned()];
+        if caller.require_owner(org_slug).is_ok() {
+            let robots = Page {
+                after: None,
+                limit: Some(crate::MAX_PAGE),
+            };
+            visible.extend(
+                self.robots(caller, org_slug, &robots)
+                    .await?
+                    .into_iter()
+                    .map(|robot| robot.slug),
+            );
+        }
         let mut ids = [None, None];
         for (id, slug) in ids.iter_mut().zip([&query.actor, &query.target]) {
             if let Some(slug) = slug {
@@ -64,16 +81,21 @@ impl Admin {
             }
         }
         let [actor, target] = ids;
-        self.events(
-            caller,
-            &EventQuery {
+        let page = Page {
+            after: None,
+            limit: query.limit,
+        };
+        let events = self
+            .store
+            .events(&EventFilter {
                 target,
                 actor,
                 since: query.since,
                 until: query.until,
-                limit: query.limit,
-            },
-        )
-        .await
+                limit: page.limit(),
+                visible_to: Some(visible),
+            })
+            .await?;
+        self.with_slugs(events).await
     }
 }

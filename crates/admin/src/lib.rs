@@ -21,7 +21,8 @@
 //! - Only login sessions are admin credentials ([`Admin::session_caller`]); logging in needs
 //!   a password, never a session token ([`Admin::log_in`]).
 //! - Platform admins read the whole audit trail; everyone else the events of the cards it
-//!   can see ([`Admin::events`]).
+//!   can see ([`Admin::events`]); an org's members its trail, its owners with its robots'
+//!   ([`Admin::org_events`]).
 //! - Platform admins may have any decision explained; an org's owners only those on their
 //!   org's repositories ([`Admin::explain`]).
 //!

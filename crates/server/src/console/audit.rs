@@ -100,7 +100,7 @@ pub async fn audit_page(
     let org = path.into_inner();
     let slug = org_slug(&org)?;
     let caller = &viewer.caller;
-    // Only the org's members may look at its page at all.
+    // Only the org's members may look at its trail at all, whatever the filter.
     state.admin.members(caller, &slug).await?;
     let mut feedback = Feedback::none();
     let filter = async {
@@ -130,7 +130,7 @@ pub async fn audit_page(
     let (status, events) = match filter {
         Ok(filter) => (
             StatusCode::OK,
-            state.admin.events_named(caller, &filter).await?,
+            state.admin.org_events(caller, &slug, &filter).await?,
         ),
         Err(e) => {
             feedback = Feedback::error("audit", &["actor", "target", "since", "until"], &e);
@@ -139,7 +139,6 @@ pub async fn audit_page(
     };
     let events = events
         .into_iter()
-        .filter(|event| event.card.markers.contains(&slug))
         .map(|event| {
             let payload = &event.card.data["payload"];
             EventRow {

@@ -29,7 +29,8 @@ pub use session::ConsoleConfig;
 const MAX_FORM_BYTES: usize = 16 * 1024;
 
 /// What every console answer says about itself: no framing, no inline script, nothing from
-/// another origin, no referrer, no sniffing; pages are never cached.
+/// another origin, no referrer to other sites (`same-origin`: with `no-referrer`, browsers
+/// send `Origin: null` on the console's own forms), no sniffing; pages are never cached.
 async fn security_headers(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -47,7 +48,7 @@ async fn security_headers(
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,

@@ -219,3 +219,73 @@ impl<T: DeserializeOwned + 'static> FromRequest for LoginForm<T> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    fn config(behind_tls: bool) -> ConsoleConfig {
+        ConsoleConfig {
+            behind_tls,
+            registry: "registry.test".into(),
+        }
+    }
+
+    #[test]
+    fn behind_tls_the_cookie_is_secure_and_bound_to_the_origin() {
+        let cookie = config(true).session_cookie("id.secret");
+        assert_eq!(
+            cookie,
+            "__Host-cardgate-console=id.secret; Path=/; HttpOnly; SameSite=Strict; Secure"
+        );
+        let cleared = config(true).cleared_cookie();
+        assert!(cleared.starts_with("__Host-cardgate-console=; Path=/; Max-Age=0"));
+        assert!(cleared.ends_with("; Secure"));
+    }
+
+    #[test]
+    fn over_plain_http_the_cookie_is_still_http_only_and_same_site_strict() {
+        let cookie = config(false).session_cookie("id.secret");
+        assert_eq!(
+            cookie,
+            "cardgate-console=id.secret; Path=/; HttpOnly; SameSite=Strict"
+        );
+    }
+
+    #[test]
+    fn form_tokens_differ_per_session_and_reveal_nothing_of_the_secret() {
+        let one = csrf_token("11111111-1111-1111-1111-111111111111.aaaa");
+        let other = csrf_token("11111111-1111-1111-1111-111111111111.aaab");
+        assert_ne!(one, other);
+        assert_eq!(one, csrf_token("11111111-1111-1111-1111-111111111111.aaaa"));
+        assert!(!one.contains("aaaa") && one.len() == 43);
+    }
+
+    #[test]
+    fn forms_from_another_origin_or_site_are_refused() {
+        let request = |headers: &[(&str, &str)]| {
+            let mut request = TestRequest::post().insert_header(("host", "console.test"));
+            for header in headers {
+                request = request.insert_header(*header);
+            }
+            check_origin(&request.to_http_request()).is_ok()
+        };
+        assert!(request(&[]));
+        assert!(request(&[("origin", "https://console.test")]));
+        assert!(request(&[("origin", "http://console.test")]));
+        assert!(request(&[("sec-fetch-site", "same-origin")]));
+        assert!(!request(&[("origin", "https://evil.test")]));
+        assert!(!request(&[("origin", "https://console.test.evil.test")]));
+        assert!(!request(&[("origin", "null")]));
+        assert!(!request(&[("sec-fetch-site", "cross-site")]));
+        assert!(!request(&[("sec-fetch-site", "same-site")]));
+        assert!(!request(&[
+            ("sec-fetch-site", "same-origin"),
+            ("origin", "https://evil.test")
+        ]));
+    }
+}
