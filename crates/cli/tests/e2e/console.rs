@@ -486,6 +486,29 @@ async fn an_owner_manages_acme_in_a_browser_and_nobody_else_sees_or_forges_it() 
         assert!(!trail.contains(name), "globex's trail shows {name}");
     }
 
+    // Her password form says what is wrong next to the field; revoking her session from
+    // her own list logs her out for good.
+    browser.open("/console/").await;
+    browser
+        .type_into("#new-password", "gina-new-password")
+        .await;
+    browser
+        .type_into("#confirm-password", "gina-other-password")
+        .await;
+    browser
+        .click("form[action='/console/password'] button")
+        .await;
+    assert_eq!(
+        browser.text("#password-confirm-error").await,
+        "confirm: the two passwords differ"
+    );
+    browser
+        .click("form[action^='/console/sessions/'] button")
+        .await;
+    assert_eq!(browser.heading("Log in").await, "Log in");
+    browser.open("/console/").await;
+    assert_eq!(browser.heading("Log in").await, "Log in");
+
     browser.client.clone().close().await.unwrap();
     dev.signal("TERM").await;
     let mut dev = dev;
