@@ -358,6 +358,25 @@ async fn an_owner_manages_acme_in_a_browser_and_nobody_else_sees_or_forges_it() 
     assert!(find("create", "session-", "acme/web"), "{trail:#?}");
     assert!(find("update", "image-", "/data/public"), "{trail:#?}");
     assert!(trail.iter().all(|row| row.contains("user-alice")));
+    // On what: a repository stands for its image.
+    browser.type_into("#audit-target", "acme/web").await;
+    browser
+        .click("form[action='/console/orgs/acme/audit'] button")
+        .await;
+    for _ in 0..100 {
+        let url = browser.client.current_url().await.unwrap();
+        if url.as_str().contains("target=acme") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rows = browser
+        .client
+        .find_all(Locator::Css("table.events tbody tr"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].text().await.unwrap().contains("/data/public"));
     browser.screenshots("audit").await;
 
     // Why can't dave push?
@@ -508,6 +527,19 @@ async fn an_owner_manages_acme_in_a_browser_and_nobody_else_sees_or_forges_it() 
     assert_eq!(browser.heading("Log in").await, "Log in");
     browser.open("/console/").await;
     assert_eq!(browser.heading("Log in").await, "Log in");
+
+    // Nothing secret reached the log, every level on: not the token, the session cookie,
+    // the form token or a password.
+    let logs = dev.logs();
+    for secret in [
+        secret,
+        cookie.value(),
+        &csrf,
+        "alice-dev-password",
+        "gina-new-password",
+    ] {
+        assert!(!logs.contains(secret), "the log holds a secret");
+    }
 
     browser.client.clone().close().await.unwrap();
     dev.signal("TERM").await;

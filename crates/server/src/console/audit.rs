@@ -118,9 +118,16 @@ pub async fn audit_page(
                 Ok(Some(user_slug(field, text)?))
             }
         };
+        // A repository stands for its image.
+        let target = match query.target.trim() {
+            repository if repository.contains('/') => {
+                Some(state.admin.image_of(caller, repository).await?.slug)
+            }
+            other => name("target", other)?,
+        };
         Ok::<_, ConsoleError>(NamedEventQuery {
             actor: name("actor", &query.actor)?,
-            target: name("target", &query.target)?,
+            target,
             since: instant("since", &query.since)?,
             until: instant("until", &query.until)?,
             limit: Some(EVENTS),
