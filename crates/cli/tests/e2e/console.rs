@@ -81,16 +81,20 @@ impl Browser {
             .unwrap();
     }
 
+    /// The text of `css`, waiting up to 10 s for it to appear.
     async fn text(&self, css: &str) -> String {
-        self.client
-            .wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no `{css}`: {e}"))
-            .text()
-            .await
-            .unwrap()
+        let mut last = String::new();
+        for _ in 0..100 {
+            match self.client.find(Locator::Css(css)).await {
+                Ok(found) => match found.text().await {
+                    Ok(text) => return text,
+                    Err(e) => last = e.to_string(),
+                },
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no `{css}`: {last}");
     }
 
     /// The page's heading once it is `expected` (waiting up to 10 s for a navigation).
@@ -116,7 +120,10 @@ impl Browser {
         field.send_keys(text).await.unwrap();
     }
 
+    /// Clicks `css` (a link or a submit button) and waits until the next page replaced this
+    /// one.
     async fn click(&self, css: &str) {
+        let page = self.client.find(Locator::Css("html")).await.unwrap();
         self.client
             .find(Locator::Css(css))
             .await
@@ -124,6 +131,13 @@ impl Browser {
             .click()
             .await
             .unwrap();
+        for _ in 0..100 {
+            if page.tag_name().await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("clicking `{css}` led nowhere");
     }
 
     async fn source(&self) -> String {
@@ -219,7 +233,11 @@ async fn an_owner_manages_acme_in_a_browser_and_nobody_else_sees_or_forges_it() 
         .click("form[action='/console/platform/users'] button")
         .await;
     assert_eq!(browser.text(".notice").await, "User created.");
-    assert!(browser.source().await.contains("<td>erin</td>"));
+    let platform = browser.source().await;
+    assert!(platform.contains("<td>erin</td>"));
+    // Built-in users are offered no deactivation; the others are.
+    assert!(platform.contains("/console/platform/users/erin/deactivate"));
+    assert!(!platform.contains("/console/platform/users/admin/deactivate"));
     // A bad name is refused next to its field, and nothing is created.
     browser.type_into("#user-name", "Not A Name").await;
     browser

@@ -19,6 +19,8 @@ pub struct UserRow {
     pub name: String,
     pub roles: String,
     pub robot: bool,
+    /// Built in: never deactivated, so offered no button.
+    pub built_in: bool,
 }
 
 pub struct RoleRow {
@@ -96,6 +98,7 @@ async fn platform_page_with(
                         })
                         .unwrap_or_default(),
                     robot: u.data["robot"] == json!(true),
+                    built_in: cardgate_store::is_built_in(&u.slug),
                 })
                 .collect(),
             next_user,
