@@ -47,6 +47,11 @@ impl Admin {
                 visible_to: (!caller.platform_admin).then(|| caller.markers()),
             })
             .await?;
+        self.with_slugs(visible).await
+    }
+
+    /// Events with the slugs of their actors and targets, read in one query.
+    pub(crate) async fn with_slugs(&self, visible: Vec<Card>) -> Result<Vec<Event>> {
         // Who acted and on what, by slug, in one query.
         let id_of = |event: &Card, field: &str| event.data[field].as_str()?.parse::<Uuid>().ok();
         let ids: Vec<Uuid> = visible

@@ -21,7 +21,8 @@
 //! - Only login sessions are admin credentials ([`Admin::session_caller`]); logging in needs
 //!   a password, never a session token ([`Admin::log_in`]).
 //! - Platform admins read the whole audit trail; everyone else the events of the cards it
-//!   can see ([`Admin::events`]).
+//!   can see ([`Admin::events`]); an org's members its trail, its owners with its robots'
+//!   ([`Admin::org_events`]).
 //! - Platform admins may have any decision explained; an org's owners only those on their
 //!   org's repositories ([`Admin::explain`]).
 //! - What the registry reported: an image's tags for its org's members, the pull and push
@@ -36,9 +37,11 @@
 pub mod api;
 mod audit;
 mod registry;
+mod finding;
 mod session;
 
 pub use audit::Event;
+pub use finding::NamedEventQuery;
 pub use session::LoginSession;
 
 use std::time::Duration;

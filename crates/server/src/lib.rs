@@ -3,6 +3,7 @@
 //! plugin crates, never the other way round.
 
 mod admin;
+mod console;
 mod error;
 pub mod input;
 mod limits;

@@ -254,7 +254,8 @@ pub fn json_errors<B: 'static>() -> ErrorHandlers<B> {
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/json"));
+            .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+        // The console's error pages are HTML, and stay so.
         if is_json {
             return Ok(ErrorHandlerResponse::Response(
                 response.map_into_left_body(),

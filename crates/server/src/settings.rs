@@ -50,6 +50,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub throttle: ThrottleSettings,
     pub registry: RegistrySettings,
+    pub console: ConsoleSettings,
 }
 
 /// The shortest secret `registry.events_secret` may be.
@@ -71,6 +72,15 @@ pub struct RegistrySettings {
     /// How long an image made for a push token waits for a push before it goes, in seconds.
     /// 600 to 2,592,000 (30 days).
     pub reservation_seconds: u64,
+}
+
+/// The web console at `/console/`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSettings {
+    /// Browsers reach the server over HTTPS (a TLS proxy in front of it): the console's
+    /// session cookie is then `Secure` and named with the `__Host-` prefix.
+    pub behind_tls: bool,
 }
 
 /// The caches of verified credentials (card store and static users) and of the card

@@ -147,11 +147,16 @@ impl Application {
                 source,
             })?
             .port();
+        let console = crate::console::ConsoleConfig {
+            behind_tls: settings.console.behind_tls,
+            registry: settings.token.service.clone(),
+        };
         let route = realm_path.clone();
         let limits = web::Data::new(Limits::from_settings(settings, throttle.clone()));
         let mut server = HttpServer::new(move || {
             let admin = admin.clone();
             let events = events.clone();
+            let console = console.clone();
             App::new()
                 .app_data(limits.clone())
                 .app_data(web::PayloadConfig::new(token::MAX_FORM_BYTES))
@@ -164,6 +169,8 @@ impl Application {
                     if let Some(admin) = admin {
                         config.app_data(admin);
                         admin::configure(config);
+                        // The web console, on the same admin functions.
+                        crate::console::configure(config, console);
                     }
                     if let Some(events) = events {
                         config.app_data(events).route(

@@ -12,6 +12,7 @@ mod model;
 mod policy;
 mod registry;
 mod schema;
+mod search;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -5,6 +5,7 @@
 
 mod audit;
 mod listings;
+mod finding;
 mod sessions;
 
 use std::time::Duration;

@@ -7,6 +7,7 @@
 mod admin_cli;
 mod clients;
 mod compose;
+mod console;
 mod deploy;
 mod dev;
 mod fleet;
