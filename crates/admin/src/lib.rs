@@ -36,8 +36,8 @@
 
 pub mod api;
 mod audit;
-mod registry;
 mod finding;
+mod registry;
 mod session;
 
 pub use audit::Event;

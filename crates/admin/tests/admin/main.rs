@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod audit;
-mod listings;
 mod finding;
+mod listings;
 mod sessions;
 
 use std::time::Duration;
