@@ -261,6 +261,9 @@ churn() {
     out=$(env BENCH_USERS="$DIR/churn.requests" \
         wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/churn.lua "$BASE")
     for pid in "${pids[@]}"; do wait "$pid"; done
+    # The admin background adds and removes a grant in turn: leave it removed for the next run.
+    curl -s -o /dev/null -X DELETE -H "authorization: Bearer $ADMIN" \
+        "$BASE/v1/admin/grants?holder=user-u00150&repository=o0151/app-000151"
     local line rss row
     line=$(grep '^RESULT' <<<"$out")
     rss=$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$PID/status")
