@@ -64,8 +64,11 @@ const HEARTBEATS_KEPT: usize = 16;
 /// What a heartbeat's payload starts with (a tag never does).
 const HEARTBEAT: &str = "ping:";
 
-/// Slots of the table of last announcements (8 bytes each).
-const SLOTS: usize = 1 << 16;
+/// Slots of the table of last announcements (8 bytes each: 8 MiB). Two tags sharing a slot
+/// evict each other's dependents: with a busy registry's 100 tags a second, a table of 65,536
+/// slots evicted a cached password every few minutes for nothing (each an argon2id check
+/// again); this many make it every few hours.
+const SLOTS: usize = 1 << 20;
 
 /// What a change announces, as its slot in the table: see the module's table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
