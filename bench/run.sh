@@ -127,14 +127,14 @@ scenario() {
 
 # Registry notifications (scenarios 8 and 9): scenario 1 without them, then in the same run
 # while the registry reports 1,000 manifest pulls a second (10 connections, each posting an
-# envelope of 25 events every 250 ms, bench/background.lua); then the audit trail must hold
-# every event answered 200 (a refused envelope, which the registry would send again, none).
+# envelope of 25 events 225 ms after its previous answer, bench/background.lua); then the
+# audit trail must hold every event answered 200 (a refused envelope, which the registry would send again, none).
 events_scenario() {
     local before after sent errors log="$DIR/background-events.out"
     before=$(psql -At -X -c "SELECT count(*) FROM registry_activity")
     scenario e0 "8 = 1 without registry notifications (same run as 9)" \
         "$TOKEN_PATH&scope=repository:$PRIVATE:pull" "$SESSION_AUTH"
-    env BENCH_KIND=events BENCH_RUN="$(date +%s%N)" BENCH_DELAY_MS=250 \
+    env BENCH_KIND=events BENCH_RUN="$(date +%s%N)" BENCH_DELAY_MS=225 \
         BENCH_EVENTS_PER_ENVELOPE=25 BENCH_EVENTS_SECRET="$EVENTS_SECRET" BENCH_EVENTS_REPOSITORY="$PRIVATE" \
         wrk -t1 -c10 -d"$((DURATION + 1))s" -s bench/background.lua "$BASE" >"$log" &
     local events_pid=$!

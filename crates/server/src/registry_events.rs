@@ -70,7 +70,7 @@ impl RegistryEvents {
 /// How often expired reservations and old audit lines are looked for.
 const UPKEEP_PERIOD: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Every [`UPKEEP_PERIOD`], for as long as the runtime runs: releases the images reserved
+/// Every minute, for as long as the runtime runs: releases the images reserved
 /// longer than `reservation` without a push (as `user-admin`, with their events) and forgets
 /// audit lines older than `retention`. Several instances may run it at once: each reservation
 /// is released by one of them, and pruning twice removes nothing more.

@@ -493,7 +493,7 @@ impl Store {
     }
 
     /// Forgets audit lines and applied event ids older than `retention`, in batches of
-    /// [`PRUNE_BATCH`] rows (each statement short, whatever a day of pulls left). Returns the
+    /// 10,000 rows (each statement short, whatever a day of pulls left). Returns the
     /// audit lines removed.
     pub async fn prune_registry_activity(&self, retention: time::Duration) -> Result<u64> {
         let seconds = retention.as_seconds_f64();
