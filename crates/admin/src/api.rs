@@ -595,7 +595,8 @@ pub struct ActivityQuery {
     /// Only this repository (`<org>/<name>`).
     pub repository: Option<String>,
     /// Only pulls, pushes and deletes by this account (as the registry names it).
-    pub actor: Option<String>,
+    #[param(value_type = Option<String>, max_length = 256)]
+    pub actor: Option<Name>,
     /// RFC 3339; only lines at or after.
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[param(value_type = Option<String>)]
@@ -604,17 +605,25 @@ pub struct ActivityQuery {
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[param(value_type = Option<String>)]
     pub until: Option<OffsetDateTime>,
-    /// Only lines older than the line with this id (the next page: the last id seen).
+    /// Only lines older than the line with this id (the next page: the last id seen); ids
+    /// start at 1.
+    #[param(minimum = 1, maximum = 9223372036854775807_i64)]
     pub before: Option<i64>,
-    /// At most this many (default 100, at most 1000).
+    /// At most this many (default 100); outside 1 to 1000 the request is refused (400).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
+
+/// The largest storage quota, in bytes: 2^53 (8 PiB), the largest integer every JSON client
+/// reads exactly.
+pub const MAX_QUOTA_BYTES: i64 = 1 << 53;
 
 /// An org's storage quota: `null` removes it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuotaBody {
+    #[schema(minimum = 0, maximum = 9007199254740992_i64)]
     pub quota_bytes: Option<i64>,
 }
 

@@ -5,7 +5,7 @@
 
 use cardgate_store::{ActivityFilter, ImageContents, MembershipRole, OrgStorage, RegistryActivity};
 
-use crate::api::ActivityQuery;
+use crate::api::{ActivityQuery, MAX_QUOTA_BYTES};
 use crate::{Admin, AdminError, Caller, Page, Result, owning_org};
 
 impl Admin {
@@ -52,6 +52,11 @@ impl Admin {
         if let Some(repository) = &query.repository {
             owning_org(repository)?;
         }
+        if query.before.is_some_and(|before| before < 1) {
+            return Err(AdminError::Invalid(
+                "before: a line's id, 1 or more".to_owned(),
+            ));
+        }
         let page = Page {
             after: None,
             limit: query.limit,
@@ -60,7 +65,7 @@ impl Admin {
             .store
             .registry_activity(&ActivityFilter {
                 repository: query.repository.clone(),
-                actor: query.actor.clone(),
+                actor: query.actor.as_ref().map(|actor| actor.as_str().to_owned()),
                 orgs,
                 since: query.since,
                 until: query.until,
@@ -85,10 +90,10 @@ impl Admin {
         quota_bytes: Option<i64>,
     ) -> Result<OrgStorage> {
         caller.require_platform_admin("set storage quotas")?;
-        if quota_bytes.is_some_and(|q| q < 0) {
-            return Err(AdminError::Invalid(
-                "quota_bytes: a number of bytes, 0 or more (null: no quota)".to_owned(),
-            ));
+        if quota_bytes.is_some_and(|q| !(0..=MAX_QUOTA_BYTES).contains(&q)) {
+            return Err(AdminError::Invalid(format!(
+                "quota_bytes: a number of bytes from 0 to {MAX_QUOTA_BYTES} (null: no quota)"
+            )));
         }
         self.active(cardgate_store::CardType::Org, org_slug).await?;
         Ok(self.store.set_quota(org_slug, quota_bytes).await?)

@@ -857,9 +857,14 @@ async fn registry(client: &Client, command: &RegistryCommand) -> anyhow::Result<
             before,
             limit,
         } => {
+            let actor = actor
+                .clone()
+                .map(Name::parse)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--actor: {e}"))?;
             let query = ActivityQuery {
                 repository: repository.clone(),
-                actor: actor.clone(),
+                actor,
                 since: *since,
                 until: *until,
                 before: *before,

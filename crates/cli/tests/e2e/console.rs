@@ -249,7 +249,35 @@ async fn an_owner_manages_acme_in_a_browser_and_nobody_else_sees_or_forges_it() 
             .await
             .starts_with("name: `Not A Name` must be"),
     );
+    // A role card: refused with its schema named when that is no JSON, then created, then
+    // deactivated; the built-in roles are offered no deactivation.
+    browser.type_into("#role-name", "auditor").await;
+    browser.type_into("#role-read", "{not json").await;
+    browser
+        .click("form[action='/console/platform/roles'] button")
+        .await;
+    assert!(
+        browser
+            .text("#role-read-error")
+            .await
+            .starts_with("read: not JSON"),
+    );
+    assert!(!browser.source().await.contains("<td>role-auditor</td>"));
+    browser.type_into("#role-name", "auditor").await;
+    browser.type_into("#role-read", "true").await;
+    browser
+        .click("form[action='/console/platform/roles'] button")
+        .await;
+    assert_eq!(browser.text(".notice").await, "Role created.");
+    let platform = browser.source().await;
+    assert!(platform.contains("<td>role-auditor</td>"));
+    assert!(!platform.contains("/console/platform/roles/user-default/deactivate"));
     browser.screenshots("platform").await;
+    browser
+        .click("form[action='/console/platform/roles/auditor/deactivate'] button")
+        .await;
+    assert_eq!(browser.text(".notice").await, "Role deactivated.");
+    assert!(!browser.source().await.contains("<td>role-auditor</td>"));
     browser.click("form[action='/console/logout'] button").await;
     assert_eq!(browser.heading("Log in").await, "Log in");
 

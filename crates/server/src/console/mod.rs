@@ -154,6 +154,11 @@ pub fn configure(config: &mut web::ServiceConfig, console: ConsoleConfig) {
             .route("/platform", web::get().to(platform::platform_page))
             .route("/platform/orgs", web::post().to(platform::create_org))
             .route("/platform/users", web::post().to(platform::create_user))
+            .route("/platform/roles", web::post().to(platform::create_role))
+            .route(
+                "/platform/roles/{role}/deactivate",
+                web::post().to(platform::deactivate_role),
+            )
             .route(
                 "/platform/users/{user}/deactivate",
                 web::post().to(platform::deactivate_user),

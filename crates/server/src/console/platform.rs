@@ -1,5 +1,5 @@
 //! Platform admins' page: orgs (create), users (create with the default role, deactivate),
-//! role cards.
+//! role cards (create, deactivate).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
@@ -25,8 +25,13 @@ pub struct UserRow {
 
 pub struct RoleRow {
     pub slug: String,
+    /// The name a role is given by (the slug without `role-`).
+    pub name: String,
+    pub revision: i64,
     pub read: String,
     pub catalog: bool,
+    /// Built in: never deactivated, so offered no button.
+    pub built_in: bool,
 }
 
 #[derive(Template)]
@@ -106,8 +111,11 @@ async fn platform_page_with(
                 .iter()
                 .map(|r| RoleRow {
                     slug: r.slug.clone(),
+                    name: r.slug.strip_prefix("role-").unwrap_or(&r.slug).to_owned(),
+                    revision: r.revision,
                     read: r.data["read"].to_string(),
                     catalog: r.data["catalog"] == json!(true),
+                    built_in: cardgate_store::is_built_in(&r.slug),
                 })
                 .collect(),
         },
@@ -124,6 +132,8 @@ pub async fn platform_page(
         Some("org") => Feedback::notice("Org created."),
         Some("user") => Feedback::notice("User created."),
         Some("deactivated") => Feedback::notice("User deactivated."),
+        Some("role") => Feedback::notice("Role created."),
+        Some("role-deactivated") => Feedback::notice("Role deactivated."),
         _ => Feedback::none(),
     };
     platform_page_with(&req, &viewer, &query, StatusCode::OK, feedback).await
@@ -210,4 +220,67 @@ pub async fn deactivate_user(
     }
     .await;
     outcome(&req, &post.viewer, result, "users", &[], "deactivated").await
+}
+
+#[derive(Deserialize)]
+pub struct NewRole {
+    name: String,
+    /// The JSON schema of the cards the role reads (`true`: every card its markers allow).
+    read: String,
+    /// A checkbox: present when ticked.
+    #[serde(default)]
+    catalog: Option<String>,
+}
+
+/// Creates a role card.
+pub async fn create_role(
+    req: HttpRequest,
+    post: Post<NewRole>,
+) -> Result<HttpResponse, ConsoleError> {
+    let (state, _) = states(&req)?;
+    let result = async {
+        let read = serde_json::from_str(&post.form.read)
+            .map_err(|e| ConsoleError::BadRequest(format!("read: not JSON: {e}")))?;
+        state
+            .admin
+            .create_role(
+                &post.viewer.caller,
+                post.form.name.trim(),
+                read,
+                post.form.catalog.is_some(),
+            )
+            .await?;
+        Ok(())
+    }
+    .await;
+    outcome(
+        &req,
+        &post.viewer,
+        result,
+        "role",
+        &["name", "read"],
+        "role",
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct Revision {
+    revision: i64,
+}
+
+/// Deactivates a role card, at the revision the page showed.
+pub async fn deactivate_role(
+    req: HttpRequest,
+    path: web::Path<String>,
+    post: Post<Revision>,
+) -> Result<HttpResponse, ConsoleError> {
+    let (state, _) = states(&req)?;
+    let result = state
+        .admin
+        .deactivate_role(&post.viewer.caller, &path, post.form.revision)
+        .await
+        .map(drop)
+        .map_err(ConsoleError::from);
+    outcome(&req, &post.viewer, result, "roles", &[], "role-deactivated").await
 }

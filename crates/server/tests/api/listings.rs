@@ -4,7 +4,7 @@
 
 use cardgate_admin::{
     MAX_ACCOUNT_NAME_LEN, MAX_PAGE, MAX_ROLES, MAX_TOKEN_SECONDS, MIN_PAGE, MIN_PASSWORD_CHARS,
-    MIN_TOKEN_SECONDS,
+    MIN_TOKEN_SECONDS, api::MAX_QUOTA_BYTES,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -351,14 +351,22 @@ async fn the_openapi_documents_bounds_are_those_the_service_enforces() {
                         .as_array()
                         .is_some_and(|types| types.contains(&json!("integer")));
                 if integer {
-                    let name = parameter["name"].as_str().unwrap();
-                    assert_eq!(name, "limit", "{method} {path}");
-                    assert_eq!(
-                        bounds(schema),
-                        (bound(MIN_PAGE), bound(MAX_PAGE)),
-                        "{method} {path}"
-                    );
-                    limits.push(format!("{method} {path}"));
+                    match parameter["name"].as_str().unwrap() {
+                        "limit" => {
+                            assert_eq!(
+                                bounds(schema),
+                                (bound(MIN_PAGE), bound(MAX_PAGE)),
+                                "{method} {path}"
+                            );
+                            limits.push(format!("{method} {path}"));
+                        }
+                        // A cursor: an id of the registry's audit trail.
+                        "before" => {
+                            assert_eq!(path, "/v1/admin/registry/activity");
+                            assert_eq!(bounds(schema), (bound(1), bound(i64::MAX)));
+                        }
+                        name => panic!("{method} {path}: {name} is an unexpected number"),
+                    }
                 }
                 if ["after", "q"].contains(&parameter["name"].as_str().unwrap()) {
                     assert_eq!(
@@ -378,6 +386,7 @@ async fn the_openapi_documents_bounds_are_those_the_service_enforces() {
             "get /v1/admin/orgs",
             "get /v1/admin/orgs/{org}/images",
             "get /v1/admin/orgs/{org}/robots",
+            "get /v1/admin/registry/activity",
             "get /v1/admin/roles",
             "get /v1/admin/users",
         ]
@@ -412,5 +421,12 @@ async fn the_openapi_documents_bounds_are_those_the_service_enforces() {
             }
         }
     }
-    assert_eq!(numbers, ["NewToken.expires_in_seconds"]);
+    assert_eq!(
+        numbers,
+        ["NewToken.expires_in_seconds", "QuotaBody.quota_bytes"]
+    );
+    assert_eq!(
+        bounds(&property("QuotaBody", "quota_bytes")),
+        (bound(0), bound(MAX_QUOTA_BYTES))
+    );
 }

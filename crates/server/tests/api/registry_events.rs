@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use cardgate_admin::api::MAX_QUOTA_BYTES;
 use cardgate_server::Application;
 use cardgate_store::{ActivityFilter, RegistryAction, RegistryEvent, RegistryTarget};
 use reqwest::{Method, StatusCode};
@@ -321,6 +322,16 @@ async fn owners_read_their_orgs_activity_admins_all_and_only_admins_set_quotas()
             "{path}"
         );
     }
+    let long_actor = format!("/v1/admin/registry/activity?actor={}", "a".repeat(257));
+    for (path, field) in [
+        ("/v1/admin/registry/activity?before=0", "before"),
+        ("/v1/admin/registry/activity?limit=1001", "limit"),
+        (long_actor.as_str(), "actor"),
+    ] {
+        let (status, body) = api.get(path, &admin).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+        assert!(body.to_string().contains(field), "{path}: {body}");
+    }
     let (status, body) = api.get("/v1/admin/registry/activity", &admin).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(lines(&body).len(), 4);
@@ -365,6 +376,16 @@ async fn owners_read_their_orgs_activity_admins_all_and_only_admins_set_quotas()
             .contains("quota_bytes"),
         "{body}"
     );
+    let (status, body) = api
+        .status(
+            Method::PUT,
+            "/v1/admin/orgs/acme/quota",
+            &admin,
+            Some(quota(json!(MAX_QUOTA_BYTES + 1))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.to_string().contains("quota_bytes"), "{body}");
     let (status, body) = api
         .status(
             Method::PUT,
