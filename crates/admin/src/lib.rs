@@ -48,7 +48,6 @@ use std::time::Duration;
 
 use cardgate_authz::PluginError;
 use cardgate_authz_cards::{CardAuthenticator, CardAuthorizer};
-use cardgate_authz_static::hash_password;
 use cardgate_store::{
     ADMIN_SLUG, Card, CardType, GUEST_SLUG, IssuedSession, LinkVerb, Membership, MembershipRole,
     NewCard, Slug, Store, StoreError, is_built_in,
@@ -973,9 +972,8 @@ impl Admin {
             )));
         }
         self.password_user(caller, user_slug).await?;
-        let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        let hash = cardgate_password::hash(&password)
             .await
-            .map_err(|e| AdminError::Backend(PluginError::internal("cards", e.to_string())))?
             .map_err(|e| AdminError::Backend(PluginError::internal("cards", e.to_string())))?;
         self.set_password(caller, user_slug, &hash).await
     }

@@ -91,7 +91,7 @@ async fn seed(store: &Store) -> anyhow::Result<()> {
                 store.create(&admin, new).await?
             }
         };
-        let hash = cardgate_authz_static::hash_password(&SecretString::from(demo_password(name)))?;
+        let hash = cardgate_password::hash(&SecretString::from(demo_password(name))).await?;
         store.set_password(&admin, &card, &hash).await?;
         users.push((name, card));
     }

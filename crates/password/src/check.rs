@@ -10,6 +10,7 @@ use argon2::Block;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
 
+use crate::hash::argon2id;
 use crate::{HashedPassword, PasswordError, default_decoy};
 
 /// How many of the latest checks' durations [`wait_like_a_check`] takes the median of.
@@ -74,23 +75,44 @@ impl Checker {
 /// abandoned checks still count against the bound.
 pub async fn verify(hash: &HashedPassword, password: &SecretString) -> Result<bool, PasswordError> {
     let started = Instant::now();
+    let (hash, password) = (hash.clone(), password.clone());
+    bounded(move |buffer| {
+        let matches = hash.matches(password.expose_secret().as_bytes(), buffer);
+        CHECKER.recent().record(started.elapsed());
+        Ok(matches)
+    })
+    .await
+}
+
+/// Hashes `password` with argon2id, the default parameters and a random salt, as a PHC string
+/// (what `cardgate hash-password` prints). Takes a permit and a kept buffer as [`verify`]
+/// does: making hashes (new users, changed passwords, the demo users at start-up) shares the
+/// checks' bound on memory and CPU.
+pub async fn hash(password: &SecretString) -> Result<String, PasswordError> {
+    let password = password.clone();
+    bounded(move |buffer| argon2id(password.expose_secret().as_bytes(), buffer)).await
+}
+
+/// Runs `work` on a blocking thread with a permit and a kept argon2 buffer, both held until it
+/// ends.
+async fn bounded<T: Send + 'static>(
+    work: impl FnOnce(&mut Vec<Block>) -> Result<T, PasswordError> + Send + 'static,
+) -> Result<T, PasswordError> {
     let checker: &'static Checker = &CHECKER;
     let permit = checker
         .permits
         .acquire()
         .await
         .map_err(|e| PasswordError::Check(e.to_string()))?;
-    let (hash, password) = (hash.clone(), password.clone());
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let mut buffer = checker.buffers().pop().unwrap_or_default();
-        let matches = hash.matches(password.expose_secret().as_bytes(), &mut buffer);
+        let done = work(&mut buffer);
         checker.buffers().push(buffer);
-        checker.recent().record(started.elapsed());
-        matches
+        done
     })
     .await
-    .map_err(|e| PasswordError::Check(e.to_string()))
+    .map_err(|e| PasswordError::Check(e.to_string()))?
 }
 
 /// Takes about as long as a password check, spending neither CPU nor a permit: sleeps for the
@@ -116,12 +138,12 @@ mod tests {
     use argon2::Params;
 
     use super::*;
-    use crate::hash::tests::argon2id as hash;
+    use crate::hash::tests::argon2id as hashed;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn abandoned_checks_hold_their_permit_and_buffer_until_they_end() {
         // About ten milliseconds a check; every caller gives up after a fraction of that.
-        let hash = hash("wonderland", Params::new(8 * 1024, 4, 1, None).unwrap());
+        let hash = hashed("wonderland", Params::new(8 * 1024, 4, 1, None).unwrap());
         let password = SecretString::from("wrong");
         let mut abandoned = Vec::new();
         for _ in 0..64 {
@@ -148,7 +170,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn checks_verify_and_the_wait_takes_what_checks_take() {
-        let hash = hash("wonderland", Params::DEFAULT);
+        let hash = hashed("wonderland", Params::DEFAULT);
         assert!(
             verify(&hash, &SecretString::from("wonderland"))
                 .await
@@ -159,6 +181,23 @@ mod tests {
         let started = Instant::now();
         wait_like_a_check().await.unwrap();
         assert!(started.elapsed() >= Duration::from_millis(1));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn made_hashes_are_argon2id_with_fresh_salts_and_verify() {
+        let password = SecretString::from("wonderland");
+        let (first, second) = (
+            hash(&password).await.unwrap(),
+            hash(&password).await.unwrap(),
+        );
+        assert!(
+            first.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{first}"
+        );
+        assert_ne!(first, second, "the same salt twice");
+        let parsed = HashedPassword::argon2(&first).unwrap();
+        assert!(verify(&parsed, &password).await.unwrap());
+        assert!(!verify(&parsed, &SecretString::from("alice")).await.unwrap());
     }
 
     #[test]

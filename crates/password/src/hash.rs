@@ -2,6 +2,10 @@
 
 use std::sync::LazyLock;
 
+use argon2::password_hash::{
+    self,
+    phc::{Output, ParamsString, Salt},
+};
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
 use aws_lc_rs::{digest, hmac};
 use subtle::ConstantTimeEq;
@@ -131,6 +135,30 @@ impl HashedPassword {
             Kind::Bcrypt(hash) => [hash.as_bytes(), &[]],
         }
     }
+}
+
+/// The argon2id hash of `password` with the default parameters and a random salt, as a PHC
+/// string, computed in `memory` (grown to the memory cost when smaller).
+pub(crate) fn argon2id(password: &[u8], memory: &mut Vec<Block>) -> Result<String, PasswordError> {
+    let failed = |e: &dyn std::fmt::Display| PasswordError::Check(format!("hashing: {e}"));
+    let params = Params::DEFAULT;
+    let blocks = params.block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    let salt = password_hash::try_generate_salt().map_err(|e| failed(&e))?;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+        .hash_password_into_with_memory(password, &salt, &mut out, &mut memory[..blocks])
+        .map_err(|e| failed(&e))?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(|e| failed(&e))?,
+        salt: Some(Salt::new(&salt).map_err(|e| failed(&e))?),
+        hash: Some(Output::new(&out).map_err(|e| failed(&e))?),
+    };
+    Ok(phc.to_string())
 }
 
 static DEFAULT_DECOY: LazyLock<HashedPassword> = LazyLock::new(|| {

@@ -3,7 +3,7 @@
 //! the process share one bound and cost what the hash says, whoever asks.
 //!
 //! - [`verify`]: at most one check per core at a time (argon2 and bcrypt alike), each argon2
-//!   check in a kept buffer; [`wait_like_a_check`] takes as long as recent checks took
+//!   check in a kept buffer; [`hash`] makes argon2id hashes within the same bound; [`wait_like_a_check`] takes as long as recent checks took
 //!   without spending one.
 //! - [`HashedPassword`]: a parsed argon2 or bcrypt hash, and its decoy; [`Decoys`] picks, for
 //!   an unknown name, the decoy of one of the configured hashes.
@@ -20,7 +20,7 @@ mod credentials;
 mod hash;
 
 pub use cache::{Cache, CacheCounters, CacheSettings, Changes, Invalidation};
-pub use check::{verify, wait_like_a_check};
+pub use check::{hash, verify, wait_like_a_check};
 pub use credentials::{CREDENTIALS, CredentialsKey, VerifiedCredentials};
 pub use hash::{Decoys, HashedPassword, default_decoy};
 
