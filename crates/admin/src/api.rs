@@ -592,6 +592,9 @@ pub struct EventQuery {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ActivityQuery {
+    /// Only the repositories of this org (its name, `acme`); its owners and platform admins.
+    #[param(value_type = Option<String>, max_length = 256)]
+    pub org: Option<Name>,
     /// Only this repository (`<org>/<name>`).
     pub repository: Option<String>,
     /// Only pulls, pushes and deletes by this account (as the registry names it).

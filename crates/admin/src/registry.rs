@@ -3,10 +3,12 @@
 //! admins (everything, repositories without an image included) and for an org's owners (their
 //! orgs' repositories only); an org's storage for its members; quotas set by platform admins.
 
-use cardgate_store::{ActivityFilter, ImageContents, MembershipRole, OrgStorage, RegistryActivity};
+use cardgate_store::{
+    ActivityFilter, ImageContents, MembershipRole, OrgStorage, RegistryActivity, Slug,
+};
 
 use crate::api::{ActivityQuery, MAX_QUOTA_BYTES};
-use crate::{Admin, AdminError, Caller, Page, Result, owning_org};
+use crate::{Admin, AdminError, Caller, Page, Result, check_name, owning_org};
 
 impl Admin {
     /// The tags of the image of `repository` as the registry reported them, and whether it is
@@ -18,7 +20,8 @@ impl Admin {
     }
 
     /// Pulls, pushes and deletes, newest first, a page at a time. Platform admins see all;
-    /// owners the repositories of the orgs they own; nobody else anything.
+    /// owners the repositories of the orgs they own (or of one of them: `query.org`); nobody
+    /// else anything.
     pub async fn registry_activity(
         &self,
         caller: &Caller,
@@ -52,6 +55,16 @@ impl Admin {
         if let Some(repository) = &query.repository {
             owning_org(repository)?;
         }
+        // One org's repositories: its owners' view (the console's), or a platform admin's.
+        let orgs = match &query.org {
+            Some(org) => {
+                check_name("org", org.as_str())?;
+                let slug: String = Slug::org(org.as_str()).into();
+                caller.require_owner(&slug)?;
+                Some(vec![slug])
+            }
+            None => orgs,
+        };
         if query.before.is_some_and(|before| before < 1) {
             return Err(AdminError::Invalid(
                 "before: a line's id, 1 or more".to_owned(),

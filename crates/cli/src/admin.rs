@@ -297,6 +297,9 @@ enum ImagesCommand {
 enum RegistryCommand {
     /// Pulls, pushes and deletes, newest first (owners: their orgs' repositories).
     Activity {
+        /// Only this org's repositories.
+        #[arg(long)]
+        org: Option<String>,
         /// Only this repository.
         #[arg(long)]
         repository: Option<String>,
@@ -850,6 +853,7 @@ async fn done(
 async fn registry(client: &Client, command: &RegistryCommand) -> anyhow::Result<(Value, Show)> {
     match command {
         RegistryCommand::Activity {
+            org,
             repository,
             actor,
             since,
@@ -862,7 +866,13 @@ async fn registry(client: &Client, command: &RegistryCommand) -> anyhow::Result<
                 .map(Name::parse)
                 .transpose()
                 .map_err(|e| anyhow::anyhow!("--actor: {e}"))?;
+            let org = org
+                .clone()
+                .map(Name::parse)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--org: {e}"))?;
             let query = ActivityQuery {
+                org,
                 repository: repository.clone(),
                 actor,
                 since: *since,

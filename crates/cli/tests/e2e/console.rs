@@ -14,6 +14,9 @@ use tokio::process::{Child, Command};
 use crate::Sent;
 use crate::running::{Dev, free_port};
 
+/// What the registry sends with its notifications in these tests.
+const EVENTS_SECRET: &str = "console-test-events-secret";
+
 /// A headless chromium behind its own chromedriver, both stopped when dropped.
 struct Browser {
     client: Client,
@@ -222,7 +225,7 @@ async fn token_actions(dev: &Dev, scope: &str, user: Option<(&str, &str)>) -> Va
 
 #[tokio::test]
 async fn an_owner_manages_acme_in_a_browser_and_nobody_else_sees_or_forges_it() {
-    let dev = Dev::start(&[]).await;
+    let dev = Dev::start(&[("CARDGATE__REGISTRY__EVENTS_SECRET", EVENTS_SECRET)]).await;
     let browser = Browser::start(&dev.base).await;
 
     // A platform admin creates the user the owner will add.
@@ -440,6 +443,112 @@ async fn an_owner_manages_acme_in_a_browser_and_nobody_else_sees_or_forges_it() 
     assert!(browser.text(".facts").await.contains("membership"));
     browser.screenshots("why").await;
 
+    // The registry reports a push by alice and a pull by bob: the image's page shows the tag
+    // and the pull, the org's page its storage, and the owner's record of pulls and pushes
+    // both, filtered by who.
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let digest = format!("sha256:{}", "d".repeat(64));
+    let manifest = |id: &str, action: &str, actor: &str| {
+        json!({
+            "id": id, "timestamp": now, "action": action,
+            "target": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "size": 528,
+                       "digest": digest, "repository": "acme/web", "tag": "v1"},
+            "request": {"addr": "10.1.2.3:4567"},
+            "actor": {"name": actor},
+        })
+    };
+    let layer = json!({
+        "id": "layer", "timestamp": now, "action": "push",
+        "target": {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "size": 3_145_728,
+                   "digest": format!("sha256:{}", "e".repeat(64)), "repository": "acme/web"},
+        "actor": {"name": "alice"},
+    });
+    let reported = reqwest::Client::new()
+        .post(format!("{}/v1/registry/events", dev.base))
+        .bearer_auth(EVENTS_SECRET)
+        .header(
+            "Content-Type",
+            "application/vnd.docker.distribution.events.v1+json",
+        )
+        .json(&json!({"events": [layer, manifest("push", "push", "alice"), manifest("pull", "pull", "bob")]}))
+        .sent()
+        .await;
+    assert_eq!(reported.status(), 200);
+    browser
+        .open("/console/orgs/acme/image?repository=acme/web")
+        .await;
+    let tags = browser.text("table.tags tbody").await;
+    for shown in ["v1", &digest, "528 B", "alice"] {
+        assert!(tags.contains(shown), "{tags}");
+    }
+    assert!(
+        browser
+            .text("#pulls")
+            .await
+            .starts_with("Pulls in the last 24 hours: 1; last pulled 20"),
+    );
+    browser.screenshots("image-contents").await;
+    browser.open("/console/orgs/acme").await;
+    assert_eq!(
+        browser.text("#storage").await,
+        "Storage: 3.0 MiB, no quota."
+    );
+    browser.click("a[href='/console/orgs/acme/registry']").await;
+    assert_eq!(
+        browser.heading("Pulls and pushes of acme").await,
+        "Pulls and pushes of acme"
+    );
+    let rows = |browser: &Browser| {
+        let client = browser.client.clone();
+        async move {
+            let mut rows = Vec::new();
+            for row in client
+                .find_all(Locator::Css("table.events tbody tr"))
+                .await
+                .unwrap()
+            {
+                rows.push(row.text().await.unwrap());
+            }
+            rows
+        }
+    };
+    let record = rows(&browser).await;
+    // Manifests, not layers: what was pulled and pushed.
+    assert_eq!(record.len(), 2, "{record:#?}");
+    assert!(
+        record[0].contains("pull") && record[0].contains("bob"),
+        "{record:#?}"
+    );
+    assert!(
+        record[1].contains("push") && record[1].contains("v1"),
+        "{record:#?}"
+    );
+    browser.screenshots("registry").await;
+    browser.type_into("#registry-actor", "bob").await;
+    browser
+        .click("form[action='/console/orgs/acme/registry'] button")
+        .await;
+    let mut record = Vec::new();
+    for _ in 0..100 {
+        record = rows(&browser).await;
+        if record.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(record.len(), 1, "{record:#?}");
+    assert!(record[0].contains("bob"), "{record:#?}");
+    // A repository of another org is refused next to its field.
+    browser
+        .open("/console/orgs/acme/registry?repository=globex/app")
+        .await;
+    assert_eq!(
+        browser.text("#registry-repository-error").await,
+        "repository: a repository of acme, as acme/<name>"
+    );
+
     // A cross-site form with her cookie, without the form token or from another origin,
     // is refused and changes nothing.
     let cookie = browser.session_cookie().await;
@@ -525,6 +634,7 @@ async fn an_owner_manages_acme_in_a_browser_and_nobody_else_sees_or_forges_it() 
     for path in [
         "/console/orgs/acme",
         "/console/orgs/acme/audit",
+        "/console/orgs/acme/registry",
         "/console/orgs/acme/robots/builder",
         "/console/orgs/acme/image?repository=acme/web",
         "/console/orgs/acme/why?account=dave&repository=acme/web&push=on",

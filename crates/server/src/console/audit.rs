@@ -1,4 +1,5 @@
-//! An org's audit trail (who did what, before and after; filtered by actor, target and time)
+//! An org's audit trail (who did what, before and after; filtered by actor, target and time),
+//! the registry's record of pulls, pushes and deletes of its repositories (for its owners),
 //! and "why?": per action, whether an account is granted it on a repository, and the facts
 //! the decision rests on.
 
@@ -6,7 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use cardgate_admin::NamedEventQuery;
-use cardgate_admin::api::ExplainAnswer;
+use cardgate_admin::api::{ActivityQuery, ExplainAnswer, Name};
 use cardgate_token::Scope;
 use serde::Deserialize;
 use serde_json::Value;
@@ -19,6 +20,9 @@ use super::session::{Viewer, states};
 
 /// Events read at once.
 const EVENTS: i64 = 200;
+
+/// Lines of the registry's record shown at once.
+const ACTIVITY: i64 = 100;
 
 pub struct EventRow {
     pub at: String,
@@ -173,6 +177,146 @@ pub async fn audit_page(
             since: query.since.clone(),
             until: query.until.clone(),
             events,
+        },
+    ))
+}
+
+pub struct ActivityRow {
+    pub at: String,
+    pub action: String,
+    pub repository: String,
+    pub reference: String,
+    pub actor: String,
+    pub address: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/registry.html")]
+struct RegistryPage {
+    chrome: Chrome,
+    feedback: Feedback,
+    org: String,
+    repository: String,
+    actor: String,
+    since: String,
+    until: String,
+    lines: Vec<ActivityRow>,
+    /// The query of the next (older) page, when this one is full.
+    older: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct RegistryQuery {
+    #[serde(default)]
+    repository: String,
+    #[serde(default)]
+    actor: String,
+    #[serde(default)]
+    since: String,
+    #[serde(default)]
+    until: String,
+    #[serde(default)]
+    before: Option<i64>,
+}
+
+/// The registry's record of pulls, pushes and deletes of the org's repositories, newest
+/// first. Owners of the org (and platform admins).
+pub async fn registry_page(
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<RegistryQuery>,
+    viewer: Viewer,
+) -> Result<HttpResponse, ConsoleError> {
+    let (state, _) = states(&req)?;
+    let org = path.into_inner();
+    org_slug(&org)?;
+    let caller = &viewer.caller;
+    let org_filter =
+        Name::parse(org.as_str()).map_err(|e| ConsoleError::BadRequest(format!("org: {e}")))?;
+    // Only owners see the record at all, whatever the filter.
+    state
+        .admin
+        .registry_activity(
+            caller,
+            &ActivityQuery {
+                org: Some(org_filter.clone()),
+                limit: Some(1),
+                ..ActivityQuery::default()
+            },
+        )
+        .await?;
+    let listed = async {
+        let repository = match query.repository.trim() {
+            "" => None,
+            repository => Some(super::images::repository_of(
+                "repository",
+                &org,
+                repository,
+            )?),
+        };
+        let actor = match query.actor.trim() {
+            "" => None,
+            actor => Some(
+                Name::parse(actor).map_err(|e| ConsoleError::BadRequest(format!("actor: {e}")))?,
+            ),
+        };
+        let filter = ActivityQuery {
+            org: Some(org_filter),
+            repository,
+            actor,
+            since: instant("since", &query.since)?,
+            until: instant("until", &query.until)?,
+            before: query.before,
+            limit: Some(ACTIVITY),
+        };
+        Ok::<_, ConsoleError>(state.admin.registry_activity(caller, &filter).await?)
+    }
+    .await;
+    let mut feedback = Feedback::none();
+    let (status, lines) = match listed {
+        Ok(lines) => (StatusCode::OK, lines),
+        Err(e) if actix_web::ResponseError::status_code(&e) == StatusCode::BAD_REQUEST => {
+            let fields = ["repository", "actor", "since", "until"];
+            feedback = Feedback::error("registry", &fields, &e);
+            (StatusCode::BAD_REQUEST, Vec::new())
+        }
+        Err(e) => return Err(e),
+    };
+    let older = (lines.len() == usize::try_from(ACTIVITY).unwrap_or(0))
+        .then(|| lines.last().map(|line| line.id))
+        .flatten()
+        .map(|before| {
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair("repository", &query.repository)
+                .append_pair("actor", &query.actor)
+                .append_pair("since", &query.since)
+                .append_pair("until", &query.until)
+                .append_pair("before", &before.to_string())
+                .finish()
+        });
+    let lines = lines
+        .into_iter()
+        .map(|line| ActivityRow {
+            at: when(line.at),
+            action: line.action,
+            repository: line.repository,
+            reference: line.reference,
+            actor: line.actor,
+            address: line.address,
+        })
+        .collect();
+    Ok(render(
+        status,
+        &RegistryPage {
+            chrome: Chrome::of(&viewer),
+            feedback,
+            org,
+            repository: query.repository.clone(),
+            actor: query.actor.clone(),
+            since: query.since.clone(),
+            until: query.until.clone(),
+            lines,
+            older,
         },
     ))
 }

@@ -1,5 +1,6 @@
-//! An org's images: create one; on an image's page, open it to the public or close it,
-//! deactivate it, and give or revoke explicit grants. Owners change; members look.
+//! An org's images: create one; on an image's page, its tags and pulls as the registry
+//! reported them, open it to the public or close it, deactivate it, and give or revoke
+//! explicit grants. Owners change; members look.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
@@ -10,11 +11,15 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::orgs::{org_slug, outcome};
-use super::page::{Chrome, ConsoleError, Feedback, render, see_other, user_name};
+use super::page::{Chrome, ConsoleError, Feedback, render, see_other, size, user_name, when};
 use super::session::{Post, Viewer, states};
 
 /// `<org>/<name>`, refused (naming `field`) when not a repository of `org`.
-fn repository_of(field: &str, org: &str, repository: &str) -> Result<String, ConsoleError> {
+pub(super) fn repository_of(
+    field: &str,
+    org: &str,
+    repository: &str,
+) -> Result<String, ConsoleError> {
     let repository = repository.trim();
     match repository
         .strip_prefix(org)
@@ -70,6 +75,15 @@ pub async fn create_image(
     .await
 }
 
+pub struct TagRow {
+    pub tag: String,
+    pub digest: String,
+    pub size: String,
+    pub media_type: String,
+    pub pushed_by: String,
+    pub pushed_at: String,
+}
+
 pub struct GrantRow {
     pub holder: String,
     pub actions: String,
@@ -86,6 +100,11 @@ struct ImagePage {
     revision: i64,
     owner: bool,
     grants: Vec<GrantRow>,
+    /// Made for a push token, nothing pushed yet.
+    reserved: bool,
+    tags: Vec<TagRow>,
+    pulls_last_day: i64,
+    last_pulled_at: Option<String>,
 }
 
 async fn image_page_with(
@@ -101,6 +120,7 @@ async fn image_page_with(
     let repository = repository_of("repository", org, repository)?;
     let caller = &viewer.caller;
     let image = state.admin.image_of(caller, &repository).await?;
+    let contents = state.admin.image_contents(caller, &repository).await?;
     let owner = caller.platform_admin || caller.role_in(&slug) == Some(MembershipRole::Owner);
     let grants = if owner {
         state
@@ -127,6 +147,21 @@ async fn image_page_with(
             repository,
             owner,
             grants,
+            reserved: contents.reserved,
+            tags: contents
+                .tags
+                .into_iter()
+                .map(|tag| TagRow {
+                    tag: tag.tag,
+                    digest: tag.digest,
+                    size: size(tag.size),
+                    media_type: tag.media_type,
+                    pushed_by: tag.pushed_by,
+                    pushed_at: when(tag.pushed_at),
+                })
+                .collect(),
+            pulls_last_day: contents.pulls_last_day,
+            last_pulled_at: contents.last_pulled_at.map(when),
         },
     ))
 }

@@ -150,6 +150,7 @@ pub fn configure(config: &mut web::ServiceConfig, console: ConsoleConfig) {
             .route("/orgs/{org}/image/grants", web::post().to(images::grant))
             .route("/orgs/{org}/image/revoke", web::post().to(images::revoke))
             .route("/orgs/{org}/audit", web::get().to(audit::audit_page))
+            .route("/orgs/{org}/registry", web::get().to(audit::registry_page))
             .route("/orgs/{org}/why", web::get().to(audit::why_page))
             .route("/platform", web::get().to(platform::platform_page))
             .route("/platform/orgs", web::post().to(platform::create_org))

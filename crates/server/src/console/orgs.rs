@@ -9,7 +9,7 @@ use cardgate_admin::api::Name;
 use cardgate_store::{MembershipRole, Slug};
 use serde::Deserialize;
 
-use super::page::{Chrome, ConsoleError, Feedback, render, see_other, user_name};
+use super::page::{Chrome, ConsoleError, Feedback, render, see_other, size, user_name};
 use super::session::{Post, Viewer, states};
 
 /// Images shown at once.
@@ -54,6 +54,16 @@ struct OrgPage {
     search: String,
     next: Option<String>,
     roles: [&'static str; 4],
+    storage: StorageLine,
+}
+
+/// What the org's images take in the registry, against its quota.
+pub struct StorageLine {
+    pub usage: String,
+    /// `None`: no quota.
+    pub quota: Option<String>,
+    /// Pushes of new content are refused until usage is back under the quota.
+    pub over: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -78,6 +88,7 @@ async fn org_page_with(
     let slug = org_slug(org)?;
     let caller = &viewer.caller;
     let members = state.admin.members(caller, &slug).await?;
+    let storage = state.admin.storage(caller, &slug).await?;
     let owner = caller.platform_admin || caller.role_in(&slug) == Some(MembershipRole::Owner);
     let robots = if owner {
         state
@@ -129,6 +140,11 @@ async fn org_page_with(
             search: query.q.clone(),
             next,
             roles: ROLES,
+            storage: StorageLine {
+                usage: size(storage.usage_bytes),
+                quota: storage.quota_bytes.map(size),
+                over: storage.over_quota,
+            },
         },
     ))
 }

@@ -246,3 +246,21 @@ pub fn when(at: time::OffsetDateTime) -> String {
         at.minute()
     )
 }
+
+/// A number of bytes as people read it: `512 B`, `1.5 KiB`, `20.0 MiB`, `3.2 GiB`...
+pub fn size(bytes: i64) -> String {
+    let mut value = bytes as f64;
+    let mut unit = "B";
+    for next in ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"] {
+        if value.abs() < 1024.0 {
+            break;
+        }
+        value /= 1024.0;
+        unit = next;
+    }
+    if unit == "B" {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {unit}")
+    }
+}

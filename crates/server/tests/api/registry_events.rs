@@ -312,9 +312,26 @@ async fn owners_read_their_orgs_activity_admins_all_and_only_admins_set_quotas()
         )
         .await;
     assert_eq!((status, lines(&body)), (StatusCode::OK, vec![own("bob")]));
+    // One org's lines (the console's view): its owners' and platform admins'.
+    let (status, body) = api
+        .get("/v1/admin/registry/activity?org=acme", &olivia)
+        .await;
+    assert_eq!(
+        (status, lines(&body)),
+        (StatusCode::OK, vec![own("bob"), own("olivia")])
+    );
+    let (status, body) = api
+        .get("/v1/admin/registry/activity?org=globex", &admin)
+        .await;
+    assert_eq!(
+        (status, lines(&body)),
+        (StatusCode::OK, vec![("globex/app".into(), "gina".into())])
+    );
     for (token, path) in [
         (&olivia, "/v1/admin/registry/activity?repository=globex/app"),
+        (&olivia, "/v1/admin/registry/activity?org=globex"),
         (&mark, "/v1/admin/registry/activity"),
+        (&mark, "/v1/admin/registry/activity?org=acme"),
     ] {
         assert_eq!(
             api.get(path, token).await.0,
@@ -327,6 +344,7 @@ async fn owners_read_their_orgs_activity_admins_all_and_only_admins_set_quotas()
         ("/v1/admin/registry/activity?before=0", "before"),
         ("/v1/admin/registry/activity?limit=1001", "limit"),
         (long_actor.as_str(), "actor"),
+        ("/v1/admin/registry/activity?org=No%20Such%20Org", "org"),
     ] {
         let (status, body) = api.get(path, &admin).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
