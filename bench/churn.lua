@@ -1,9 +1,11 @@
 -- wrk script for many distinct users: each request picks a random line of BENCH_USERS, a file
--- of `<Authorization header value>\t<path and query>` lines.
+-- of `<Authorization header value>\t<path and query>` lines. BENCH_DELAY_MS: a pause before each
+-- request of a connection (paced runs).
 -- done() prints one line: RESULT requests=.. duration_us=.. p50_us=.. p99_us=.. p999_us=.. errors=..
 
 local file = os.getenv("BENCH_USERS")
 local requests = {}
+local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
 
 function init(args)
    for line in io.lines(file) do
@@ -21,6 +23,12 @@ end
 
 function request()
    return requests[math.random(1, #requests)]
+end
+
+if delay_ms > 0 then
+   function delay()
+      return delay_ms
+   end
 end
 
 function done(summary, latency, requests)
