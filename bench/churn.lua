@@ -1,6 +1,6 @@
 -- wrk script for many distinct users: each request picks a random line of BENCH_USERS, a file
--- of `<Authorization header value>\t<path and query>` lines. BENCH_DELAY_MS: a pause before each
--- request of a connection (paced runs).
+-- of `<Authorization header value>\t<path and query>` lines. BENCH_DELAY_MS: the mean pause before
+-- each request of a connection (paced runs).
 -- done() prints one line: RESULT requests=.. duration_us=.. p50_us=.. p99_us=.. p999_us=.. errors=..
 
 local file = os.getenv("BENCH_USERS")
@@ -25,9 +25,12 @@ function request()
    return requests[math.random(1, #requests)]
 end
 
+-- Paced runs: each pause is drawn from an exponential distribution of mean BENCH_DELAY_MS, so
+-- that the connections' requests arrive as independent clients' do (a Poisson stream), not in
+-- lockstep bursts of every connection at once.
 if delay_ms > 0 then
    function delay()
-      return delay_ms
+      return math.floor(-math.log(1 - math.random()) * delay_ms + 0.5)
    end
 end
 

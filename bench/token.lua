@@ -3,7 +3,7 @@
 --   BENCH_AUTH        Authorization header value (none when empty)
 --   BENCH_NEW_SHARE   share of requests (0..1) that add a push scope on a new repository
 --   BENCH_NEW_PREFIX  those repositories' prefix (e.g. o0001/new)
---   BENCH_DELAY_MS    pause before each request of a connection (throttled runs)
+--   BENCH_DELAY_MS    mean pause before each request of a connection (paced runs)
 -- done() prints one line: RESULT requests=.. duration_us=.. p50_us=.. p99_us=.. p999_us=.. errors=..
 
 local path = os.getenv("BENCH_PATH")
@@ -43,9 +43,12 @@ function request()
    return prepared
 end
 
+-- Paced runs: each pause is drawn from an exponential distribution of mean BENCH_DELAY_MS, so
+-- that the connections' requests arrive as independent clients' do (a Poisson stream), not in
+-- lockstep bursts of every connection at once.
 if delay_ms > 0 then
    function delay()
-      return delay_ms
+      return math.floor(-math.log(1 - math.random()) * delay_ms + 0.5)
    end
 end
 
