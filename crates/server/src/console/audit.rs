@@ -233,19 +233,7 @@ pub async fn registry_page(
     let caller = &viewer.caller;
     let org_filter =
         Name::parse(org.as_str()).map_err(|e| ConsoleError::BadRequest(format!("org: {e}")))?;
-    // Only owners see the record at all, whatever the filter.
-    state
-        .admin
-        .registry_activity(
-            caller,
-            &ActivityQuery {
-                org: Some(org_filter.clone()),
-                limit: Some(1),
-                ..ActivityQuery::default()
-            },
-        )
-        .await?;
-    let listed = async {
+    let filter = async {
         let repository = match query.repository.trim() {
             "" => None,
             repository => Some(super::images::repository_of(
@@ -260,18 +248,35 @@ pub async fn registry_page(
                 Name::parse(actor).map_err(|e| ConsoleError::BadRequest(format!("actor: {e}")))?,
             ),
         };
-        let filter = ActivityQuery {
-            org: Some(org_filter),
+        Ok::<_, ConsoleError>(ActivityQuery {
+            org: Some(org_filter.clone()),
             repository,
             actor,
             since: instant("since", &query.since)?,
             until: instant("until", &query.until)?,
             before: query.before,
             limit: Some(ACTIVITY),
-        };
-        Ok::<_, ConsoleError>(state.admin.registry_activity(caller, &filter).await?)
+        })
     }
     .await;
+    let listed = match filter {
+        Ok(filter) => state
+            .admin
+            .registry_activity(caller, &filter)
+            .await
+            .map_err(ConsoleError::from),
+        Err(refused) => {
+            // Only owners see the record at all, whatever the filter: a refusal of theirs
+            // comes before the filter's.
+            let bare = ActivityQuery {
+                org: Some(org_filter),
+                limit: Some(1),
+                ..ActivityQuery::default()
+            };
+            state.admin.registry_activity(caller, &bare).await?;
+            Err(refused)
+        }
+    };
     let mut feedback = Feedback::none();
     let (status, lines) = match listed {
         Ok(lines) => (StatusCode::OK, lines),
